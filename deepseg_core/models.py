@@ -1,0 +1,126 @@
+"""The model contract: what a model plugin provides to the train, crossval and predict stages.
+
+The stages never assume one softmax output; they ask the plugin to validate its parameters,
+build, compile, turn stored label tiles into training targets and turn a batch of image tiles
+into per-tile results (:class:`TileResult`). Keras is imported inside methods only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+
+from .errors import DeepSegError
+
+
+@dataclass
+class Instance:
+    """One detected object inside a tile (tile pixel coordinates)."""
+
+    class_id: int
+    score: float
+    mask: np.ndarray  # (rows, cols) bool, full tile
+    box: tuple[int, int, int, int]  # row0, col0, row1, col1 (ends exclusive)
+
+
+@dataclass
+class TileResult:
+    """A model's prediction for one tile: class probabilities (semantic) or instances."""
+
+    probabilities: np.ndarray | None = None  # (rows, cols, classes) float32
+    instances: list[Instance] = field(default_factory=list)
+
+    @property
+    def classes(self) -> np.ndarray:
+        """Most probable class per pixel (semantic results)."""
+        return np.argmax(self.probabilities, axis=-1)
+
+
+@dataclass
+class TrainSettings:
+    """What compile() needs from the experiment."""
+
+    nclasses: int
+    learning_rate: float = 1e-3
+    loss: str = "ce+dice"  # ce | dice | ce+dice
+    class_weights: list[float] | None = None
+    ignore_label: int | None = None
+    optimizer: str = "adam"
+
+
+class ModelPlugin(Protocol):
+    """What ``registry.add_model(name, plugin)`` expects of ``plugin``."""
+
+    segmentation_type: str  # "semantic" or "instance"
+
+    def validate(self, params: dict, tilesize: int, nbands: int, nclasses: int) -> None:
+        """Raise DeepSegError (naming the parameter) if the model cannot take these settings."""
+
+    def build(self, nbands: int, nclasses: int, tilesize: int, params: dict) -> Any:
+        """A new, uncompiled keras.Model for ``(tilesize, tilesize, nbands)`` tiles."""
+
+    def compile(self, model, settings: TrainSettings) -> None:
+        """Attach optimizer, losses and metrics (loss/accuracy/mean IoU for semantic models)."""
+
+    def prepare_batch(self, images: np.ndarray, labels: np.ndarray, instance_classes=None):
+        """``(x, y)`` for ``fit`` from normalized images ``(n, r, c, b)`` and stored labels."""
+
+    def predict_tiles(self, model, images: np.ndarray) -> list[TileResult]:
+        """Predict normalized image tiles ``(n, r, c, b)``; one TileResult each."""
+
+    def custom_objects(self) -> dict:
+        """Objects keras needs to load a saved model of this plugin."""
+
+
+class SemanticModel:
+    """Base for semantic plugins: subclasses provide ``network()`` and ``defaults``."""
+
+    segmentation_type = "semantic"
+    defaults: dict = {}
+
+    def network(self, nbands: int, nclasses: int, **params):
+        """Build the keras network (softmax output over ``nclasses``)."""
+        raise NotImplementedError  # abstract: each model plugin provides it
+
+    def params(self, params: dict) -> dict:
+        unknown = sorted(set(params) - set(self.defaults))
+        if unknown:
+            raise DeepSegError(f"model parameter(s) {', '.join(unknown)} unknown; "
+                               f"expected some of: {', '.join(sorted(self.defaults))}")
+        return {**self.defaults, **params}
+
+    def validate(self, params, tilesize, nbands, nclasses):
+        merged = self.params(params)
+        depth = int(merged.get("depth", 0))
+        if depth and tilesize % (2 ** depth):
+            raise DeepSegError(f"tilesize {tilesize} cannot be taken by a model of depth {depth}: "
+                               f"it must be divisible by 2^{depth} = {2 ** depth}")
+
+    def build(self, nbands, nclasses, tilesize, params):
+        self.validate(params, tilesize, nbands, nclasses)
+        return self.network(nbands, nclasses, **self.params(params))
+
+    def compile(self, model, settings: TrainSettings):
+        import keras
+
+        from .losses import SegmentationLoss, masked_metrics
+
+        loss = SegmentationLoss(settings.nclasses, kind=settings.loss,
+                                class_weights=settings.class_weights,
+                                ignore_label=settings.ignore_label)
+        model.compile(optimizer=keras.optimizers.Adam(settings.learning_rate), loss=loss,
+                      metrics=masked_metrics(settings.nclasses, settings.ignore_label))
+
+    def prepare_batch(self, images, labels, instance_classes=None):
+        return images.astype("float32"), labels.astype("int32")
+
+    def predict_tiles(self, model, images):
+        probs = np.asarray(model.predict_on_batch(images.astype("float32")), dtype="float32")
+        return [TileResult(probabilities=p) for p in probs]
+
+    def custom_objects(self):
+        from .losses import custom_objects
+
+        return custom_objects()

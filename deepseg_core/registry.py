@@ -1,0 +1,98 @@
+"""Name -> thing registries filled by the plugins' registration hooks."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .errors import RegistryError
+
+KINDS = ("reader", "writer", "tiler", "model", "augmenter", "metric")
+
+
+@dataclass
+class Entry:
+    name: str
+    obj: Any
+    provider: str
+
+
+class Registry:
+    """Holds every registered reader, writer, tiler, model, augmenter and metric by name."""
+
+    def __init__(self):
+        self._entries: dict[str, dict[str, Entry]] = {kind: {} for kind in KINDS}
+        self.provider = "?"  # set by the plugin manager while a plugin's hooks run
+
+    def _add(self, kind: str, name: str, obj, override: bool) -> None:
+        table = self._entries[kind]
+        old = table.get(name)
+        if old is not None and not override:
+            raise RegistryError(
+                f"{kind} {name!r} is registered twice: by plugin {old.provider!r} and by plugin "
+                f"{self.provider!r} (pass override=True to replace it on purpose)")
+        table[name] = Entry(name, obj, self.provider)
+
+    def add_reader(self, name, reader, override=False):
+        self._add("reader", name, reader, override)
+
+    def add_writer(self, name, writer, override=False):
+        self._add("writer", name, writer, override)
+
+    def add_tiler(self, name, tiler, override=False):
+        self._add("tiler", name, tiler, override)
+
+    def add_model(self, name, model, override=False):
+        self._add("model", name, model, override)
+
+    def add_augmenter(self, name, factory, override=False):
+        self._add("augmenter", name, factory, override)
+
+    def add_metric(self, name, factory, override=False):
+        self._add("metric", name, factory, override)
+
+    def names(self, kind: str) -> list[str]:
+        """Sorted names registered for ``kind``."""
+        return sorted(self._entries[kind])
+
+    def entries(self, kind: str) -> list[Entry]:
+        return [self._entries[kind][n] for n in self.names(kind)]
+
+    def get(self, kind: str, name: str):
+        """The object registered as ``name``; an unknown name lists the available ones."""
+        entry = self._entries[kind].get(name)
+        if entry is None:
+            available = ", ".join(self.names(kind)) or "none"
+            raise RegistryError(f"unknown {kind} {name!r}; available: {available}")
+        return entry.obj
+
+    def provided_by(self, provider: str) -> dict[str, list[str]]:
+        """What one plugin registered, by kind."""
+        return {kind: sorted(e.name for e in table.values() if e.provider == provider)
+                for kind, table in self._entries.items()
+                if any(e.provider == provider for e in table.values())}
+
+    def reader_for(self, path) -> Any:
+        """The reader for ``path``: one claiming its suffix, else the first catch-all that opens it."""
+        suffix = Path(path).suffix.lower()
+        for entry in self.entries("reader"):
+            if suffix in getattr(entry.obj, "extensions", ()) and entry.obj.can_open(path):
+                return entry.obj
+        for entry in self.entries("reader"):
+            if not getattr(entry.obj, "extensions", ()) and entry.obj.can_open(path):
+                return entry.obj
+        raise RegistryError(f"{path}: no registered reader can open this file "
+                            f"(readers: {', '.join(self.names('reader')) or 'none'})")
+
+    def writer_for(self, path, format: str | None = None) -> Any:
+        """The writer named ``format``, else the one claiming the suffix of ``path``."""
+        if format:
+            return self.get("writer", format)
+        suffix = Path(path).suffix.lower()
+        for entry in self.entries("writer"):
+            if suffix in getattr(entry.obj, "extensions", ()):
+                return entry.obj
+        raise RegistryError(f"{path}: no registered writer for suffix {suffix!r} "
+                            f"(writers: {', '.join(self.names('writer')) or 'none'}); "
+                            "name one with 'format:'")

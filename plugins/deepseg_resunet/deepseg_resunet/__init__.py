@@ -1,0 +1,1 @@
+"""DeepSeg plugin package deepseg_resunet."""
