@@ -1,0 +1,19 @@
+"""Shared pytest fixtures for the core's and the plugins' tests."""
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+
+SHARED_DATA = Path(__file__).resolve().parent.parent / "shared" / "data"
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """The real test rasters in ../shared/data (skips where that folder is absent)."""
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"real test data not found at {SHARED_DATA} (it sits beside the checkout in CI)")
+    return SHARED_DATA
