@@ -68,12 +68,12 @@ class ConfusionMetric(keras.metrics.Metric):
                                         name="counts", dtype="float32")
 
     def update_state(self, y_true, y_pred, sample_weight=None):
-        valid, _, safe = _valid_and_onehot(y_true, self.nclasses, self.ignore_label)
-        pred = ops.cast(ops.argmax(y_pred, axis=-1), "int32")
-        index = ops.reshape(safe * self.nclasses + pred, (-1,))
-        weights = ops.reshape(valid, (-1,))
-        flat = ops.segment_sum(weights, index, num_segments=self.nclasses * self.nclasses)
-        self.counts.assign_add(ops.reshape(flat, (self.nclasses, self.nclasses)))
+        valid, onehot, _ = _valid_and_onehot(y_true, self.nclasses, self.ignore_label)
+        truth = ops.reshape(onehot * ops.expand_dims(valid, -1), (-1, self.nclasses))
+        pred = ops.one_hot(ops.argmax(y_pred, axis=-1), self.nclasses)
+        pred = ops.reshape(pred, (-1, self.nclasses))
+        # a matrix product, not a scatter: deterministic on every device
+        self.counts.assign_add(ops.matmul(ops.transpose(truth), pred))
 
     def result(self):
         diag = ops.diagonal(self.counts)

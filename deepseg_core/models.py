@@ -110,7 +110,13 @@ class SemanticModel:
         loss = SegmentationLoss(settings.nclasses, kind=settings.loss,
                                 class_weights=settings.class_weights,
                                 ignore_label=settings.ignore_label)
-        model.compile(optimizer=keras.optimizers.Adam(settings.learning_rate), loss=loss,
+        try:
+            optimizer = keras.optimizers.get({"class_name": settings.optimizer,
+                                              "config": {"learning_rate": settings.learning_rate}})
+        except ValueError:
+            raise DeepSegError(f"optimizer {settings.optimizer!r} is not a Keras optimizer "
+                               "(e.g. adam, sgd, adamw)") from None
+        model.compile(optimizer=optimizer, loss=loss,
                       metrics=masked_metrics(settings.nclasses, settings.ignore_label))
 
     def prepare_batch(self, images, labels, instance_classes=None):
