@@ -1,0 +1,45 @@
+"""Checks of an experiment that need the plugin registry (names of models, formats, ...)."""
+
+from __future__ import annotations
+
+from ..errors import ConfigError, DeepSegError
+from .schema import Experiment
+
+
+def check_registry(exp: Experiment, registry) -> None:
+    """Every registered name the experiment uses exists; the model accepts its settings."""
+    where = str(exp.source or "experiment")
+    problems = []
+
+    def lookup(kind, name, key):
+        try:
+            return registry.get(kind, name)
+        except DeepSegError as exc:
+            problems.append(f"{where}: {key}: {exc}")
+            return None
+
+    model = lookup("model", exp.model.name, "model.name")
+    if model is not None:
+        if model.segmentation_type != exp.segmentation_type:
+            problems.append(f"{where}: model.name: {exp.model.name!r} is a "
+                            f"{model.segmentation_type} model but segmentation_type is "
+                            f"{exp.segmentation_type!r}")
+        else:
+            try:
+                model.validate(exp.model.params, exp.tilesize, exp.nbands, len(exp.classes))
+            except DeepSegError as exc:
+                problems.append(f"{where}: model: {exc}")
+    lookup("tiler", exp.tiler, "tiler")
+    for i, aug in enumerate(exp.augmentation):
+        factory = lookup("augmenter", aug.name, f"augmentation[{i}].name")
+        if factory is not None:
+            try:
+                factory(**aug.params)
+            except (DeepSegError, TypeError) as exc:
+                problems.append(f"{where}: augmentation[{i}]: {exc}")
+    if exp.predict.format:
+        lookup("writer", exp.predict.format, "predict.format")
+    for i, name in enumerate(exp.crossval.metrics or []):
+        lookup("metric", name, f"crossval.metrics[{i}]")
+    if problems:
+        raise ConfigError(problems)

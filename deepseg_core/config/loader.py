@@ -1,0 +1,181 @@
+"""Load experiment.yaml: YAML syntax, ``extends:`` chains, relative paths, schema validation.
+
+Every problem becomes one line naming the file, the key path and what was expected.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+from pathlib import Path
+
+import yaml
+from pydantic import ValidationError
+
+from ..errors import ConfigError
+from .schema import Experiment
+
+ENV_VAR = "DEEPSEG_EXPERIMENT"
+
+
+def _read_yaml(path: Path) -> dict:
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: experiment file not found") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read experiment file ({exc.strerror})") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ConfigError(f"{path}: {where}invalid YAML: {problem}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping of keys at the top level, "
+                          f"got {type(data).__name__}")
+    return data
+
+
+def _resolve(value, folder: Path):
+    if isinstance(value, list):
+        return [_resolve(v, folder) for v in value]
+    if isinstance(value, str) and value and not os.path.isabs(value):
+        return str(folder / os.path.expanduser(value))
+    return value
+
+
+def _images(items, folder):
+    if isinstance(items, (str, dict)):
+        items = [items]
+    if not isinstance(items, list):
+        return items
+    out = []
+    for item in items:
+        if isinstance(item, str):
+            item = {"path": item}
+        if isinstance(item, dict) and "path" in item:
+            item = {**item, "path": _resolve(item["path"], folder)}
+        out.append(item)
+    return out
+
+
+def _resolve_paths(data: dict, folder: Path) -> dict:
+    """Make the path keys of one file absolute against that file's folder."""
+    data = dict(data)
+    if "workdir" in data:
+        data["workdir"] = _resolve(data["workdir"], folder)
+    if "images" in data:
+        data["images"] = _images(data["images"], folder)
+    for section, keys in (("labels", ("path", "raster")), ("store", ("path",)),
+                          ("model", ("weights",))):
+        sub = data.get(section)
+        if isinstance(sub, dict):
+            data[section] = {k: (_resolve(v, folder) if k in keys else v) for k, v in sub.items()}
+    pred = data.get("predict")
+    if isinstance(pred, dict) and "images" in pred:
+        data["predict"] = {**pred, "images": _images(pred["images"], folder)}
+    return data
+
+
+def _merge(base: dict, over: dict) -> dict:
+    out = dict(base)
+    for key, value in over.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def load_raw(path: Path, chain: tuple[Path, ...] = ()) -> dict:
+    """The merged, path-resolved mapping of ``path`` and everything it extends."""
+    path = path.resolve()
+    if path in chain:
+        cycle = " -> ".join(str(p) for p in (*chain, path))
+        raise ConfigError(f"{chain[-1]}: extends: circular chain {cycle}")
+    data = _resolve_paths(_read_yaml(path), path.parent)
+    parent = data.pop("extends", None)
+    if parent is None:
+        return data
+    if not isinstance(parent, str):
+        raise ConfigError(f"{path}: extends: expected a file name, got {parent!r}")
+    base = load_raw((path.parent / parent), (*chain, path))
+    base.pop("name", None)
+    return _merge(base, data)
+
+
+def _key(loc) -> str:
+    parts = []
+    for item in loc:
+        if isinstance(item, int):
+            parts[-1:] = [f"{parts[-1]}[{item}]"] if parts else [f"[{item}]"]
+        else:
+            parts.append(str(item))
+    return ".".join(parts) or "(top level)"
+
+
+def _problems(path: Path, error: ValidationError) -> list[str]:
+    lines = []
+    for err in error.errors():
+        loc = [p for p in err["loc"] if not str(p).startswith(("function-", "literal["))]
+        if err["type"] == "extra_forbidden":
+            msg = "unknown key (check the spelling; see docs/experiment.md)"
+        elif err["type"] == "missing":
+            msg = "required key is missing"
+        else:
+            msg = err["msg"].removeprefix("Value error, ")
+            if "input" in err and err["type"] not in ("model_type",):
+                msg += f" (got {err['input']!r})"
+        lines.append(f"{path}: {_key(loc)}: {msg}")
+    return lines
+
+
+def _check_files(path: Path, exp: Experiment) -> list[str]:
+    problems = []
+    for i, src in enumerate(exp.images):
+        for p in expand_paths(src.path):
+            if not Path(p).exists():
+                problems.append(f"{path}: images[{i}].path: file not found: {p}")
+    if not any(expand_paths(s.path) for s in exp.images):
+        problems.append(f"{path}: images: no image files match")
+    if exp.labels is not None:
+        for key in ("path", "raster"):
+            value = getattr(exp.labels, key)
+            if value and not Path(value).exists():
+                problems.append(f"{path}: labels.{key}: file not found: {value}")
+    return problems
+
+
+def expand_paths(value) -> list[str]:
+    """A path, glob or list of them as a sorted list of paths (a missing plain path stays)."""
+    items = value if isinstance(value, list) else [value]
+    out = []
+    for item in items:
+        matches = sorted(glob.glob(item)) if glob.has_magic(item) else [item]
+        out.extend(matches)
+    return out
+
+
+def load_experiment(path=None, check_files: bool = True) -> Experiment:
+    """Load and validate an experiment (``DEEPSEG_EXPERIMENT`` when ``path`` is None)."""
+    if path is None:
+        path = os.environ.get(ENV_VAR)
+        if not path:
+            raise ConfigError(f"no experiment given: name an experiment.yaml or set {ENV_VAR}")
+    path = Path(path).resolve()
+    data = load_raw(path)
+    data.setdefault("name", path.stem)
+    data.setdefault("workdir", str(path.parent))
+    try:
+        exp = Experiment.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_problems(path, exc)) from None
+    problems = _check_files(path, exp) if check_files else []
+    if problems:
+        raise ConfigError(problems)
+    exp._source = path
+    return exp

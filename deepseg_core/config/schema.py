@@ -1,0 +1,197 @@
+"""The experiment.yaml schema: every key, its type, default and meaning.
+
+Names follow the original DeepSeg tool (segmentation_type, stages, resolution, tilesize,
+overlap, nbands, epochs, learning_rate). docs/experiment.md is tested against this module.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
+
+STAGES = ("dataprep", "train", "crossval", "predict")
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class Named(Strict):
+    """A registered name plus its parameters: ``{name: unet64, filters: 8}`` or just ``unet64``."""
+
+    name: str = Field(description="registered plugin name")
+    params: dict[str, Any] = Field(default_factory=dict, description="plugin parameters")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _split(cls, value):
+        if isinstance(value, str):
+            return {"name": value}
+        if isinstance(value, dict) and "params" not in value:
+            rest = {k: v for k, v in value.items() if k != "name"}
+            return {"name": value.get("name"), "params": rest}
+        return value
+
+
+class ImageSource(Strict):
+    path: str | list[str] = Field(description="raster file, glob, or list of files forming one mosaic")
+    bands: list[int] | None = Field(None, description="1-based bands to use (default: all)")
+    resampling: Literal["nearest", "bilinear", "cubic", "average", "mode"] = Field(
+        "bilinear", description="resampling onto the experiment grid")
+    nodata: float | None = Field(None, description="nodata value overriding the file's")
+    name: str | None = Field(None, description="prefix for band names (default: file stem)")
+    reproject: bool = Field(False, description="warp this source if its CRS is not the grid's")
+
+
+class ClassSpec(Strict):
+    name: str = Field(description="class name")
+    color: str | list[int] = Field("#808080", description="'#rrggbb' or [r, g, b]")
+    value: int | str | None = Field(
+        None, description="value of this class in the label source (default: its index); for "
+                          "vector labels a value of the class field, or a layer name")
+
+
+class Labels(Strict):
+    path: str | None = Field(None, description="vector labels (GeoPackage, Shapefile, GeoJSON)")
+    layers: list[str] | None = Field(None, description="layers to read (default: all)")
+    class_field: str | None = Field(
+        None, description="attribute holding the class; None: the class is the layer name")
+    raster: str | None = Field(None, description="label raster instead of vectors (nearest)")
+    all_touched: bool = Field(False, description="rasterize every pixel a polygon touches "
+                                                 "(False: pixels whose centre is inside)")
+    outside: Literal["background", "ignore"] = Field(
+        "background", description="pixels outside every label: class 0 or the ignore label")
+    min_labelled: float = Field(0.0, ge=0, le=1, description="skip tiles with a smaller "
+                                                              "fraction of labelled pixels")
+
+    @model_validator(mode="after")
+    def _one_source(self):
+        if bool(self.path) == bool(self.raster):
+            raise ValueError("give exactly one of 'path' (vectors) or 'raster'")
+        return self
+
+
+class Store(Strict):
+    path: str | None = Field(None, description="HDF5 store (default: <workdir>/stores/<hash>.h5)")
+    compression: Literal["gzip", "lzf", "none"] = Field("gzip", description="tile compression")
+
+
+class Training(Strict):
+    batch_size: int = Field(8, gt=0, description="tiles per batch")
+    loss: Literal["ce", "dice", "ce+dice"] = Field("ce+dice", description="semantic loss")
+    class_weights: Literal["auto"] | list[float] | None = Field(
+        None, description="'auto' (inverse frequency from the store) or one weight per class")
+    validation_folds: list[int] | None = Field(None, description="folds held out for "
+                                               "validation (default: the last fold)")
+    seed: int = Field(42, description="seed for weights, shuffling and augmentation")
+    resume: bool = Field(False, description="continue from the last checkpoint")
+    early_stopping: int | None = Field(None, gt=0, description="patience in epochs")
+    reduce_lr: int | None = Field(None, gt=0, description="patience before halving the rate")
+    monitor: str = Field("val_miou", description="metric that picks the best checkpoint")
+    mixed_precision: bool = Field(False, description="float16 compute on GPUs")
+    distribute: bool = Field(False, description="MirroredStrategy over all visible GPUs")
+    workers: int = Field(0, ge=0, description="data-loading workers (0: in the main thread)")
+    steps_per_epoch: int | None = Field(None, gt=0, description="limit batches per epoch")
+
+
+class Vectorize(Strict):
+    enabled: bool = Field(False, description="write polygons to a GeoPackage")
+    min_area: float = Field(0.0, ge=0, description="drop polygons smaller than this (map units²)")
+    simplify: float = Field(0.0, ge=0, description="simplification tolerance (map units)")
+    skip_classes: list[int] = Field([0], description="classes not vectorized")
+
+
+class Predict(Strict):
+    images: list[ImageSource] | None = Field(None, description="rasters to predict "
+                                             "(default: the training images)")
+    output: str = Field("predictions/prediction.tif", description="output raster (relative to "
+                                                                  "the experiment folder)")
+    format: str | None = Field(None, description="registered writer (default: from suffix)")
+    batch_size: int | None = Field(None, gt=0, description="default: training.batch_size")
+    probabilities: Literal["none", "uint8", "float32"] = Field(
+        "none", description="also write per-class probabilities")
+    blend: bool = Field(False, description="blend overlapping probabilities instead of cores")
+    queue_depth: int = Field(4, gt=0, description="batches read ahead / written behind")
+    vectorize: Vectorize = Field(default_factory=Vectorize)
+    score_threshold: float = Field(0.5, ge=0, le=1, description="instances: minimum score")
+    merge_iou: float = Field(0.5, ge=0, le=1, description="instances: IoU duplicate threshold")
+    merge_ios: float = Field(0.8, ge=0, le=1, description="instances: intersection over "
+                                                         "smaller duplicate threshold")
+
+
+class CrossVal(Strict):
+    folds: list[int] | None = Field(None, description="folds to run (default: all)")
+    metrics: list[str] | None = Field(None, description="metric plugins (default: pycm for "
+                                                        "semantic, pycm+instances for instance)")
+    error_maps: bool = Field(True, description="write TP/FP/TN/FN error-map rasters")
+    positive_class: int = Field(1, description="class of interest for binary error maps")
+
+
+class Experiment(Strict):
+    name: str | None = Field(None, description="experiment name (default: the yaml file stem)")
+    workdir: str = Field(".", description="outputs go to <workdir>/<name>/")
+    segmentation_type: Literal["semantic", "instance"] = Field("semantic")
+    stages: list[Literal["dataprep", "train", "crossval", "predict"]] = Field(
+        list(STAGES), description="stages that 'deepseg run' runs, in order")
+    crs: str | None = Field(None, description="grid CRS (default: the first image's)")
+    resolution: float | None = Field(None, gt=0, description="pixel size in CRS units "
+                                                             "(default: the first image's)")
+    tilesize: int = Field(256, gt=0, description="tile side in pixels")
+    overlap: int = Field(32, ge=0, description="overlap between neighbouring tiles in pixels")
+    nbands: int = Field(gt=0, description="stacked band count of the images")
+    epochs: int = Field(10, description="training epochs")
+    learning_rate: float = Field(1e-3, gt=0)
+    images: list[ImageSource] = Field(description="sources stacked band-wise onto one grid")
+    labels: Labels | None = Field(None, description="training labels")
+    classes: list[ClassSpec] = Field(description="classes; index 0 is background")
+    ignore_label: int = Field(255, ge=0, description="label value excluded from loss/metrics")
+    padding: bool = Field(True, description="pad rasters smaller than a tile (as nodata)")
+    tiler: str = Field("grid", description="registered tiler")
+    folds: int = Field(5, ge=1, description="spatial folds")
+    store: Store = Field(default_factory=Store)
+    model: Named = Field(description="registered model name and its parameters")
+    training: Training = Field(default_factory=Training)
+    augmentation: list[Named] = Field(default_factory=lambda: [Named(name="flips")])
+    crossval: CrossVal = Field(default_factory=CrossVal)
+    predict: Predict = Field(default_factory=Predict)
+    hpc: dict[str, Any] = Field(default_factory=dict, description="Slurm settings")
+
+    _source: Path | None = PrivateAttr(None)
+
+    @property
+    def source(self) -> Path | None:
+        """The experiment.yaml this was loaded from."""
+        return self._source
+
+    @property
+    def outdir(self) -> Path:
+        """``<workdir>/<name>``: where every output of the experiment goes."""
+        return Path(self.workdir) / (self.name or "experiment")
+
+    @property
+    def class_names(self) -> list[str]:
+        return [c.name for c in self.classes]
+
+    @field_validator("stages", mode="before")
+    @classmethod
+    def _stages(cls, value):
+        return [s.strip() for s in value.split(",") if s.strip()] if isinstance(value, str) else value
+
+    @field_validator("images", mode="before")
+    @classmethod
+    def _images(cls, value):
+        items = value if isinstance(value, list) else [value]
+        return [{"path": v} if isinstance(v, str) else v for v in items]
+
+    @model_validator(mode="after")
+    def _geometry(self):
+        if self.overlap >= self.tilesize:
+            raise ValueError(f"overlap ({self.overlap}) must be smaller than tilesize "
+                             f"({self.tilesize})")
+        if self.epochs < 1:
+            raise ValueError(f"epochs must be at least 1, got {self.epochs}")
+        if len(self.classes) < 2:
+            raise ValueError("classes needs at least 2 entries (background and one class)")
+        return self

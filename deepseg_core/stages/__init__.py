@@ -1,0 +1,1 @@
+"""The four stages: dataprep, train, crossval, predict."""

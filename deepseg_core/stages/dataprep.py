@@ -1,0 +1,152 @@
+"""Dataprep: images + labels -> overlapping tiles -> one HDF5 store (with stats and folds)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import click
+import numpy as np
+
+from ..errors import DeepSegError
+from ..folds import assign_folds
+from ..labels import open_labels
+from ..progress import Progress
+from ..stack import ImageStack
+from ..stats import BandStats
+from ..store import StoreWriter, existing_store_matches
+from ..tiling import relative, tile_cores
+
+DATA_KEYS = ("segmentation_type", "crs", "resolution", "tilesize", "overlap", "nbands",
+             "images", "labels", "classes", "ignore_label", "padding", "tiler", "folds")
+
+
+def _fingerprint(path: str) -> list:
+    p = Path(path)
+    return [str(p), p.stat().st_size, int(p.stat().st_mtime)] if p.exists() else [str(p)]
+
+
+def settings_hash(exp) -> str:
+    """Hash of every setting (and input file) that changes the store's content."""
+    from ..config import expand_paths
+
+    data = exp.model_dump(mode="json", include=set(DATA_KEYS))
+    files = [_fingerprint(p) for src in exp.images for p in expand_paths(src.path)]
+    if exp.labels is not None:
+        files += [_fingerprint(p) for p in (exp.labels.path, exp.labels.raster) if p]
+    data["files"] = files
+    data["compression"] = exp.store.compression
+    return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
+
+
+def store_path(exp) -> Path:
+    """The configured store, or ``<workdir>/stores/<hash>.h5`` shared by matching experiments."""
+    if exp.store.path:
+        return Path(exp.store.path)
+    return Path(exp.workdir) / "stores" / f"{settings_hash(exp)[:16]}.h5"
+
+
+def run(exp, registry, progress: bool = True) -> Path:
+    """Build (or reuse) the experiment's store and return its path."""
+    if exp.labels is None:
+        raise DeepSegError(f"{exp.source}: labels: dataprep needs a 'labels' section")
+    digest, path = settings_hash(exp), store_path(exp)
+    if existing_store_matches(path, digest):
+        click.echo(f"reusing store {path} (built from the same data settings)")
+        return path
+    if path.exists():
+        click.echo(f"store {path} is incomplete, corrupt or from other settings: rebuilding")
+    for stale in path.parent.glob(f"{path.name}.tmp-*"):
+        stale.unlink(missing_ok=True)
+    with ImageStack(exp.images, registry, exp.crs, exp.resolution) as stack:
+        if stack.nbands != exp.nbands:
+            raise DeepSegError(f"{exp.source}: nbands is {exp.nbands} but the images stack to "
+                               f"{stack.nbands} bands ({', '.join(stack.band_names)})")
+        labels = open_labels(exp.labels, exp.classes, stack.grid, registry,
+                             exp.segmentation_type == "instance")
+        try:
+            return _build(exp, registry, stack, labels, path, digest, progress)
+        finally:
+            if hasattr(labels, "close"):
+                labels.close()
+
+
+def _build(exp, registry, stack, labels, path, digest, progress):
+    grid, t = stack.grid, exp.tilesize
+    if (grid.width < t or grid.height < t) and not exp.padding:
+        raise DeepSegError(f"{exp.source}: tilesize {t} is larger than the raster "
+                           f"({grid.width} x {grid.height}) and padding is false")
+    windows = registry.get("tiler", exp.tiler)(grid.width, grid.height, t, exp.overlap)
+    cores = tile_cores(windows, grid.width, grid.height)
+    instance = exp.segmentation_type == "instance"
+    writer = StoreWriter(path, t, exp.nbands, stack.dtype, instance, exp.store.compression)
+    stats, nclasses = BandStats(exp.nbands), len(exp.classes)
+    counts = np.zeros(nclasses, dtype=np.int64)
+    skipped = {"nodata": 0, "unlabelled": 0}
+    bar = Progress(len(windows), "dataprep tiles", enabled=progress)
+    try:
+        for window, core in zip(windows, cores):
+            bar.update()
+            label, covered = labels.read(window)
+            core_rc = relative(core, window)
+            if not covered.any() or covered.mean() < exp.labels.min_labelled:
+                skipped["unlabelled"] += 1
+                continue
+            image, valid = stack.read(window)
+            if not valid.any():
+                skipped["nodata"] += 1
+                continue
+            stats.update(image[:, core_rc[0], core_rc[1]], valid[core_rc])
+            label = _finish_label(label, covered, valid, exp, instance)
+            if not instance:
+                core_label = label[core_rc][valid[core_rc]]
+                counts += np.bincount(core_label[core_label < nclasses], minlength=nclasses)
+            writer.add(np.moveaxis(image, 0, -1), label, valid, window.row_off,
+                       window.col_off, grid.window_transform(window).to_gdal())
+        if not writer.tiles:
+            raise DeepSegError(f"{exp.source}: no tile holds both labels and image data; "
+                               "check that labels and images overlap")
+        rows = np.array([r for r, *_ in writer.tiles])
+        cols = np.array([c for _, c, *_ in writer.tiles])
+        folds = assign_folds(rows, cols, t, exp.folds)
+        writer.commit(folds, _attrs(exp, stack, digest), stats.as_dict(), counts,
+                      labels.instance_classes if instance else None)
+    except BaseException:
+        writer.abort()
+        raise
+    _summary(path, len(rows), skipped, exp, counts, folds, instance)
+    return path
+
+
+def _finish_label(label, covered, valid, exp, instance):
+    if instance:
+        return np.where(valid, label, 0).astype(label.dtype)
+    if exp.labels.outside == "ignore":
+        label = np.where(covered, label, exp.ignore_label)
+    return np.where(valid, label, exp.ignore_label).astype(np.uint16)
+
+
+def _attrs(exp, stack, digest) -> dict:
+    from ..raster import parse_colour
+
+    grid = stack.grid
+    return {"crs": grid.crs or "", "transform": list(grid.transform.to_gdal()),
+            "width": grid.width, "height": grid.height, "tilesize": exp.tilesize,
+            "overlap": exp.overlap, "nbands": stack.nbands, "band_names": stack.band_names,
+            "dtype": str(np.dtype(stack.dtype)), "classes": exp.class_names,
+            "colours": [list(parse_colour(c.color)) for c in exp.classes],
+            "segmentation_type": exp.segmentation_type, "folds": exp.folds,
+            "ignore_label": exp.ignore_label, "settings_hash": digest}
+
+
+def _summary(path, ntiles, skipped, exp, counts, folds, instance):
+    size = path.stat().st_size / 2 ** 20
+    click.echo(f"store {path}: {ntiles} tiles written ({skipped['unlabelled']} unlabelled and "
+               f"{skipped['nodata']} nodata tiles skipped), {size:.1f} MiB")
+    per_fold = np.bincount(folds[folds >= 0], minlength=exp.folds)
+    click.echo(f"folds: {', '.join(str(n) for n in per_fold)} tiles"
+               f"{f', {int((folds < 0).sum())} buffer tiles' if (folds < 0).any() else ''}")
+    if not instance:
+        click.echo("labelled pixels: " + ", ".join(f"{n}={int(c)}" for n, c in
+                                                    zip(exp.class_names, counts)))

@@ -1,0 +1,54 @@
+"""Per-band statistics in one streaming pass (Welford within a chunk, Chan et al. across chunks)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+class BandStats:
+    """Running count, mean, M2, min and max per band, over valid pixels only."""
+
+    def __init__(self, nbands: int):
+        self.count = np.zeros(nbands, dtype=np.int64)
+        self.mean = np.zeros(nbands, dtype=np.float64)
+        self.m2 = np.zeros(nbands, dtype=np.float64)
+        self.min = np.full(nbands, np.inf)
+        self.max = np.full(nbands, -np.inf)
+
+    def update(self, pixels: np.ndarray, valid: np.ndarray | None = None) -> None:
+        """Add a chunk ``(bands, rows, cols)``; ``valid`` ``(rows, cols)`` selects pixels."""
+        flat = pixels.reshape(pixels.shape[0], -1)
+        if valid is not None:
+            flat = flat[:, valid.reshape(-1).astype(bool)]
+        n = flat.shape[1]
+        if n == 0:
+            return
+        values = flat.astype(np.float64)
+        mean = values.mean(axis=1)
+        m2 = ((values - mean[:, None]) ** 2).sum(axis=1)
+        self._merge(n, mean, m2, values.min(axis=1), values.max(axis=1))
+
+    def _merge(self, n, mean, m2, vmin, vmax):
+        total = self.count + n
+        delta = mean - self.mean
+        self.mean = self.mean + delta * (n / total)
+        self.m2 = self.m2 + m2 + delta ** 2 * (self.count * n / total)
+        self.count = total
+        self.min = np.minimum(self.min, vmin)
+        self.max = np.maximum(self.max, vmax)
+
+    def merge(self, other: BandStats) -> None:
+        """Combine with statistics of a disjoint set of pixels (Chan's parallel formula)."""
+        if other.count.max(initial=0) == 0:
+            return
+        self._merge(other.count, other.mean, other.m2, other.min, other.max)
+
+    @property
+    def std(self) -> np.ndarray:
+        """Population standard deviation per band."""
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.sqrt(np.where(self.count > 0, self.m2 / np.maximum(self.count, 1), 0.0))
+
+    def as_dict(self) -> dict[str, np.ndarray]:
+        return {"count": self.count, "mean": self.mean, "std": self.std,
+                "min": self.min, "max": self.max}
