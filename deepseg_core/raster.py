@@ -77,7 +77,7 @@ class RasterInfo:
 
     def window_transform(self, window: Window) -> Affine:
         """The geotransform of a window's top-left pixel."""
-        return self.transform * Affine.translation(window.col_off, window.row_off)
+        return self.transform @ Affine.translation(window.col_off, window.row_off)
 
     @property
     def resolution(self) -> tuple[float, float]:

@@ -75,13 +75,18 @@ class Registry:
 
     def reader_for(self, path) -> Any:
         """The reader for ``path``: one claiming its suffix, else the first catch-all that opens it."""
+        if not Path(path).exists():
+            raise RegistryError(f"{path}: file not found")
         suffix = Path(path).suffix.lower()
         for entry in self.entries("reader"):
             if suffix in getattr(entry.obj, "extensions", ()) and entry.obj.can_open(path):
                 return entry.obj
-        for entry in self.entries("reader"):
-            if not getattr(entry.obj, "extensions", ()) and entry.obj.can_open(path):
-                return entry.obj
+        catch_all = [e.obj for e in self.entries("reader") if not getattr(e.obj, "extensions", ())]
+        for reader in catch_all:
+            if reader.can_open(path):
+                return reader
+        if catch_all:  # let the catch-all reader say what is wrong with the file
+            catch_all[0].open(path).close()
         raise RegistryError(f"{path}: no registered reader can open this file "
                             f"(readers: {', '.join(self.names('reader')) or 'none'})")
 

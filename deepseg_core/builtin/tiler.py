@@ -1,1 +1,55 @@
-"""Built-in plugin tiler."""
+"""Built-in tiler: a regular grid of square tiles with overlap, and the core each tile owns.
+
+Along each axis the tile origins are 0, stride, 2*stride, ... (stride = tilesize - overlap) and
+the last origin snaps to ``size - tilesize`` so the last tile ends exactly at the raster edge.
+An axis shorter than a tile gets one tile at 0 reaching past the edge (padding). The cores
+that tiles own for prediction come from :func:`deepseg_core.tiling.tile_cores`.
+"""
+
+from __future__ import annotations
+
+import operator
+
+from deepseg_core import hookimpl
+from deepseg_core.errors import DeepSegError
+from deepseg_core.raster import Window
+
+
+def _check(width, height, tilesize, overlap) -> tuple[int, int, int, int]:
+    values = {"width": width, "height": height, "tilesize": tilesize, "overlap": overlap}
+    for name, value in values.items():
+        if isinstance(value, bool):
+            raise DeepSegError(f"grid tiler: {name} must be an integer, got {value!r}")
+        try:
+            values[name] = operator.index(value)
+        except TypeError:
+            raise DeepSegError(f"grid tiler: {name} must be an integer, got {value!r}") from None
+    width, height, tilesize, overlap = values.values()
+    if tilesize <= 0:
+        raise DeepSegError(f"grid tiler: tilesize must be positive, got {tilesize}")
+    if not 0 <= overlap < tilesize:
+        raise DeepSegError(f"grid tiler: overlap must be >= 0 and smaller than tilesize "
+                           f"({tilesize}), got {overlap}")
+    if width <= 0 or height <= 0:
+        raise DeepSegError(f"grid tiler: the raster must not be empty, got {width} x {height}")
+    return width, height, tilesize, overlap
+
+
+def grid_origins(size: int, tilesize: int, overlap: int) -> list[int]:
+    """Tile origins along one axis of ``size`` pixels (last one snapped to the edge)."""
+    if size <= tilesize:
+        return [0]
+    return list(range(0, size - tilesize, tilesize - overlap)) + [size - tilesize]
+
+
+def grid_tiles(width: int, height: int, tilesize: int, overlap: int) -> list[Window]:
+    """Square tiles covering a ``height`` x ``width`` raster, row-major."""
+    width, height, tilesize, overlap = _check(width, height, tilesize, overlap)
+    cols = grid_origins(width, tilesize, overlap)
+    return [Window(r, c, tilesize, tilesize)
+            for r in grid_origins(height, tilesize, overlap) for c in cols]
+
+
+@hookimpl
+def deepseg_register_tilers(registry):
+    registry.add_tiler("grid", grid_tiles)

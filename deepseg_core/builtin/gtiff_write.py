@@ -1,0 +1,245 @@
+"""GeoTIFF and COG writers of the built-in rasterio I/O plugin: window by window.
+
+Options of ``create(path, info, **options)``: ``compress`` ('deflate'; None for none),
+``tiled`` (True), ``blocksize`` (256, a multiple of 16), ``bigtiff`` ('IF_SAFER'),
+``predictor`` (None, 1, 2 or 3), ``overviews`` (None, 'auto' or factors such as [2, 4, 8];
+'auto' for COG) and ``resampling`` of overviews (nearest for thematic rasters, else average).
+Any other option goes to GDAL as a creation option (``num_threads='ALL_CPUS'``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import warnings
+from pathlib import Path
+
+import numpy as np
+import rasterio
+import rasterio.shutil
+from affine import Affine
+from rasterio.enums import Resampling
+from rasterio.errors import NotGeoreferencedWarning
+from rasterio.windows import Window as RioWindow
+
+from deepseg_core.errors import DeepSegError
+from deepseg_core.raster import RasterInfo, Window
+
+CLASS_NAMES_TAG = "CLASS_NAMES"  # band 1: JSON list, index = pixel value
+LAYER_TYPE_TAG = "LAYER_TYPE"  # band 1: 'thematic' (the KEA/GDAL convention)
+PALETTE_DTYPES = ("uint8", "uint16")  # the only types a GeoTIFF colour table accepts
+_DEFAULTS = dict(compress="deflate", tiled=True, blocksize=256, bigtiff="IF_SAFER",
+                 predictor=None, overviews=None, resampling=None)
+_COG_PREDICTOR = {1: "NO", 2: "STANDARD", 3: "FLOATING_POINT"}
+
+
+def reason(exc: BaseException) -> str:
+    """One line saying why rasterio/GDAL failed, including GDAL's own message when chained."""
+    text, cause = str(exc), exc.__cause__ or exc.__context__
+    if cause is not None and str(cause) not in text:
+        text = f"{text} {cause}"
+    return " ".join(text.split())
+
+
+@contextlib.contextmanager
+def quiet():
+    """Silence rasterio's warning for rasters without georeference (info.crs None says it)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", NotGeoreferencedWarning)
+        yield
+
+
+def auto_overviews(width: int, height: int, blocksize: int) -> list[int]:
+    """Overview factors 2, 4, ... until the coarsest level fits in one block (GDAL's COG rule)."""
+    factors, factor = [], 2
+    while max(width, height) / (factor // 2) > blocksize:
+        factors.append(factor)
+        factor *= 2
+    return factors
+
+
+def _settings(path, info: RasterInfo, options: dict, cog: bool) -> tuple[dict, dict]:
+    """Validated writer options and the remaining GDAL creation options."""
+    opts = {**_DEFAULTS, "overviews": "auto" if cog else None, **options}
+    s = {k: opts.pop(k) for k in _DEFAULTS}
+
+    def bad(name, expected):
+        return DeepSegError(f"{path}: writer option {name}={s[name]!r}: expected {expected}")
+
+    size = s["blocksize"]
+    if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size <= 0 or size % 16:
+        raise bad("blocksize", "a positive multiple of 16")
+    if not (s["tiled"] is True or (s["tiled"] is False and not cog)):
+        raise bad("tiled", "true (a COG is always tiled)" if cog else "true or false")
+    if s["compress"] is not None and not isinstance(s["compress"], str):
+        raise bad("compress", "a GDAL compression name such as 'deflate', or none")
+    s["compress"] = None if str(s["compress"]).lower() == "none" else s["compress"].lower()
+    if str(s["bigtiff"]).upper() not in ("YES", "NO", "IF_NEEDED", "IF_SAFER"):
+        raise bad("bigtiff", "YES, NO, IF_NEEDED or IF_SAFER")
+    s["bigtiff"] = s["bigtiff"].upper()
+    if s["predictor"] not in (None, 1, 2, 3):
+        raise bad("predictor", "none, 1, 2 (integers) or 3 (floats)")
+    ovr = s["overviews"]
+    if ovr in (None, False) or (isinstance(ovr, str) and ovr.lower() == "none"):
+        s["overviews"] = []
+    elif isinstance(ovr, str) and ovr.lower() == "auto":
+        s["overviews"] = "auto" if cog else auto_overviews(info.width, info.height, size)
+    elif not isinstance(ovr, (list, tuple)) or not all(
+            isinstance(f, int) and not isinstance(f, bool) and f >= 2 for f in ovr):
+        raise bad("overviews", "none, 'auto' or a list of integer factors >= 2")
+    nearest = info.thematic or bool(info.colormap) or bool(info.class_names)
+    s["resampling"] = s["resampling"] or ("nearest" if nearest else "average")
+    if str(s["resampling"]) not in Resampling.__members__:
+        raise bad("resampling", f"one of {', '.join(Resampling.__members__)}")
+    if info.colormap and info.dtype not in PALETTE_DTYPES:
+        raise DeepSegError(f"{path}: a colour table needs dtype uint8 or uint16, not {info.dtype}")
+    return s, {k.lower(): v for k, v in opts.items()}
+
+
+def _profile(info: RasterInfo, s: dict, extra: dict) -> dict:
+    profile = dict(driver="GTiff", width=info.width, height=info.height, count=info.count,
+                   dtype=info.dtype, crs=info.crs, nodata=info.nodata, bigtiff=s["bigtiff"],
+                   transform=None if info.transform == Affine.identity() else info.transform)
+    if s["compress"]:
+        profile["compress"] = s["compress"]
+    if s["predictor"]:
+        profile["predictor"] = s["predictor"]
+    if s["tiled"]:
+        profile.update(tiled=True, blockxsize=s["blocksize"], blockysize=s["blocksize"])
+    return {**profile, **extra}
+
+
+def _write_extras(ds, info: RasterInfo) -> None:
+    """Band descriptions, colour table, class names and metadata tags."""
+    for band, text in enumerate(info.descriptions[:info.count], start=1):
+        if text:
+            ds.set_band_description(band, text)
+    if info.colormap:
+        ds.write_colormap(1, {int(v): tuple(rgba) for v, rgba in info.colormap.items()})
+    band_tags = {LAYER_TYPE_TAG: "thematic"} if info.thematic else {}
+    if info.class_names:
+        band_tags[CLASS_NAMES_TAG] = json.dumps(list(info.class_names))
+    if band_tags:
+        ds.update_tags(1, **band_tags)
+    if info.metadata:
+        ds.update_tags(**{str(k): str(v) for k, v in info.metadata.items()})
+
+
+class GTiffSink:
+    """A GeoTIFF being written window by window; ``close()`` builds its overviews."""
+
+    def __init__(self, path, info: RasterInfo, target: str, profile: dict, settings: dict):
+        self.path, self.info = Path(path), info
+        self._target, self._settings, self._ds = target, settings, None
+        if "://" not in str(path) and not str(path).startswith("/vsi"):
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            with quiet():  # an identity transform is written as none
+                self._ds = rasterio.open(target, "w", **profile)
+            _write_extras(self._ds, info)
+        except Exception as exc:
+            self._abort()
+            raise DeepSegError(f"{path}: cannot create the raster: {reason(exc)}") from exc
+
+    def write(self, array: np.ndarray, window: Window) -> None:
+        """Write ``(bands, rows, cols)`` pixels (2-D for one band) at ``window``."""
+        array = np.asarray(array)
+        array = array[None] if array.ndim == 2 else array
+        if array.shape != (self.info.count, window.height, window.width):
+            raise DeepSegError(f"{self.path}: array of shape {array.shape} does not fit {window} "
+                               f"with {self.info.count} band(s)")
+        if window.clip(self.info.height, self.info.width) != window:
+            raise DeepSegError(f"{self.path}: {window} reaches outside the "
+                               f"{self.info.height} x {self.info.width} raster")
+        rio = RioWindow(window.col_off, window.row_off, window.width, window.height)
+        try:
+            self._ds.write(array.astype(self.info.dtype, copy=False), window=rio)
+        except Exception as exc:
+            raise DeepSegError(f"{self.path}: cannot write {window}: {reason(exc)}") from exc
+
+    def close(self) -> None:
+        """Finish the file (overviews; COG conversion). Closing twice does nothing."""
+        if self._ds is None:
+            return
+        self._ds.close()
+        self._ds = None
+        try:
+            self._finish()
+        except Exception as exc:
+            raise DeepSegError(f"{self.path}: cannot finish the raster: {reason(exc)}") from exc
+
+    def _finish(self) -> None:
+        factors = self._settings["overviews"]
+        if factors and factors != "auto":
+            with rasterio.open(self._target, "r+") as ds:
+                ds.build_overviews(list(factors), Resampling[self._settings["resampling"]])
+
+    def _abort(self) -> None:
+        if self._ds is not None:
+            self._ds.close()
+            self._ds = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, *exc):
+        if exc_type is None:
+            self.close()
+        else:
+            self._abort()
+
+
+class CogSink(GTiffSink):
+    """Writes a temporary tiled GeoTIFF, converted to a Cloud Optimized GeoTIFF at close."""
+
+    def __init__(self, path, info: RasterInfo, settings: dict, extra: dict):
+        self._extra = extra
+        temp = Path(path).with_name(f".{Path(path).name}.partial.tif")
+        quick = {**settings, "compress": "deflate", "predictor": None, "tiled": True}
+        super().__init__(path, info, str(temp), {**_profile(info, quick, {}), "zlevel": 1},
+                         settings)
+
+    def _finish(self) -> None:
+        try:
+            super()._finish()  # explicit factors: built on the temporary, kept by the COG
+            s, ovr = self._settings, self._settings["overviews"]
+            options = dict(blocksize=s["blocksize"], bigtiff=s["bigtiff"],
+                           resampling=s["resampling"].upper(),
+                           overviews="AUTO" if ovr == "auto" else
+                           "FORCE_USE_EXISTING" if ovr else "NONE")
+            options["compress"] = s["compress"] or "NONE"
+            if s["predictor"]:
+                options["predictor"] = _COG_PREDICTOR[s["predictor"]]
+            with quiet():
+                rasterio.shutil.copy(self._target, str(self.path), driver="COG",
+                                     **{**options, **self._extra})
+        finally:
+            os.remove(self._target)
+
+    def _abort(self) -> None:
+        super()._abort()
+        if os.path.exists(self._target):
+            os.remove(self._target)
+
+
+class GTiffWriter:
+    """Writes tiled, compressed GeoTIFFs window by window."""
+
+    extensions: tuple[str, ...] = (".tif", ".tiff")
+
+    def create(self, path, info: RasterInfo, **options) -> GTiffSink:
+        """Start writing ``path`` (options: see the module docstring)."""
+        settings, extra = _settings(path, info, options, cog=False)
+        return GTiffSink(path, info, str(path), _profile(info, settings, extra), settings)
+
+
+class CogWriter:
+    """Writes Cloud Optimized GeoTIFFs (via a temporary GeoTIFF, converted at close)."""
+
+    extensions: tuple[str, ...] = ()  # writes .tif too, but only when asked by name
+
+    def create(self, path, info: RasterInfo, **options) -> CogSink:
+        """Start writing ``path`` (options: see the module docstring)."""
+        settings, extra = _settings(path, info, options, cog=True)
+        return CogSink(path, info, settings, extra)
