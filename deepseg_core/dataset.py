@@ -11,19 +11,8 @@ import os
 import keras
 import numpy as np
 
+from .stats import normalizer
 from .store import Store
-
-
-def normalizer(stats: dict):
-    """Function mapping raw tiles (..., bands) to zero mean / unit std per band."""
-    mean = np.asarray(stats["mean"], dtype=np.float32)
-    std = np.asarray(stats["std"], dtype=np.float32)
-    std = np.where(std > 0, std, 1.0).astype(np.float32)
-
-    def normalize(images):
-        return (images.astype(np.float32) - mean) / std
-
-    return normalize
 
 
 class StoreDataset(keras.utils.PyDataset):

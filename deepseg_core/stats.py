@@ -52,3 +52,15 @@ class BandStats:
     def as_dict(self) -> dict[str, np.ndarray]:
         return {"count": self.count, "mean": self.mean, "std": self.std,
                 "min": self.min, "max": self.max}
+
+
+def normalizer(stats: dict):
+    """Function mapping raw tiles (..., bands) to zero mean / unit std per band."""
+    mean = np.asarray(stats["mean"], dtype=np.float32)
+    std = np.asarray(stats["std"], dtype=np.float32)
+    std = np.where(std > 0, std, 1.0).astype(np.float32)
+
+    def normalize(images):
+        return (images.astype(np.float32) - mean) / std
+
+    return normalize

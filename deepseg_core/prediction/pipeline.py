@@ -1,0 +1,127 @@
+"""Streaming inference: a reader thread, batched inference, a writer thread, bounded queues.
+
+Reading the next batches and writing the last ones overlap with inference, so the model is
+not left waiting on I/O; at most ``queue_depth`` batches wait on each side, so memory depends
+on tile size, batch size and queue depth only.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..raster import Window
+
+_END = object()
+
+
+@dataclass
+class TileJob:
+    index: int  # position in the shard's tile list
+    window: Window
+    valid: np.ndarray  # (rows, cols) bool
+    result: object = None  # TileResult, None for an all-nodata tile
+
+
+class _Worker(threading.Thread):
+    def __init__(self, target):
+        super().__init__(daemon=True)
+        self._target_fn, self.error = target, None
+
+    def run(self):
+        try:
+            self._target_fn()
+        except BaseException as exc:  # re-raised in the main thread
+            self.error = exc
+
+
+def _put(q: queue.Queue, item, stop: threading.Event) -> bool:
+    while not stop.is_set():
+        try:
+            q.put(item, timeout=0.1)
+            return True
+        except queue.Full:
+            continue
+    return False
+
+
+def run_pipeline(read, windows, start, predict, consume, batch_size, queue_depth, stop=None):
+    """Predict ``windows[start:]`` in order.
+
+    ``read(window) -> (normalized image (r, c, b), valid)``; ``predict(images) -> results``;
+    ``consume(job)`` is called in tile order from the writer thread.
+    """
+    stop = stop or threading.Event()
+    to_model: queue.Queue = queue.Queue(maxsize=queue_depth)
+    to_writer: queue.Queue = queue.Queue(maxsize=queue_depth)
+
+    def reader():
+        for first in range(start, len(windows), batch_size):
+            jobs, images = [], []
+            for i in range(first, min(first + batch_size, len(windows))):
+                image, valid = read(windows[i])
+                jobs.append(TileJob(i, windows[i], valid))
+                images.append(image if valid.any() else None)
+            if not _put(to_model, (jobs, images), stop):
+                return
+        _put(to_model, _END, stop)
+
+    def writer():
+        while True:
+            item = to_writer.get()
+            if item is _END:
+                return
+            for job in item:
+                consume(job)
+
+    threads = [_Worker(reader), _Worker(writer)]
+    for t in threads:
+        t.start()
+    try:
+        while True:
+            item = _get(to_model, threads[0])
+            if item is _END:
+                break
+            jobs, images = item
+            todo = [k for k, im in enumerate(images) if im is not None]
+            if todo:
+                results = predict(np.stack([images[k] for k in todo]))
+                for k, res in zip(todo, results):
+                    jobs[k].result = res
+            if not _put(to_writer, jobs, _Halt(threads[1])):
+                break
+        _put(to_writer, _END, _Halt(threads[1]))
+        threads[1].join()
+    finally:
+        stop.set()
+        threads[0].join()
+    for t in threads:
+        if t.error is not None:
+            raise t.error
+
+
+class _Halt:
+    """Stop waiting on a queue once the thread that drains it has died."""
+
+    def __init__(self, thread):
+        self.thread = thread
+
+    def is_set(self):
+        return not self.thread.is_alive()
+
+
+def _get(q: queue.Queue, producer: _Worker):
+    while True:
+        try:
+            return q.get(timeout=0.1)
+        except queue.Empty:
+            if not producer.is_alive():
+                if producer.error is not None:
+                    raise producer.error
+                try:
+                    return q.get_nowait()
+                except queue.Empty:
+                    return _END
