@@ -33,8 +33,8 @@ class Grid:
 
     def window_bounds(self, window: Window) -> tuple[float, float, float, float]:
         t = self.window_transform(window)
-        x0, y0 = t * (0, 0)
-        x1, y1 = t * (window.width, window.height)
+        x0, y0 = t @ (0, 0)
+        x1, y1 = t @ (window.width, window.height)
         return min(x0, x1), min(y0, y1), max(x0, x1), max(y0, y1)
 
 
@@ -81,7 +81,7 @@ class _File:
         if not all(math.isclose(a, b, rel_tol=1e-9) for a, b in ((g.a, f.a), (g.e, f.e))) \
                 or g.b or g.d or f.b or f.d:
             return None
-        col, row = (~f) * (g.c, g.f)
+        col, row = (~f) @ (g.c, g.f)
         if abs(col - round(col)) > 1e-6 or abs(row - round(row)) > 1e-6:
             return None
         return round(row), round(col)
@@ -106,7 +106,7 @@ class _File:
         valid = np.zeros((window.height, window.width), dtype=bool)
         bounds = transform_bounds(grid.crs, self.info.crs, *grid.window_bounds(window))
         inv = ~self.info.transform
-        cols, rows = zip(*[inv * (x, y) for x in bounds[::2] for y in bounds[1::2]])
+        cols, rows = zip(*[inv @ (x, y) for x in bounds[::2] for y in bounds[1::2]])
         r0, c0 = max(math.floor(min(rows)) - 2, 0), max(math.floor(min(cols)) - 2, 0)
         r1 = min(math.ceil(max(rows)) + 2, self.info.height)
         c1 = min(math.ceil(max(cols)) + 2, self.info.width)
@@ -164,8 +164,8 @@ class ImageStack:
         boxes = []
         for h in handles:
             i = h.info
-            x0, y1 = i.transform * (0, 0)
-            x1, y0 = i.transform * (i.width, i.height)
+            x0, y1 = i.transform @ (0, 0)
+            x1, y0 = i.transform @ (i.width, i.height)
             box = (min(x0, x1), min(y0, y1), max(x0, x1), max(y0, y1))
             boxes.append(box if same_crs(i.crs, crs) else transform_bounds(i.crs, crs, *box))
         left, bottom = min(b[0] for b in boxes), min(b[1] for b in boxes)

@@ -1,0 +1,76 @@
+"""Small synthetic georeferenced scenes and experiment files for the stage tests."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+CRS = "EPSG:2193"  # NZTM
+
+
+def write_raster(path: Path, data: np.ndarray, transform=None, crs=CRS, nodata=None):
+    """Write ``(bands, rows, cols)`` as a GeoTIFF."""
+    import rasterio
+    from affine import Affine
+
+    transform = transform or Affine(0.5, 0, 1_750_000, 0, -0.5, 5_900_000)
+    profile = dict(driver="GTiff", width=data.shape[2], height=data.shape[1],
+                   count=data.shape[0], dtype=data.dtype, crs=crs, transform=transform,
+                   nodata=nodata)
+    with rasterio.open(path, "w", **profile) as dst:
+        dst.write(data)
+    return path
+
+
+def squares_scene(folder: Path, size=160, nbands=3, nsquares=12, seed=0, dtype="uint8",
+                  name="scene"):
+    """Bright squares on dark noise; returns (image path, labels gpkg path, class raster)."""
+    import geopandas as gpd
+    from affine import Affine
+    from shapely.geometry import box
+
+    rng = np.random.default_rng(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    truth = np.zeros((size, size), np.uint8)
+    transform = Affine(0.5, 0, 1_750_000, 0, -0.5, 5_900_000)
+    polys = []
+    for _ in range(nsquares):
+        h, w = rng.integers(8, 24, 2)
+        r, c = rng.integers(0, size - h), rng.integers(0, size - w)
+        truth[r:r + h, c:c + w] = 1
+        x0, y0 = transform @ (c, r)
+        x1, y1 = transform @ (c + w, r + h)
+        polys.append(box(x0, y1, x1, y0))
+    image = rng.normal(40, 10, (nbands, size, size))
+    image[:, truth == 1] += 120
+    image = np.clip(image, 0, 255).astype(dtype)
+    img = write_raster(folder / f"{name}.tif", image, transform)
+    frame = gpd.GeoDataFrame({"class": ["square"] * len(polys)}, geometry=polys, crs=CRS)
+    gpkg = folder / f"{name}.gpkg"
+    frame.to_file(gpkg, layer="squares", driver="GPKG")
+    return img, gpkg, truth
+
+
+def write_experiment(folder: Path, image, label_path, name="exp", **overrides) -> Path:
+    """An experiment.yaml over a squares scene with tiny settings, updated by ``overrides``."""
+    exp = {
+        "name": name, "workdir": str(folder / "runs"), "tilesize": 32, "overlap": 8,
+        "nbands": 3, "epochs": 2, "learning_rate": 0.01, "folds": 2,
+        "images": [{"path": str(image)}],
+        "labels": {"path": str(label_path), "class_field": "class"},
+        "classes": [{"name": "background", "color": "#000000"},
+                    {"name": "square", "color": "#ff0000", "value": "square"}],
+        "model": {"name": "unet64", "filters": 4, "depth": 2},
+        "training": {"batch_size": 8, "seed": 1},
+        "augmentation": ["flips"],
+    }
+    for key, value in overrides.items():
+        if isinstance(value, dict) and isinstance(exp.get(key), dict):
+            exp[key] = {**exp[key], **value}
+        else:
+            exp[key] = value
+    path = folder / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(exp, sort_keys=False))
+    return path
