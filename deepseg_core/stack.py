@@ -159,8 +159,11 @@ class ImageStack:
         from rasterio.warp import transform_bounds
 
         first = handles[0].info
+        same = crs is None or same_crs(crs, first.crs)
         crs = crs or first.crs
-        res = resolution or first.resolution[0]
+        # without a resolution the first image's own (maybe non-square) pixels are the grid's
+        xres, yres = (resolution, resolution) if resolution or not same else first.resolution
+        xres, yres = xres or first.resolution[0], yres or first.resolution[0]
         boxes = []
         for h in handles:
             i = h.info
@@ -170,9 +173,9 @@ class ImageStack:
             boxes.append(box if same_crs(i.crs, crs) else transform_bounds(i.crs, crs, *box))
         left, bottom = min(b[0] for b in boxes), min(b[1] for b in boxes)
         right, top = max(b[2] for b in boxes), max(b[3] for b in boxes)
-        width = max(1, round((right - left) / res))
-        height = max(1, round((top - bottom) / res))
-        return Grid(crs, Affine(res, 0, left, 0, -res, top), width, height)
+        width = max(1, round((right - left) / xres))
+        height = max(1, round((top - bottom) / yres))
+        return Grid(crs, Affine(xres, 0, left, 0, -yres, top), width, height)
 
     def read(self, window: Window) -> tuple[np.ndarray, np.ndarray]:
         """Stacked pixels ``(nbands, rows, cols)`` and where every source is valid."""

@@ -1,1 +1,15 @@
-"""Built-in plugin metrics."""
+"""Built-in plugin metrics: "pycm" (semantic) and "instances" / "instances_per_class" (instance).
+
+The metric modules import only numpy; pycm and matplotlib load when a report is written.
+"""
+
+from deepseg_core import hookimpl
+from deepseg_core.metrics.instances import ClassAwareInstanceMetric, InstanceMetric
+from deepseg_core.metrics.pycm_report import PycmMetric
+
+
+@hookimpl
+def deepseg_register_metrics(registry):
+    registry.add_metric("pycm", PycmMetric)
+    registry.add_metric("instances", InstanceMetric)
+    registry.add_metric("instances_per_class", ClassAwareInstanceMetric)

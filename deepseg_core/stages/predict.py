@@ -60,8 +60,7 @@ class Job:
 
     def __init__(self, exp, registry, info):
         images = exp.predict.images or exp.images
-        self.stack = ImageStack(images, registry, exp.crs or info.get("crs") or None,
-                                exp.resolution or info.get("resolution"),
+        self.stack = ImageStack(images, registry, exp.crs, exp.resolution,
                                 key="predict.images" if exp.predict.images else "images")
         grid = self.stack.grid
         if self.stack.nbands != info["nbands"]:

@@ -1,0 +1,104 @@
+"""The built-in semantic metric "pycm": confusion counts, pycm statistics and reports.
+
+Counts accumulate per tile with ``np.bincount``; pycm receives the counts matrix (never pixel
+lists) with the class names, so every report speaks in class names. Precision is the user's
+accuracy (per predicted class), recall the producer's accuracy (per reference class).
+"""
+
+from __future__ import annotations
+
+import warnings
+from functools import partial
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import DeepSegError
+from .base import SEMANTIC, as_float, check_class_names, check_state
+from .confusion import as_pycm_matrix, confusion_counts
+
+#: pycm's per-class statistic for each per-class summary key.
+CLASS_STATS = {"F1": "F1", "IoU": "J", "precision": "PPV", "recall": "TPR"}
+
+
+class PycmMetric:
+    """Semantic metric: confusion counts; summary and reports computed by pycm."""
+
+    applies_to = SEMANTIC
+    kind = "pycm"
+
+    def __init__(self, class_names, ignore_label: int | None = None):
+        self.class_names = check_class_names(class_names)
+        self.ignore_label = ignore_label
+        n = len(self.class_names)
+        self.counts = np.zeros((n, n), np.int64)
+
+    def update(self, truth, prediction, valid=None, **extra) -> None:
+        """Add the pixels of one tile (ignored pixels and ``valid == False`` left out)."""
+        self.counts += confusion_counts(truth, prediction, len(self.class_names),
+                                        self.ignore_label, valid)
+
+    def state(self) -> dict:
+        """Class names, ignore label and the counts matrix (rows = truth), as JSON types."""
+        return {"kind": self.kind, "class_names": list(self.class_names),
+                "ignore_label": self.ignore_label, "counts": self.counts.tolist()}
+
+    @classmethod
+    def merge(cls, states: list[dict]) -> PycmMetric:
+        """A metric whose counts are the sum of the counts of ``states`` (e.g. all folds)."""
+        if not states:
+            raise DeepSegError("merging metric states needs at least one state")
+        first = check_state(states[0], cls.kind)
+        metric = cls(first["class_names"], first.get("ignore_label"))
+        for state in states:
+            counts = np.asarray(check_state(state, cls.kind, metric.class_names)["counts"])
+            if counts.shape != metric.counts.shape:
+                raise DeepSegError(f"metric state counts have shape {counts.shape}, "
+                                   f"expected {metric.counts.shape}")
+            metric.counts += counts.astype(np.int64)
+        return metric
+
+    def confusion_matrix(self):
+        """The counts as a ``pycm.ConfusionMatrix`` (rows = reference, columns = mapped)."""
+        import pycm
+
+        return pycm.ConfusionMatrix(matrix=as_pycm_matrix(self.counts, self.class_names),
+                                    classes=list(self.class_names))
+
+    def summary(self) -> dict[str, float]:
+        """Overall accuracy, kappa, mean F1/IoU and per-class F1, IoU, precision, recall."""
+        cm = self.confusion_matrix()
+        per_class = {key: {name: as_float(getattr(cm, stat)[name]) for name in self.class_names}
+                     for key, stat in CLASS_STATS.items()}
+        result = {"overall_accuracy": as_float(cm.Overall_ACC), "kappa": as_float(cm.Kappa),
+                  "mean_F1": _nanmean(per_class["F1"].values()),
+                  "mean_IoU": _nanmean(per_class["IoU"].values())}
+        for key, values in per_class.items():
+            result.update({f"{key}[{name}]": value for name, value in values.items()})
+        return result
+
+    def write_report(self, folder, stem: str) -> list[Path]:
+        """pycm HTML, CSV (statistics and matrix) and stat text, plus a confusion-matrix PNG."""
+        from .plots import plot_confusion
+
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        cm, base = self.confusion_matrix(), str(folder / stem)
+        written = [(cm.save_html, [".html"]), (partial(cm.save_csv, header=True),
+                                                [".csv", "_matrix.csv"]), (cm.save_stat, [".pycm"])]
+        paths = []
+        for save, suffixes in written:
+            with warnings.catch_warnings():  # pycm 4.x leaves save_csv's files to be collected
+                warnings.simplefilter("ignore", ResourceWarning)
+                result = save(base, address=False)
+            if not result.get("Status"):
+                raise DeepSegError(f"pycm could not write {base}: {result.get('Message')}")
+            paths += [folder / f"{stem}{suffix}" for suffix in suffixes]
+        paths.append(plot_confusion(self.counts, self.class_names, folder / f"{stem}_confusion.png",
+                                    title=stem))
+        return paths
+
+
+def _nanmean(values) -> float:
+    values = np.array([v for v in values if not np.isnan(v)], float)
+    return float(values.mean()) if values.size else float("nan")

@@ -1,0 +1,186 @@
+"""Predict stage: seamless tile cores, nodata, resume, shards + merge, outputs, bad input."""
+
+import json
+
+import numpy as np
+import pytest
+import rasterio
+import tinymodels
+from scenes import squares_scene, write_experiment, write_raster
+
+from deepseg_core.config import load_experiment
+from deepseg_core.errors import DeepSegError
+from deepseg_core.plugins import load_plugins
+from deepseg_core.stages import predict
+from deepseg_core.stats import BandStats, normalizer
+
+
+@pytest.fixture(scope="module")
+def registry():
+    return load_plugins(extra=[("tinymodels", tinymodels)]).registry
+
+
+def fake_training(exp, registry, image_path, seed=0):
+    """Save an untrained tinyfcn and its model.json as the train stage would."""
+    import keras
+
+    keras.utils.set_random_seed(seed)
+    with rasterio.open(image_path) as src:
+        data = src.read()
+        valid = ~np.all(data == src.nodata, axis=0) if src.nodata is not None else None
+        crs, res = src.crs.to_wkt(), src.res[0]
+    stats = BandStats(data.shape[0])
+    stats.update(data, valid)
+    plugin = registry.get("model", exp.model.name)
+    model = plugin.build(exp.nbands, len(exp.classes), exp.tilesize, exp.model.params)
+    model_dir = exp.outdir / "model"
+    model_dir.mkdir(parents=True, exist_ok=True)
+    model.save(model_dir / "best.keras")
+    info = {"model": exp.model.name, "params": exp.model.params, "nbands": exp.nbands,
+            "tilesize": exp.tilesize, "overlap": exp.overlap, "segmentation_type": "semantic",
+            "classes": exp.class_names, "colours": [[0, 0, 0, 255]] * len(exp.classes),
+            "band_names": [], "crs": crs, "resolution": res,
+            "stats": {k: np.asarray(v).tolist() for k, v in stats.as_dict().items()}}
+    (model_dir / "model.json").write_text(json.dumps(info))
+    return model, info
+
+
+def whole_image(model, info, image_path):
+    """Reference: the model over the whole raster in one pass (nodata where invalid)."""
+    with rasterio.open(image_path) as src:
+        data = src.read()
+        nodata = src.nodata
+    valid = ~np.all(data == nodata, axis=0) if nodata is not None else np.ones(data.shape[1:],
+                                                                                bool)
+    image = normalizer(info["stats"])(np.moveaxis(data, 0, -1))
+    image[~valid] = 0
+    classes = np.argmax(model.predict(image[None], verbose=0)[0], axis=-1).astype(np.uint8)
+    classes[~valid] = 255
+    return classes
+
+
+def experiment(tmp_path, image, **over):
+    labels = tmp_path / "unused.gpkg"
+    labels.write_text("")
+    settings = dict(model="tinyfcn", tilesize=32, overlap=12, nbands=3,
+                    labels={"path": str(labels)},
+                    classes=[{"name": "background", "color": "#000000"},
+                             {"name": "a", "color": "#ff0000"}, {"name": "b", "color": "#00ff00"}],
+                    training={"batch_size": 5})
+    settings.update(over)
+    return load_experiment(write_experiment(tmp_path, image, labels, **settings))
+
+
+def read(path):
+    """Band 1 and the metadata of a written raster."""
+    with rasterio.open(path) as src:
+        meta = {"crs": src.crs, "transform": src.transform, "colormap": src.colormap(1),
+                "tags": src.tags(1)}
+        return src.read(1), meta
+
+
+def test_tile_cores_equal_one_pass_over_the_whole_image(tmp_path, registry):
+    data = np.random.default_rng(1).integers(0, 255, (3, 150, 133)).astype("uint8")
+    image = write_raster(tmp_path / "img.tif", data)
+    exp = experiment(tmp_path, image)
+    model, info = fake_training(exp, registry, image)
+    out = predict.run(exp, registry, progress=False)
+    got, src = read(out)
+    expected = whole_image(model, info, image)
+    assert np.array_equal(got, expected)
+    with rasterio.open(image) as ref:
+        assert src["crs"] == ref.crs and src["transform"] == ref.transform
+    assert src["colormap"][1][:3] == (255, 0, 0)
+    assert json.loads(src["tags"]["CLASS_NAMES"]) == ["background", "a", "b"]
+
+
+def test_real_landsat_scene_keeps_its_nodata_border(shared_data, tmp_path, registry):
+    image = shared_data / "rasterio" / "RGB.byte.tif"
+    exp = experiment(tmp_path, image, tilesize=128, overlap=16)
+    model, info = fake_training(exp, registry, image)
+    out = predict.run(exp, registry, progress=False)
+    got, src = read(out)
+    expected = whole_image(model, info, image)
+    assert np.array_equal(got, expected)
+    with rasterio.open(image) as ref:
+        border = np.all(ref.read() == 0, axis=0)
+        assert src["transform"] == ref.transform and src["crs"] == ref.crs
+    assert border.any() and (got[border] == 255).all() and (got[~border] != 255).all()
+
+
+def test_killed_prediction_resumes_to_the_same_raster(tmp_path, registry):
+    img, _, _ = squares_scene(tmp_path, size=120)
+    exp = experiment(tmp_path, img, predict={"probabilities": "uint8"})
+    fake_training(exp, registry, img)
+    reference = read(predict.run(exp, registry, progress=False))[0].copy()
+    out = predict.output_path(exp)
+    out.unlink()
+    with pytest.raises(KeyboardInterrupt):
+        predict.run(exp, registry, progress=False, stop_after=7)
+    assert not out.exists()  # an interrupted prediction never passes for finished
+    partials = list(out.parent.glob("*.part-*"))
+    assert len(partials) == 1
+    predict.run(exp, registry, progress=False)
+    assert np.array_equal(read(out)[0], reference)
+    assert not list(out.parent.glob("*.part-*"))
+    assert out.with_name("prediction_probabilities.tif").exists()
+
+
+@pytest.mark.parametrize("blend", [False, True])
+def test_shards_and_merge_equal_a_single_run(tmp_path, registry, blend):
+    img, _, _ = squares_scene(tmp_path, size=140)
+    exp = experiment(tmp_path, img, predict={"blend": blend})
+    fake_training(exp, registry, img)
+    single = read(predict.run(exp, registry, progress=False))[0].copy()
+    out = predict.output_path(exp)
+    out.unlink()
+    for i in range(3):
+        predict.run(exp, registry, shard=f"{i}/3", progress=False)
+    assert not out.exists()
+    predict.run(exp, registry, merge=True, progress=False)
+    assert np.array_equal(read(out)[0], single)
+
+
+def test_blending_agrees_with_cores_away_from_seams(tmp_path, registry):
+    data = np.random.default_rng(5).integers(0, 255, (3, 100, 100)).astype("uint8")
+    image = write_raster(tmp_path / "img.tif", data)
+    exp = experiment(tmp_path, image, predict={"blend": True, "probabilities": "float32"})
+    model, info = fake_training(exp, registry, image)
+    out = predict.run(exp, registry, progress=False)
+    # tiles differ from the one-pass result only within 2 px of their edges, where blending
+    # weights are smallest: the blend agrees almost everywhere
+    agreement = (read(out)[0] == whole_image(model, info, image)).mean()
+    assert agreement > 0.99, agreement
+    with rasterio.open(out.with_name("prediction_probabilities.tif")) as src:
+        probs = src.read()
+    assert probs.shape == (3, 100, 100) and np.allclose(probs.sum(axis=0), 1, atol=1e-5)
+
+
+@pytest.mark.parametrize("case, message", [
+    ("untrained", "no trained model"),
+    ("classes", "was trained with"),
+    ("bands", "stack to 4 bands"),
+    ("shard", "expected 'i/N'"),
+    ("merge", "no prediction shards"),
+    ("unwritable", "cannot write"),
+])
+def test_bad_input(tmp_path, registry, case, message):
+    img, _, _ = squares_scene(tmp_path, size=64)
+    exp = experiment(tmp_path, img)
+    if case != "untrained":
+        fake_training(exp, registry, img)
+    kwargs = {}
+    if case == "classes":
+        exp = experiment(tmp_path, img, classes=[{"name": "x"}, {"name": "y"}])
+    elif case == "bands":
+        four = write_raster(tmp_path / "four.tif", np.ones((4, 64, 64), np.uint8))
+        exp = experiment(tmp_path, img, predict={"images": [{"path": str(four)}]})
+    elif case == "shard":
+        kwargs["shard"] = "3"
+    elif case == "merge":
+        kwargs["merge"] = True
+    elif case == "unwritable":
+        (tmp_path / "blocker").write_text("a file")
+        exp = experiment(tmp_path, img, predict={"output": str(tmp_path / "blocker" / "p.tif")})
+    with pytest.raises(DeepSegError, match=message):
+        predict.run(exp, registry, progress=False, **kwargs)
