@@ -55,7 +55,6 @@ def augmenters(exp, registry):
 
 def fit(exp, registry, store, train_idx, val_idx, outdir: Path, progress: bool = True):
     """Train the experiment's model on ``train_idx`` tiles; checkpoints and logs in ``outdir``."""
-    import keras
 
     from .callbacks import callbacks_for, load_resume_state
     from .dataset import StoreDataset

@@ -63,8 +63,8 @@ class Partial:
 
     def write(self, name: str, array: np.ndarray, window: Window) -> None:
         """Write ``(bands, rows, cols)`` at a raster window lying inside this shard's rows."""
-        r = window.row_off - self.row0
-        self.file[name][:, r:r + window.height, window.col_off:window.col_off + window.width] = array
+        rows = slice(window.row_off - self.row0, window.row_off - self.row0 + window.height)
+        self.file[name][:, rows, window.col_off:window.col_off + window.width] = array
 
     def read(self, name: str, window: Window) -> np.ndarray:
         r = window.row_off - self.row0

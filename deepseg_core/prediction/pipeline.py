@@ -120,7 +120,7 @@ def _get(q: queue.Queue, producer: _Worker):
         except queue.Empty:
             if not producer.is_alive():
                 if producer.error is not None:
-                    raise producer.error
+                    raise producer.error from None
                 try:
                     return q.get_nowait()
                 except queue.Empty:

@@ -1,0 +1,92 @@
+"""Crossval stage end to end: folds, reports, error maps that agree with the confusion counts."""
+
+import json
+
+import numpy as np
+import pytest
+import rasterio
+from scenes import squares_scene, write_experiment
+
+from deepseg_core.config import load_experiment
+from deepseg_core.errors import DeepSegError
+from deepseg_core.plugins import load_plugins
+from deepseg_core.stages import crossval, dataprep
+from deepseg_core.store import Store
+from deepseg_core.tiling import tile_cores
+
+
+@pytest.fixture(scope="module")
+def registry():
+    return load_plugins().registry
+
+
+@pytest.fixture(scope="module")
+def result(tmp_path_factory, registry):
+    folder = tmp_path_factory.mktemp("cv")
+    img, gpkg, _ = squares_scene(folder, size=128, nsquares=20)
+    exp = load_experiment(write_experiment(folder, img, gpkg, epochs=2, folds=2,
+                                           crossval={"folds": [0]}))
+    dataprep.run(exp, registry, progress=False)
+    crossval.run(exp, registry, progress=False)
+    # a later call runs the other fold and merges both
+    exp1 = load_experiment(write_experiment(folder, img, gpkg, epochs=2, folds=2,
+                                            crossval={"folds": [1]}))
+    table = crossval.run(exp1, registry, progress=False)
+    return exp1, table
+
+
+def test_every_report_file_exists(result):
+    exp, table = result
+    root = exp.outdir / "crossval"
+    for fold in (0, 1):
+        d = root / f"fold{fold}"
+        for name in (f"fold{fold}_pycm.html", f"fold{fold}_pycm.csv", f"fold{fold}_pycm.pycm",
+                     f"fold{fold}_pycm_confusion.png", f"fold{fold}_errors.tif",
+                     "metrics.json", "model/best.keras", "logs/curves.png"):
+            assert (d / name).exists(), name
+    for name in ("all_pycm.html", "all_pycm.csv", "all_pycm_confusion.png", "folds.csv",
+                 "folds.md"):
+        assert (root / name).exists(), name
+    assert "square" in (root / "all_pycm.html").read_text()
+    assert table["overall_accuracy"]["mean"] > 0.5 and "F1[square]" in table
+
+
+def test_cores_count_each_pixel_once_and_error_maps_match_the_counts(result):
+    exp, _ = result
+    root = exp.outdir / "crossval"
+    with Store(dataprep.store_path(exp)) as store:
+        tiles, attrs = store.tiles, store.attrs
+        from deepseg_core.builtin.tiler import grid_tiles
+
+        all_windows = grid_tiles(attrs["width"], attrs["height"], 32, 8)
+        cores = dict(zip([(w.row_off, w.col_off) for w in all_windows],
+                         tile_cores(all_windows, attrs["width"], attrs["height"])))
+        for fold in (0, 1):
+            state = json.loads((root / f"fold{fold}" / "metrics.json").read_text())
+            counts = np.asarray(state["states"]["pycm"]["counts"])
+            # expected: labelled valid pixels in the cores of the fold's tiles, once each
+            covered = np.zeros((attrs["height"], attrs["width"]), bool)
+            truth_total = 0
+            for i in np.flatnonzero(tiles["fold"] == fold):
+                key = (int(tiles["row"][i]), int(tiles["col"][i]))
+                core = cores[key]
+                label = store.labels[i]
+                rows = slice(core.row_off - key[0], core.row_off - key[0] + core.height)
+                cols = slice(core.col_off - key[1], core.col_off - key[1] + core.width)
+                assert not covered[core.slices].any()
+                covered[core.slices] = True
+                truth_total += int((label[rows, cols] != 255).sum())
+            assert counts.sum() == truth_total
+            with rasterio.open(root / f"fold{fold}" / f"fold{fold}_errors.tif") as src:
+                codes = src.read(1)
+                assert src.colormap(1)[1][:3] != src.colormap(1)[2][:3]
+            tp, fp, tn, fn = (int((codes == c).sum()) for c in (1, 2, 3, 4))
+            assert (tp, fp, tn, fn) == (counts[1, 1], counts[0, 1], counts[0, 0], counts[1, 0])
+
+
+def test_unknown_fold_is_rejected(result, registry):
+    exp, _ = result
+    bad = exp.model_copy(update={"crossval": exp.crossval.model_copy(update={"folds": [7]})})
+    bad._source = exp.source
+    with pytest.raises(DeepSegError, match=r"crossval.folds: \[7\] hold no tiles"):
+        crossval.run(bad, registry, progress=False)
