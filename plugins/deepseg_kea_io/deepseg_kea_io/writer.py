@@ -1,0 +1,126 @@
+"""KEA writer: windowed writes into HDF5 chunks; statistics, attribute tables and overviews
+are computed at ``close()`` by streaming over the written bands."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from deepseg_core.errors import DeepSegError
+from deepseg_core.raster import RasterInfo, Window
+
+from . import rat
+from .layout import chunk_cache, reason
+from .options import settings
+from .overviews import build_overviews
+from .skeleton import create_structure, write_metadata
+from .stats import band_statistics, histogram_metadata
+
+
+class KeaSink:
+    """A KEA file being written window by window; ``close()`` finalizes it."""
+
+    def __init__(self, path, info: RasterInfo, options: dict):
+        self.path, self.info = Path(path), info
+        self._s = settings(path, info, options)  # everything is checked before the file exists
+        self._f = None
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            nbytes, nslots = chunk_cache(info.width, self._s["block"], info.dtype, info.count)
+            self._f = h5py.File(self.path, "w", libver="earliest", rdcc_nbytes=nbytes,
+                                rdcc_nslots=nslots, rdcc_w0=1.0)
+            create_structure(self._f, info, self._s)
+            self._data = [self._f[f"BAND{k}/DATA"] for k in range(1, info.count + 1)]
+        except Exception as exc:
+            if self._f is not None:  # ours, half made: remove it (never a file we did not open)
+                self._close_file()
+                self.path.unlink(missing_ok=True)
+            if isinstance(exc, DeepSegError):
+                raise
+            raise DeepSegError(f"{path}: cannot create the KEA file: {reason(exc)}") from exc
+
+    def write(self, array: np.ndarray, window: Window) -> None:
+        """Write ``(bands, rows, cols)`` pixels (2-D for one band) at ``window``."""
+        if self._f is None:
+            raise DeepSegError(f"{self.path}: the KEA file is already closed")
+        array = np.asarray(array)
+        array = array[None] if array.ndim == 2 else array
+        if array.shape != (self.info.count, window.height, window.width):
+            raise DeepSegError(f"{self.path}: array of shape {array.shape} does not fit {window} "
+                               f"with {self.info.count} band(s)")
+        if window.clip(self.info.height, self.info.width) != window:
+            raise DeepSegError(f"{self.path}: {window} reaches outside the "
+                               f"{self.info.height} x {self.info.width} raster")
+        if not window.height or not window.width:
+            return
+        try:
+            for data, pixels in zip(self._data, array):
+                data[window.slices] = pixels.astype(data.dtype, copy=False)
+        except Exception as exc:
+            raise DeepSegError(f"{self.path}: cannot write {window}: {reason(exc)}") from exc
+
+    def close(self) -> None:
+        """Compute statistics, attribute tables and overviews, then close. Twice: no-op."""
+        if self._f is None:
+            return
+        try:
+            for index in range(1, self.info.count + 1):
+                self._finish_band(index)
+            self._f.flush()
+        except Exception as exc:
+            self._close_file()
+            raise DeepSegError(f"{self.path}: cannot finish the KEA file: {reason(exc)}") \
+                from exc
+        self._close_file()
+
+    def _finish_band(self, index: int) -> None:
+        s, info = self._s, self.info
+        group = self._f[f"BAND{index}"]
+        histogram = None
+        if s["statistics"]:
+            stats, histogram = band_statistics(group["DATA"], info.nodata, s["block"],
+                                               histogram=s["thematic"])
+            write_metadata(group["METADATA"], stats)
+        first = index == 1
+        columns = rat.band_columns(info.colormap if first else None,
+                                   info.class_names if first else None, histogram,
+                                   s["attribute_table"] if first else None)
+        if columns:
+            rows = max(len(c.values) for c in columns)
+            if any(c.name == "Histogram" and c.usage == "PixelCount" for c in columns):
+                write_metadata(group["METADATA"], histogram_metadata(rows))
+            rat.write_columns(group["ATT"], columns, s["att_block_size"], s["deflate"])
+        if s["overviews"]:
+            build_overviews(group, s["overviews"], s["resampling"], info.nodata, s["block"],
+                            s["deflate"])
+
+    def _close_file(self) -> None:
+        if self._f is not None:
+            try:
+                self._f.close()
+            finally:
+                self._f = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, *exc):
+        if exc_type is None:
+            self.close()
+        else:
+            self._close_file()
+
+    def __repr__(self):
+        return f"KeaSink({str(self.path)!r})"
+
+
+class KeaWriter:
+    """Writes KEA files with h5py that GDAL's KEA driver reads (no GDAL KEA driver needed)."""
+
+    extensions: tuple[str, ...] = (".kea",)
+
+    def create(self, path, info: RasterInfo, **options) -> KeaSink:
+        """Start writing ``path`` (options: see :mod:`deepseg_kea_io.options`)."""
+        return KeaSink(path, info, options)
