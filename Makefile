@@ -1,0 +1,24 @@
+# Set-up in two commands:  `make demo` (runs the demo)  and  `make test` (runs the tests).
+# Both create .venv on first use with the CPU build of TensorFlow and every plugin.
+PYTHON ?= python3
+VENV   ?= .venv
+PLUGINS := plugins/deepseg_unet64 plugins/deepseg_resunet plugins/deepseg_maskrcnn plugins/deepseg_kea_io
+
+.PHONY: demo test lint venv
+
+$(VENV)/.installed: pyproject.toml $(addsuffix /pyproject.toml,$(PLUGINS))
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(VENV)/bin/python -m pip install --quiet -e ".[cpu,test,lint]" $(addprefix -e ,$(PLUGINS))
+	touch $@
+
+venv: $(VENV)/.installed
+
+demo: venv
+	$(VENV)/bin/deepseg demo --workdir deepseg-demo
+
+test: venv
+	$(VENV)/bin/python -m pytest
+
+lint: venv
+	$(VENV)/bin/ruff check .
