@@ -27,10 +27,14 @@ def fail(message: str, code: int = 2):
 def load(experiment, check_files=True):
     """Load the experiment and check it against the registry."""
     from .config import check_registry, load_experiment
-    from .plugins import get_registry
+    from .plugins import get_plugins
 
     exp = load_experiment(experiment, check_files=check_files)
-    check_registry(exp, get_registry())
+    loaded = get_plugins()
+    for info in loaded.failures:  # the user may be about to miss what it registers
+        click.echo(f"warning: plugin {info.name!r} failed ({info.error}); see 'deepseg plugins'",
+                   err=True)
+    check_registry(exp, loaded.registry)
     return exp
 
 
@@ -43,6 +47,8 @@ def run_stage(stage: str, exp, **options):
 
 
 class Group(click.Group):
+    """Turns DeepSegError into a one-line message and a non-zero exit, never a traceback."""
+
     def invoke(self, ctx):
         try:
             return super().invoke(ctx)
@@ -113,12 +119,15 @@ def run(experiment, stages):
     """Run the experiment's stages in order."""
     from .config import STAGES
 
+    chosen = None
+    if stages is not None:  # checked before the experiment, so a typo fails at once
+        chosen = [s.strip() for s in stages.split(",") if s.strip()]
+        unknown = [s for s in chosen if s not in STAGES]
+        if unknown or not chosen:
+            what = f"unknown stage(s) {', '.join(unknown)}" if unknown else "no stage given"
+            raise DeepSegError(f"--stages: {what}; expected some of {', '.join(STAGES)}")
     exp = load(experiment)
-    chosen = [s.strip() for s in stages.split(",")] if stages else exp.stages
-    unknown = [s for s in chosen if s not in STAGES]
-    if unknown:
-        raise DeepSegError(f"--stages: unknown stage(s) {', '.join(unknown)}; "
-                           f"expected some of {', '.join(STAGES)}")
+    chosen = chosen or exp.stages
     for stage in (s for s in STAGES if s in chosen):
         click.echo(f"== {stage}")
         run_stage(stage, exp)

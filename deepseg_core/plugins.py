@@ -1,12 +1,15 @@
 """Plugin manager: loads the built-in plugins and the entry points of the group ``deepseg``.
 
 Entry points are loaded one by one when a command first needs the registry, never at import.
-A plugin that fails to import is recorded and skipped (``DEEPSEG_STRICT_PLUGINS=1`` re-raises);
-``DEEPSEG_DISABLE_PLUGINS=a,b`` blocks plugins by entry-point name.
+A plugin that fails to import or to register is recorded and skipped (``DEEPSEG_STRICT_PLUGINS=1``
+re-raises); ``DEEPSEG_DISABLE_PLUGINS=a,b`` blocks plugins by entry-point name. A hook name that
+matches no specification (a misspelling) is always an error.
 """
 
 from __future__ import annotations
 
+import difflib
+import importlib
 import os
 import sys
 from dataclasses import dataclass, field
@@ -25,10 +28,14 @@ BUILTIN_PLUGINS = (
     "deepseg_core.builtin.metrics",
 )
 HOOKS = ("readers", "writers", "tilers", "models", "augmenters", "metrics")
+DISABLE_VAR = "DEEPSEG_DISABLE_PLUGINS"
+STRICT_VAR = "DEEPSEG_STRICT_PLUGINS"
 
 
 @dataclass
 class PluginInfo:
+    """One plugin: where it comes from, what it registered, or why it failed."""
+
     name: str
     module: str
     distribution: str | None = None
@@ -48,15 +55,16 @@ class Plugins:
 
     @property
     def failures(self) -> list[PluginInfo]:
+        """The plugins that failed to load or to register."""
         return [p for p in self.plugins if p.error]
 
 
 def _strict() -> bool:
-    return os.environ.get("DEEPSEG_STRICT_PLUGINS", "").strip().lower() in ("1", "true", "yes")
+    return os.environ.get(STRICT_VAR, "").strip().lower() in ("1", "true", "yes")
 
 
 def _disabled() -> set[str]:
-    return {n.strip() for n in os.environ.get("DEEPSEG_DISABLE_PLUGINS", "").split(",") if n.strip()}
+    return {n.strip() for n in os.environ.get(DISABLE_VAR, "").split(",") if n.strip()}
 
 
 def _entry_points():
@@ -67,66 +75,86 @@ def _entry_points():
     return sorted(entry_points(group=GROUP), key=lambda ep: ep.name)
 
 
+def _candidates(extra):
+    """(PluginInfo, loader) for the built-ins, the entry points and the ``extra`` modules."""
+    from . import __version__
+
+    for module in BUILTIN_PLUGINS:
+        info = PluginInfo(module.rsplit(".", 1)[-1], module, "deepseg-core", __version__, True)
+        yield info, lambda module=module: importlib.import_module(module)
+    for ep in _entry_points():
+        dist = getattr(ep, "dist", None)
+        yield PluginInfo(ep.name, ep.value, dist and dist.name, dist and dist.version), ep.load
+    for name, mod in extra:
+        yield PluginInfo(name, getattr(mod, "__name__", name)), lambda mod=mod: mod
+
+
 def _fail(info: PluginInfo, exc: BaseException, what: str) -> None:
-    info.error = f"{what}: {type(exc).__name__}: {exc}"
+    detail = " ".join(f"{type(exc).__name__}: {exc}".split())  # one line, whatever the error
+    info.error = f"{what}: {detail}"
     if _strict():
         raise PluginLoadError(f"plugin {info.name!r} ({info.module}) failed to {what}: "
-                              f"{type(exc).__name__}: {exc}") from exc
+                              f"{detail}") from exc
+
+
+def _check_pending(pm: pluggy.PluginManager, infos: dict[str, PluginInfo]) -> None:
+    """Fail loudly, in one line, on a hook implementation that matches no specification."""
+    try:
+        pm.check_pending()
+    except pluggy.PluginValidationError as exc:
+        name = pm.get_name(exc.plugin) or "?"
+        unknown = [c.name for c in pm.get_hookcallers(exc.plugin) or () if not c.has_spec()]
+        known = [f"deepseg_register_{hook}" for hook in HOOKS]
+        hints = [f"did you mean {close[0]!r}?" for close in
+                 (difflib.get_close_matches(u, known, n=1) for u in unknown) if close]
+        module = infos[name].module if name in infos else "?"
+        raise PluginLoadError(
+            f"plugin {name!r} ({module}) implements unknown hook "
+            f"{', '.join(repr(u) for u in unknown)} (misspelled? {' '.join(hints)}"
+            f"{' ' if hints else ''}known hooks: {', '.join(known)}); fix it or set "
+            f"{DISABLE_VAR}={name}") from None
 
 
 def load_plugins(extra: list[tuple[str, object]] = ()) -> Plugins:
     """Load built-ins, entry points and ``extra`` (name, module) pairs; run the hooks."""
-    import importlib
-
-    pm = pluggy.PluginManager("deepseg")
+    pm = pluggy.PluginManager(GROUP)
     pm.add_hookspecs(hookspecs)
-    infos: list[PluginInfo] = []
     blocked = _disabled()
-    candidates = [(m.rsplit(".", 1)[-1], m, None, True) for m in BUILTIN_PLUGINS]
-    candidates += [(ep.name, ep.value, ep, False) for ep in _entry_points()]
-    candidates += [(name, getattr(mod, "__name__", name), mod, False) for name, mod in extra]
-    for name, module, source, builtin in candidates:
-        if name in blocked:
+    listed: list[PluginInfo] = []
+    infos: dict[str, PluginInfo] = {}  # the registered ones, by name
+    for info, loader in _candidates(extra):
+        if info.name in blocked:
             continue
-        info = PluginInfo(name=name, module=module, builtin=builtin)
-        dist = getattr(source, "dist", None)
-        if dist is not None:
-            info.distribution, info.version = dist.name, dist.version
-        elif builtin:
-            from . import __version__
-            info.distribution, info.version = "deepseg-core", __version__
-        infos.append(info)
+        listed.append(info)
         try:
-            if builtin:
-                plugin = importlib.import_module(module)
-            elif hasattr(source, "load"):
-                plugin = source.load()
-            else:
-                plugin = source
-            pm.register(plugin, name=name)
+            pm.register(loader(), name=info.name)
         except Exception as exc:  # one broken plugin must not lock the user out
             _fail(info, exc, "load")
-    pm.check_pending()
+        else:
+            infos[info.name] = info
+    _check_pending(pm, infos)
     registry = Registry()
-    by_name = {info.name: info for info in infos}
     for hook in HOOKS:
         caller = getattr(pm.hook, f"deepseg_register_{hook}")
         for impl in caller.get_hookimpls():  # registration order: built-ins first
-            info = by_name[impl.plugin_name]
+            info = infos[impl.plugin_name]
             if info.error:
                 continue
             registry.provider = info.name
-            args = {"registry": registry}
             try:
-                impl.function(*[args[a] for a in impl.argnames])
+                impl.function(*[{"registry": registry}[a] for a in impl.argnames])
             except (PluginLoadError, RegistryError):
                 raise
             except Exception as exc:
                 _fail(info, exc, f"register {hook}")
-    for info in infos:
-        info.registered = registry.provided_by(info.name)
     registry.provider = "?"
-    return Plugins(registry=registry, plugins=infos, manager=pm)
+    for info in listed:
+        if infos.get(info.name) is not info:  # not registered (e.g. its name was taken)
+            continue
+        if info.error:  # failed halfway: leaves nothing behind
+            registry.remove_provider(info.name)
+        info.registered = registry.provided_by(info.name)
+    return Plugins(registry=registry, plugins=listed, manager=pm)
 
 
 _cached: Plugins | None = None
@@ -141,4 +169,5 @@ def get_plugins(reload: bool = False) -> Plugins:
 
 
 def get_registry() -> Registry:
+    """The registry of the process-wide loaded plugins."""
     return get_plugins().registry

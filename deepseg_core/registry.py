@@ -6,13 +6,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .errors import RegistryError
+from .errors import DeepSegError, RegistryError
 
 KINDS = ("reader", "writer", "tiler", "model", "augmenter", "metric")
 
 
 @dataclass
 class Entry:
+    """One registered thing and the plugin that registered it."""
+
     name: str
     obj: Any
     provider: str
@@ -35,28 +37,41 @@ class Registry:
         table[name] = Entry(name, obj, self.provider)
 
     def add_reader(self, name, reader, override=False):
+        """Register a raster reader as ``name``; ``override=True`` replaces an existing one."""
         self._add("reader", name, reader, override)
 
     def add_writer(self, name, writer, override=False):
+        """Register a raster writer as ``name``; ``override=True`` replaces an existing one."""
         self._add("writer", name, writer, override)
 
     def add_tiler(self, name, tiler, override=False):
+        """Register a tiler as ``name``; ``override=True`` replaces an existing one."""
         self._add("tiler", name, tiler, override)
 
     def add_model(self, name, model, override=False):
+        """Register a model plugin as ``name``; ``override=True`` replaces an existing one."""
         self._add("model", name, model, override)
 
     def add_augmenter(self, name, factory, override=False):
+        """Register an augmenter factory as ``name``; ``override=True`` replaces an existing one."""
         self._add("augmenter", name, factory, override)
 
     def add_metric(self, name, factory, override=False):
+        """Register a metric factory as ``name``; ``override=True`` replaces an existing one."""
         self._add("metric", name, factory, override)
+
+    def remove_provider(self, provider: str) -> None:
+        """Forget everything one plugin registered (used when it fails halfway)."""
+        for table in self._entries.values():
+            for name in [n for n, e in table.items() if e.provider == provider]:
+                del table[name]
 
     def names(self, kind: str) -> list[str]:
         """Sorted names registered for ``kind``."""
         return sorted(self._entries[kind])
 
     def entries(self, kind: str) -> list[Entry]:
+        """The entries registered for ``kind``, sorted by name."""
         return [self._entries[kind][n] for n in self.names(kind)]
 
     def get(self, kind: str, name: str):
@@ -74,7 +89,7 @@ class Registry:
                 if any(e.provider == provider for e in table.values())}
 
     def reader_for(self, path) -> Any:
-        """The reader for ``path``: one claiming its suffix, else the first catch-all that opens it."""
+        """The reader for ``path``: one claiming its suffix, else a catch-all that opens it."""
         if not Path(path).exists():
             raise RegistryError(f"{path}: file not found")
         suffix = Path(path).suffix.lower()
@@ -85,10 +100,14 @@ class Registry:
         for reader in catch_all:
             if reader.can_open(path):
                 return reader
+        why = ""
         if catch_all:  # let the catch-all reader say what is wrong with the file
-            catch_all[0].open(path).close()
+            try:
+                catch_all[0].open(path).close()
+            except DeepSegError as exc:
+                why = f"; {exc}"
         raise RegistryError(f"{path}: no registered reader can open this file "
-                            f"(readers: {', '.join(self.names('reader')) or 'none'})")
+                            f"(readers: {', '.join(self.names('reader')) or 'none'}){why}")
 
     def writer_for(self, path, format: str | None = None) -> Any:
         """The writer named ``format``, else the one claiming the suffix of ``path``."""

@@ -27,7 +27,7 @@ def check_registry(exp: Experiment, registry) -> None:
         else:
             try:
                 model.validate(exp.model.params, exp.tilesize, exp.nbands, len(exp.classes))
-            except DeepSegError as exc:
+            except (DeepSegError, TypeError, ValueError) as exc:
                 problems.append(f"{where}: model: {exc}")
     lookup("tiler", exp.tiler, "tiler")
     for i, aug in enumerate(exp.augmentation):
@@ -39,6 +39,11 @@ def check_registry(exp: Experiment, registry) -> None:
                 problems.append(f"{where}: augmentation[{i}]: {exc}")
     if exp.predict.format:
         lookup("writer", exp.predict.format, "predict.format")
+    else:
+        try:
+            registry.writer_for(exp.predict.output)
+        except DeepSegError as exc:
+            problems.append(f"{where}: predict.output: {exc}")
     for i, name in enumerate(exp.crossval.metrics or []):
         lookup("metric", name, f"crossval.metrics[{i}]")
     if problems:

@@ -13,9 +13,24 @@ import yaml
 from pydantic import ValidationError
 
 from ..errors import ConfigError
+from .problems import schema_problems
 from .schema import Experiment
 
 ENV_VAR = "DEEPSEG_EXPERIMENT"
+
+
+class _Loader(yaml.SafeLoader):
+    """YAML loader that refuses a key given twice in one mapping (YAML would keep the last)."""
+
+    def construct_mapping(self, node, deep=False):
+        seen = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if isinstance(key, str) and key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"key {key!r} is given twice", key_node.start_mark)
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
 
 
 def _read_yaml(path: Path) -> dict:
@@ -26,7 +41,7 @@ def _read_yaml(path: Path) -> dict:
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read experiment file ({exc.strerror})") from None
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_Loader)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
@@ -66,6 +81,8 @@ def _images(items, folder):
 def _resolve_paths(data: dict, folder: Path) -> dict:
     """Make the path keys of one file absolute against that file's folder."""
     data = dict(data)
+    if isinstance(data.get("model"), str):  # so `extends` can merge parameters into it
+        data["model"] = {"name": data["model"]}
     if "workdir" in data:
         data["workdir"] = _resolve(data["workdir"], folder)
     if "images" in data:
@@ -103,45 +120,24 @@ def load_raw(path: Path, chain: tuple[Path, ...] = ()) -> dict:
         return data
     if not isinstance(parent, str):
         raise ConfigError(f"{path}: extends: expected a file name, got {parent!r}")
-    base = load_raw((path.parent / parent), (*chain, path))
+    base_path = path.parent / os.path.expanduser(parent)
+    if not base_path.is_file():
+        raise ConfigError(f"{path}: extends: file not found: {base_path}")
+    base = load_raw(base_path, (*chain, path))
     base.pop("name", None)
     return _merge(base, data)
-
-
-def _key(loc) -> str:
-    parts = []
-    for item in loc:
-        if isinstance(item, int):
-            parts[-1:] = [f"{parts[-1]}[{item}]"] if parts else [f"[{item}]"]
-        else:
-            parts.append(str(item))
-    return ".".join(parts) or "(top level)"
-
-
-def _problems(path: Path, error: ValidationError) -> list[str]:
-    lines = []
-    for err in error.errors():
-        loc = [p for p in err["loc"] if not str(p).startswith(("function-", "literal["))]
-        if err["type"] == "extra_forbidden":
-            msg = "unknown key (check the spelling; see docs/experiment.md)"
-        elif err["type"] == "missing":
-            msg = "required key is missing"
-        else:
-            msg = err["msg"].removeprefix("Value error, ")
-            if "input" in err and err["type"] not in ("model_type",):
-                msg += f" (got {err['input']!r})"
-        lines.append(f"{path}: {_key(loc)}: {msg}")
-    return lines
 
 
 def _check_files(path: Path, exp: Experiment) -> list[str]:
     problems = []
     for i, src in enumerate(exp.images):
-        for p in expand_paths(src.path):
-            if not Path(p).exists():
-                problems.append(f"{path}: images[{i}].path: file not found: {p}")
-    if not any(expand_paths(s.path) for s in exp.images):
-        problems.append(f"{path}: images: no image files match")
+        for item in src.path if isinstance(src.path, list) else [src.path]:
+            matches = expand_paths(item)
+            if not matches:
+                problems.append(f"{path}: images[{i}].path: no files match {item}")
+            for p in matches:
+                if not Path(p).exists():
+                    problems.append(f"{path}: images[{i}].path: file not found: {p}")
     if exp.labels is not None:
         for key in ("path", "raster"):
             value = getattr(exp.labels, key)
@@ -173,7 +169,7 @@ def load_experiment(path=None, check_files: bool = True) -> Experiment:
     try:
         exp = Experiment.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(_problems(path, exc)) from None
+        raise ConfigError(schema_problems(path, exc)) from None
     problems = _check_files(path, exp) if check_files else []
     if problems:
         raise ConfigError(problems)

@@ -10,6 +10,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
+from pydantic.types import PositiveInt
+
+from ..raster import parse_colour
 
 STAGES = ("dataprep", "train", "crossval", "predict")
 
@@ -31,13 +34,13 @@ class Named(Strict):
             return {"name": value}
         if isinstance(value, dict) and "params" not in value:
             rest = {k: v for k, v in value.items() if k != "name"}
-            return {"name": value.get("name"), "params": rest}
+            return {**({"name": value["name"]} if "name" in value else {}), "params": rest}
         return value
 
 
 class ImageSource(Strict):
-    path: str | list[str] = Field(description="raster file, glob, or list of files forming one mosaic")
-    bands: list[int] | None = Field(None, description="1-based bands to use (default: all)")
+    path: str | list[str] = Field(description="raster file, glob, or files forming a mosaic")
+    bands: list[PositiveInt] | None = Field(None, description="1-based bands (default: all)")
     resampling: Literal["nearest", "bilinear", "cubic", "average", "mode"] = Field(
         "bilinear", description="resampling onto the experiment grid")
     nodata: float | None = Field(None, description="nodata value overriding the file's")
@@ -51,6 +54,12 @@ class ClassSpec(Strict):
     value: int | str | None = Field(
         None, description="value of this class in the label source (default: its index); for "
                           "vector labels a value of the class field, or a layer name")
+
+    @field_validator("color")
+    @classmethod
+    def _colour(cls, value):
+        parse_colour(value)  # a ValueError names the expected forms
+        return value
 
 
 class Labels(Strict):
@@ -107,7 +116,7 @@ class Predict(Strict):
     images: list[ImageSource] | None = Field(None, description="rasters to predict "
                                              "(default: the training images)")
     output: str = Field("predictions/prediction.tif", description="output raster (relative to "
-                                                                  "the experiment folder)")
+                                                                  "<workdir>/<name>/)")
     format: str | None = Field(None, description="registered writer (default: from suffix)")
     batch_size: int | None = Field(None, gt=0, description="default: training.batch_size")
     probabilities: Literal["none", "uint8", "float32"] = Field(
@@ -141,7 +150,7 @@ class Experiment(Strict):
     tilesize: int = Field(256, gt=0, description="tile side in pixels")
     overlap: int = Field(32, ge=0, description="overlap between neighbouring tiles in pixels")
     nbands: int = Field(gt=0, description="stacked band count of the images")
-    epochs: int = Field(10, description="training epochs")
+    epochs: int = Field(10, ge=1, description="training epochs")
     learning_rate: float = Field(1e-3, gt=0)
     images: list[ImageSource] = Field(description="sources stacked band-wise onto one grid")
     labels: Labels | None = Field(None, description="training labels")
@@ -177,7 +186,9 @@ class Experiment(Strict):
     @field_validator("stages", mode="before")
     @classmethod
     def _stages(cls, value):
-        return [s.strip() for s in value.split(",") if s.strip()] if isinstance(value, str) else value
+        if isinstance(value, str):
+            return [s.strip() for s in value.split(",") if s.strip()]
+        return value
 
     @field_validator("images", mode="before")
     @classmethod
@@ -185,13 +196,21 @@ class Experiment(Strict):
         items = value if isinstance(value, list) else [value]
         return [{"path": v} if isinstance(v, str) else v for v in items]
 
-    @model_validator(mode="after")
-    def _geometry(self):
-        if self.overlap >= self.tilesize:
-            raise ValueError(f"overlap ({self.overlap}) must be smaller than tilesize "
-                             f"({self.tilesize})")
-        if self.epochs < 1:
-            raise ValueError(f"epochs must be at least 1, got {self.epochs}")
-        if len(self.classes) < 2:
-            raise ValueError("classes needs at least 2 entries (background and one class)")
-        return self
+    @field_validator("overlap")
+    @classmethod
+    def _overlap(cls, value, info):
+        tilesize = info.data.get("tilesize")  # absent when tilesize itself is invalid
+        if tilesize is not None and value >= tilesize:
+            raise ValueError(f"overlap ({value}) must be smaller than tilesize ({tilesize})")
+        return value
+
+    @field_validator("classes")
+    @classmethod
+    def _classes(cls, value):
+        if len(value) < 2:
+            raise ValueError("needs at least 2 classes (index 0 is background)")
+        names = [c.name for c in value]
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:
+            raise ValueError(f"class names must be unique; given twice: {', '.join(twice)}")
+        return value

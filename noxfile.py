@@ -1,0 +1,45 @@
+"""Nox sessions: the whole test suite, lint, and each plugin alone against the core."""
+
+import nox
+
+nox.options.default_venv_backend = "venv"
+nox.options.sessions = ["lint", "tests"]
+
+CORE = ".[cpu,test]"
+PLUGINS = {
+    "unet64": "plugins/deepseg_unet64",
+    "resunet": "plugins/deepseg_resunet",
+    "maskrcnn": "plugins/deepseg_maskrcnn",
+    "kea_io": "plugins/deepseg_kea_io",
+}
+
+
+@nox.session(reuse_venv=True)
+def tests(session):
+    """The core with every plugin installed: the whole test suite."""
+    editable = [arg for folder in PLUGINS.values() for arg in ("-e", folder)]
+    session.install("-e", CORE, *editable)
+    session.run("pytest", *session.posargs)
+
+
+@nox.session(reuse_venv=True)
+def lint(session):
+    """Ruff over the repository."""
+    session.install("ruff>=0.5")
+    session.run("ruff", "check", ".")
+
+
+def plugin_session(name: str, folder: str):
+    """A session that installs the core and this one plugin, then runs its tests."""
+
+    def session_function(session):
+        session.install("-e", CORE)
+        session.install("-e", folder)
+        session.run("pytest", f"{folder}/tests", *session.posargs)
+
+    session_function.__doc__ = f"The {name} plugin alone, against the core."
+    return nox.session(name=name, reuse_venv=True)(session_function)
+
+
+for _name, _folder in PLUGINS.items():
+    plugin_session(_name, _folder)  # nox registers a session when it is decorated
