@@ -181,19 +181,22 @@ class ImageStack:
         """Stacked pixels ``(nbands, rows, cols)`` and where every source is valid."""
         parts, valid = [], np.ones((window.height, window.width), dtype=bool)
         for _, files in self.sources:
-            data = np.zeros((len(files[0].bands), window.height, window.width), self.dtype)
-            have = np.zeros((window.height, window.width), dtype=bool)
+            data, have = None, None
             for f in files:  # mosaic: the first file with data wins
+                part, ok = f.read(self.grid, window, self.dtype)
+                if data is None:
+                    data, have = part, ok
+                else:
+                    new = ok & ~have
+                    data[:, new] = part[:, new]
+                    have |= new
                 if have.all():
                     break
-                part, ok = f.read(self.grid, window, self.dtype)
-                new = ok & ~have
-                data[:, new] = part[:, new]
-                have |= new
             parts.append(data)
             valid &= have
-        stacked = np.concatenate(parts, axis=0)
-        stacked[:, ~valid] = 0
+        stacked = parts[0] if len(parts) == 1 else np.concatenate(parts, axis=0)
+        if not valid.all():
+            stacked[:, ~valid] = 0
         return stacked, valid
 
     def close(self) -> None:

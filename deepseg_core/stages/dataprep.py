@@ -85,15 +85,22 @@ def _build(exp, registry, stack, labels, path, digest, progress):
     counts = np.zeros(nclasses, dtype=np.int64)
     skipped = {"nodata": 0, "unlabelled": 0}
     bar = Progress(len(windows), "dataprep tiles", enabled=progress)
+    min_labelled = exp.labels.min_labelled
+
+    def load(window):  # runs in a reader thread, one window ahead of the writer
+        label, covered = labels.read(window)
+        if not covered.any() or covered.mean() < min_labelled:
+            return label, covered, None, None
+        return (label, covered, *stack.read(window))
+
     try:
-        for window, core in zip(windows, cores):
+        for window, core, (label, covered, image, valid) in zip(
+                windows, cores, prefetch(load, windows)):
             bar.update()
-            label, covered = labels.read(window)
             core_rc = relative(core, window)
-            if not covered.any() or covered.mean() < exp.labels.min_labelled:
+            if image is None:
                 skipped["unlabelled"] += 1
                 continue
-            image, valid = stack.read(window)
             if not valid.any():
                 skipped["nodata"] += 1
                 continue
@@ -117,6 +124,25 @@ def _build(exp, registry, stack, labels, path, digest, progress):
         raise
     _summary(path, len(rows), skipped, exp, counts, folds, instance)
     return path
+
+
+def prefetch(load, items, depth: int = 2):
+    """``load(item)`` for each item, computed ``depth`` items ahead in a thread, in order."""
+    from collections import deque
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pending = deque()
+        try:
+            for item in items:
+                pending.append(pool.submit(load, item))
+                if len(pending) > depth:
+                    yield pending.popleft().result()
+            while pending:
+                yield pending.popleft().result()
+        finally:
+            for future in pending:
+                future.cancel()
 
 
 def _finish_label(label, covered, valid, exp, instance):
