@@ -14,12 +14,11 @@ from __future__ import annotations
 import argparse
 import json
 import resource
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
+from common import TRANSFORM, run_child, synthetic_raster
 
 TILE, OVERLAP = 1024, 256
 
@@ -27,25 +26,11 @@ TILE, OVERLAP = 1024, 256
 def make_inputs(folder: Path, size: int) -> tuple[Path, Path]:
     """A textured synthetic raster written block by block, and one label polygon layer."""
     import geopandas as gpd
-    import rasterio
-    from affine import Affine
     from shapely.geometry import Point, box
 
     folder.mkdir(parents=True, exist_ok=True)
-    image = folder / f"synthetic_{size}.tif"
-    transform = Affine(0.5, 0, 1_750_000, 0, -0.5, 5_900_000)
-    if not image.exists():
-        profile = dict(driver="GTiff", width=size, height=size, count=3, dtype="uint8",
-                       crs="EPSG:2193", transform=transform, tiled=True, blockxsize=512,
-                       blockysize=512, compress="deflate")
-        rng = np.random.default_rng(0)
-        with rasterio.open(image, "w", **profile) as dst:
-            for r in range(0, size, 2048):
-                h = min(2048, size - r)
-                rows = np.arange(r, r + h)[:, None] % 251
-                base = (rows + np.arange(size)[None, :] % 241).astype(np.uint8)
-                noise = rng.integers(0, 24, (3, h, size), dtype=np.uint8)
-                dst.write(base[None] // 2 + noise, window=((r, r + h), (0, size)))
+    image = synthetic_raster(folder / f"synthetic_{size}.tif", size)
+    transform = TRANSFORM
     labels = folder / f"labels_{size}.gpkg"
     if not labels.exists():
         x0, y1 = transform @ (0, 0)
@@ -123,10 +108,8 @@ def main() -> None:
     make_inputs(args.workdir, args.size)
     results = {}
     for kind in ("baseline", "deepseg"):
-        out = subprocess.run([sys.executable, __file__, "--child", kind, "--size",
-                              str(args.size), "--workdir", str(args.workdir)],
-                             check=True, capture_output=True, text=True).stdout
-        results[kind] = json.loads(out.strip().splitlines()[-1])
+        results[kind] = run_child(__file__, kind, "--size", str(args.size), "--workdir",
+                                  str(args.workdir))
     for kind, r in results.items():
         print(f"{kind:9s} {r['tiles']} tiles in {r['seconds']:.1f} s = "
               f"{r['tiles'] / r['seconds']:.2f} tiles/s, peak RSS {r['peak_rss_mib']:.0f} MiB")

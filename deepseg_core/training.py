@@ -98,11 +98,18 @@ def fit(exp, registry, store, train_idx, val_idx, outdir: Path, progress: bool =
 
 def write_model_info(exp, store, model_dir: Path) -> None:
     """model.json: what predict needs besides the weights (normalization, bands, classes)."""
-    info = {"model": exp.model.name, "params": exp.model.params, "nbands": exp.nbands,
-            "tilesize": exp.tilesize, "overlap": exp.overlap,
-            "segmentation_type": exp.segmentation_type,
-            "classes": exp.class_names, "colours": store.attrs["colours"],
-            "band_names": store.attrs["band_names"], "crs": store.attrs["crs"],
-            "resolution": abs(store.attrs["transform"][1]),
-            "stats": {k: np.asarray(v).tolist() for k, v in store.stats().items()}}
+    info = model_info(exp, store.stats(), store.attrs["band_names"], store.attrs["crs"],
+                      abs(store.attrs["transform"][1]))
     (model_dir / "model.json").write_text(json.dumps(info, indent=1))
+
+
+def model_info(exp, stats: dict, band_names, crs, resolution) -> dict:
+    """The content of model.json for a model of ``exp`` trained on data with ``stats``."""
+    from .raster import parse_colour
+
+    return {"model": exp.model.name, "params": exp.model.params, "nbands": exp.nbands,
+            "tilesize": exp.tilesize, "overlap": exp.overlap,
+            "segmentation_type": exp.segmentation_type, "classes": exp.class_names,
+            "colours": [list(parse_colour(c.color)) for c in exp.classes],
+            "band_names": list(band_names), "crs": crs, "resolution": resolution,
+            "stats": {k: np.asarray(v).tolist() for k, v in stats.items()}}
