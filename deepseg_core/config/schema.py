@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator,
 from pydantic.types import PositiveInt
 
 from ..raster import parse_colour
+from .hpc import HPC
 
 STAGES = ("dataprep", "train", "crossval", "predict")
 
@@ -25,7 +26,8 @@ class Named(Strict):
     """A registered name plus its parameters: ``{name: unet64, filters: 8}`` or just ``unet64``."""
 
     name: str = Field(description="registered plugin name")
-    params: dict[str, Any] = Field(default_factory=dict, description="plugin parameters")
+    params: dict[str, Any] = Field(default_factory=dict, description="plugin parameters, "
+                                   "written beside the name: {name: unet64, filters: 8}")
 
     @model_validator(mode="before")
     @classmethod
@@ -123,7 +125,7 @@ class Predict(Strict):
         "none", description="also write per-class probabilities")
     blend: bool = Field(False, description="blend overlapping probabilities instead of cores")
     queue_depth: int = Field(4, gt=0, description="batches read ahead / written behind")
-    vectorize: Vectorize = Field(default_factory=Vectorize)
+    vectorize: Vectorize = Field(default_factory=Vectorize, description="polygon output")
     score_threshold: float = Field(0.5, ge=0, le=1, description="instances: minimum score")
     merge_iou: float = Field(0.5, ge=0, le=1, description="instances: IoU duplicate threshold")
     merge_ios: float = Field(0.8, ge=0, le=1, description="instances: intersection over "
@@ -141,7 +143,8 @@ class CrossVal(Strict):
 class Experiment(Strict):
     name: str | None = Field(None, description="experiment name (default: the yaml file stem)")
     workdir: str = Field(".", description="outputs go to <workdir>/<name>/")
-    segmentation_type: Literal["semantic", "instance"] = Field("semantic")
+    segmentation_type: Literal["semantic", "instance"] = Field(
+        "semantic", description="class per pixel, or one id per object (Mask R-CNN)")
     stages: list[Literal["dataprep", "train", "crossval", "predict"]] = Field(
         list(STAGES), description="stages that 'deepseg run' runs, in order")
     crs: str | None = Field(None, description="grid CRS (default: the first image's)")
@@ -151,7 +154,7 @@ class Experiment(Strict):
     overlap: int = Field(32, ge=0, description="overlap between neighbouring tiles in pixels")
     nbands: int = Field(gt=0, description="stacked band count of the images")
     epochs: int = Field(10, ge=1, description="training epochs")
-    learning_rate: float = Field(1e-3, gt=0)
+    learning_rate: float = Field(1e-3, gt=0, description="optimizer learning rate")
     images: list[ImageSource] = Field(description="sources stacked band-wise onto one grid")
     labels: Labels | None = Field(None, description="training labels")
     classes: list[ClassSpec] = Field(description="classes; index 0 is background")
@@ -159,13 +162,14 @@ class Experiment(Strict):
     padding: bool = Field(True, description="pad rasters smaller than a tile (as nodata)")
     tiler: str = Field("grid", description="registered tiler")
     folds: int = Field(5, ge=1, description="spatial folds")
-    store: Store = Field(default_factory=Store)
+    store: Store = Field(default_factory=Store, description="the HDF5 tile store")
     model: Named = Field(description="registered model name and its parameters")
-    training: Training = Field(default_factory=Training)
-    augmentation: list[Named] = Field(default_factory=lambda: [Named(name="flips")])
-    crossval: CrossVal = Field(default_factory=CrossVal)
-    predict: Predict = Field(default_factory=Predict)
-    hpc: dict[str, Any] = Field(default_factory=dict, description="Slurm settings")
+    training: Training = Field(default_factory=Training, description="training settings")
+    augmentation: list[Named] = Field(default_factory=lambda: [Named(name="flips")],
+                                      description="augmenter plugins applied in order")
+    crossval: CrossVal = Field(default_factory=CrossVal, description="cross-validation")
+    predict: Predict = Field(default_factory=Predict, description="prediction settings")
+    hpc: HPC = Field(default_factory=HPC, description="Slurm settings (docs/cluster.md)")
 
     _source: Path | None = PrivateAttr(None)
 

@@ -1,0 +1,83 @@
+"""The experiment.yaml reference (docs/experiment.md), generated from the schema.
+
+    python -m deepseg_core.config.docs > docs/experiment.md
+
+A test regenerates it and fails when the committed file differs, so every key is documented.
+"""
+
+from __future__ import annotations
+
+import typing
+
+from pydantic import BaseModel
+from pydantic_core import PydanticUndefined
+
+from .schema import Experiment
+
+HEADER = """# experiment.yaml reference
+
+Generated from `deepseg_core/config/schema.py` by `python -m deepseg_core.config.docs`;
+do not edit by hand. Relative paths resolve against the folder of the yaml file that names
+them (also through `extends:`). Unknown keys are errors. `extends: base.yaml` merges this
+file over another (nested sections merge key by key; lists are replaced).
+"""
+
+
+def _models(annotation) -> list[type[BaseModel]]:
+    """Pydantic models inside a type annotation (``X``, ``list[X]``, ``X | None``)."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    return [m for arg in typing.get_args(annotation) for m in _models(arg)]
+
+
+def _type(annotation) -> str:
+    text = getattr(annotation, "__name__", None) if not typing.get_args(annotation) else None
+    text = text or str(annotation)
+    for noise in ("typing.", "deepseg_core.config.schema.", "deepseg_core.config.hpc.",
+                  "NoneType"):
+        text = text.replace(noise, "None" if noise == "NoneType" else "")
+    return text.replace("|", "\\|")
+
+
+def _default(field) -> str:
+    if field.is_required():
+        return "**required**"
+    if field.default_factory is not None:
+        value = field.default_factory()
+        if isinstance(value, BaseModel):
+            return "(section)"
+        if isinstance(value, list) and value and isinstance(value[0], BaseModel):
+            value = [v.model_dump(exclude_defaults=True) for v in value]
+        return f"`{value}`"
+    return "" if field.default is PydanticUndefined else f"`{field.default!r}`"
+
+
+def rows(model: type[BaseModel], prefix: str = "") -> list[tuple[str, str, str, str]]:
+    """(key path, type, default, meaning) for every key of ``model``, depth first."""
+    out = []
+    for name, field in model.model_fields.items():
+        key = f"{prefix}{name}"
+        out.append((key, _type(field.annotation), _default(field), field.description or ""))
+        for sub in _models(field.annotation):
+            if sub is not model:
+                inner = "[]." if typing.get_origin(field.annotation) is list or any(
+                    typing.get_origin(a) is list for a in typing.get_args(field.annotation)) \
+                    else "."
+                out.extend(rows(sub, f"{key}{inner}"))
+    return out
+
+
+def render() -> str:
+    """The whole reference as Markdown."""
+    lines = [HEADER, "| key | type | default | meaning |", "|---|---|---|---|"]
+    seen = set()
+    for key, typ, default, meaning in rows(Experiment):
+        if key in seen:
+            continue
+        seen.add(key)
+        lines.append(f"| `{key}` | {typ} | {default} | {meaning} |")
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    print(render(), end="")
