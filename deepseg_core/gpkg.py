@@ -1,0 +1,76 @@
+"""A GeoPackage layer written in chunks, so vector outputs never sit whole in memory."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import pyogrio
+
+
+class GpkgAppender:
+    """Collects features column by column and appends them to a GeoPackage layer in chunks.
+
+    The first flush creates (or replaces) ``layer``; later flushes append. ``close()``
+    writes what is left and creates the layer empty when no feature came at all.
+    """
+
+    def __init__(self, path, layer: str, crs: str | None, columns: dict[str, str],
+                 geometry_type: str = "Polygon", chunk: int = 50_000):
+        self.path = Path(path)
+        if self.path.suffix.lower() != ".gpkg":
+            raise ValueError(f"{self.path}: vector outputs are GeoPackages (.gpkg)")
+        self.layer = layer
+        self.crs = crs
+        self.columns = dict(columns)  # name -> numpy dtype
+        self.geometry_type = geometry_type
+        self.chunk = chunk
+        self.written = 0
+        self._created = False
+        self._parts: list[tuple[np.ndarray, dict]] = []
+        self._buffered = 0
+
+    def add(self, geometries, **values) -> None:
+        """Queue features: an array of shapely geometries plus one array per column."""
+        geometries = np.asarray(geometries, dtype=object)
+        if not len(geometries):
+            return
+        if set(values) != set(self.columns):
+            raise ValueError(f"columns {sorted(values)} differ from {sorted(self.columns)}")
+        self._parts.append((geometries, values))
+        self._buffered += len(geometries)
+        if self._buffered >= self.chunk:
+            self.flush()
+
+    def flush(self) -> None:
+        """Write the queued features."""
+        if not self._parts and self._created:
+            return
+        parts = self._parts or [(np.array([], dtype=object),
+                                 {name: np.array([]) for name in self.columns})]
+        data = {name: np.concatenate([np.asarray(v[name]) for _, v in parts]).astype(dtype)
+                for name, dtype in self.columns.items()}
+        series = gpd.GeoSeries(np.concatenate([g for g, _ in parts]), crs=self.crs)
+        frame = gpd.GeoDataFrame(data, geometry=series)
+        with warnings.catch_warnings():  # crs None means unknown: no need to warn each chunk
+            warnings.filterwarnings("ignore", "'crs' was not provided", UserWarning)
+            pyogrio.write_dataframe(frame, self.path, layer=self.layer, driver="GPKG",
+                                    append=self._created, geometry_type=self.geometry_type,
+                                    promote_to_multi=self.geometry_type.startswith("Multi"))
+        self._created = True
+        self.written += len(frame)
+        self._parts, self._buffered = [], 0
+
+    def close(self) -> int:
+        """Write the rest; the number of features written in all."""
+        self.flush()
+        return self.written
+
+
+def class_name(names, value: int) -> str:
+    """The name of a class id: ``names`` is a sequence indexed by id or a mapping."""
+    if isinstance(names, dict):
+        return str(names.get(value, value))
+    return str(names[value]) if 0 <= value < len(names) else str(value)
