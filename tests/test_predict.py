@@ -13,6 +13,7 @@ from deepseg_core.errors import DeepSegError
 from deepseg_core.plugins import load_plugins
 from deepseg_core.stages import predict
 from deepseg_core.stats import BandStats, normalizer
+from deepseg_core.training import model_info
 
 
 @pytest.fixture(scope="module")
@@ -36,11 +37,7 @@ def fake_training(exp, registry, image_path, seed=0):
     model_dir = exp.outdir / "model"
     model_dir.mkdir(parents=True, exist_ok=True)
     model.save(model_dir / "best.keras")
-    info = {"model": exp.model.name, "params": exp.model.params, "nbands": exp.nbands,
-            "tilesize": exp.tilesize, "overlap": exp.overlap, "segmentation_type": "semantic",
-            "classes": exp.class_names, "colours": [[0, 0, 0, 255]] * len(exp.classes),
-            "band_names": [], "crs": crs, "resolution": res,
-            "stats": {k: np.asarray(v).tolist() for k, v in stats.as_dict().items()}}
+    info = model_info(exp, stats.as_dict(), [], crs, res)
     (model_dir / "model.json").write_text(json.dumps(info))
     return model, info
 
@@ -184,3 +181,19 @@ def test_bad_input(tmp_path, registry, case, message):
         exp = experiment(tmp_path, img, predict={"output": str(tmp_path / "blocker" / "p.tif")})
     with pytest.raises(DeepSegError, match=message):
         predict.run(exp, registry, progress=False, **kwargs)
+
+
+def test_vectors_carry_class_names_and_the_raster_area(tmp_path, registry):
+    import geopandas as gpd
+
+    img, _, _ = squares_scene(tmp_path, size=96)
+    exp = experiment(tmp_path, img, predict={"vectorize": {"enabled": True, "skip_classes": []}})
+    fake_training(exp, registry, img)
+    out = predict.run(exp, registry, progress=False)
+    frame = gpd.read_file(out.with_suffix(".gpkg"))
+    raster = read(out)[0]
+    assert frame.geometry.is_valid.all() and frame.crs.to_epsg() == 2193
+    assert set(frame["class_name"]) <= {"background", "a", "b"}
+    for value, name in enumerate(["background", "a", "b"]):
+        area = frame.loc[frame["class_name"] == name].geometry.area.sum()
+        assert area == pytest.approx((raster == value).sum() * 0.25)
