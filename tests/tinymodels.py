@@ -1,4 +1,4 @@
-"""A test-only model plugin: a tiny fully convolutional net (receptive field 5 x 5 px)."""
+"""Test-only model plugins: a tiny fully convolutional net and a blob-finding instance model."""
 
 from deepseg_core import hookimpl
 from deepseg_core.models import SemanticModel
@@ -19,6 +19,59 @@ class TinyFCN(SemanticModel):
         return keras.Model(inputs, layers.Activation("softmax", dtype="float32")(x))
 
 
+
+
+class TinyBlobs:
+    """A test-only instance model: bright connected blobs are the instances (class 1)."""
+
+    segmentation_type = "instance"
+
+    def validate(self, params, tilesize, nbands, nclasses):
+        return None
+
+    def build(self, nbands, nclasses, tilesize, params):
+        import keras
+        from keras import layers
+
+        inputs = keras.Input((None, None, nbands))
+        mean = layers.Conv2D(1, 1, use_bias=False,
+                             kernel_initializer=keras.initializers.Constant(1 / nbands))(inputs)
+        return keras.Model(inputs, mean)
+
+    def compile(self, model, settings):
+        model.compile(optimizer="adam", loss="mse")
+
+    def prepare_batch(self, images, labels, instance_classes=None):
+        return images, (labels > 0)[..., None].astype("float32")
+
+    def predict_tiles(self, model, images):
+        import warnings
+
+        import numpy as np
+        from rasterio.features import rasterize, shapes
+
+        from deepseg_core.models import Instance, TileResult
+
+        results = []
+        for brightness in np.asarray(model.predict_on_batch(images))[..., 0]:
+            bright = (brightness > 1.0).astype("uint8")
+            found = []
+            with warnings.catch_warnings():  # pixel coordinates on purpose
+                warnings.simplefilter("ignore")
+                blobs = list(shapes(bright, mask=bright.astype(bool)))
+            for geom, _ in blobs:
+                mask = rasterize([geom], out_shape=bright.shape, dtype="uint8").astype(bool)
+                rows, cols = np.nonzero(mask)
+                box = (rows.min(), cols.min(), rows.max() + 1, cols.max() + 1)
+                found.append(Instance(1, 0.5 + 0.4 * float(mask.mean() < 0.5), mask, box))
+            results.append(TileResult(instances=found))
+        return results
+
+    def custom_objects(self):
+        return {}
+
+
 @hookimpl
 def deepseg_register_models(registry):
     registry.add_model("tinyfcn", TinyFCN())
+    registry.add_model("tinyblobs", TinyBlobs())

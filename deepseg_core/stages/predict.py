@@ -11,6 +11,12 @@ import numpy as np
 
 from ..errors import DeepSegError
 from ..prediction.assemble import assemble
+from ..prediction.instance import (
+    merge_instance_shards,
+    stitch_shard,
+    stitch_single,
+    tile_consumer,
+)
 from ..prediction.partial import Partial
 from ..prediction.pipeline import run_pipeline
 from ..prediction.semantic import BlendWriter, CoreWriter
@@ -117,57 +123,52 @@ def run(exp, registry, shard=None, merge=False, progress=True, stop_after=None):
     out = output_path(exp)
     i, n = parse_shard(shard)
     job = Job(exp, registry, info)
+    instance = exp.segmentation_type == "instance"
     try:
         if merge:
-            return _assemble(exp, registry, job, out, _count_shards(job, out))
-        _predict_shard(exp, registry, job, info, weights, out, i, n, progress, stop_after)
-        if n == 1:
-            return _assemble(exp, registry, job, out, 1)
-        click.echo(f"shard {i}/{n} done; run 'deepseg merge' when every shard is done")
-        return job.partial_path(out, i, n)
+            n = _count_shards(job, out)
+            if instance:
+                return _report(merge_instance_shards(exp, registry, job, out, n))[0]
+            return _assemble(exp, registry, job, out, n)
+        done = _predict_shard(exp, registry, job, info, weights, out, i, n, progress,
+                              stop_after)
+        if n > 1:
+            click.echo(f"shard {i}/{n} done; run 'deepseg merge' when every shard is done")
+            return done
+        return _report(done)[0] if instance else _assemble(exp, registry, job, out, 1)
     finally:
         job.stack.close()
 
 
+def _report(outputs):
+    click.echo("prediction: " + ", ".join(str(p) for p in outputs))
+    return outputs
+
+
 def _count_shards(job, out: Path) -> int:
-    found = sorted(out.parent.glob(f"{out.name}.part-*-of-*.h5"))
+    found = sorted(out.parent.glob(f"{out.name}.part-*-of-*.*"))
     if not found:
         raise DeepSegError(f"no prediction shards beside {out}: run 'deepseg predict --shard "
                            "i/N' first")
     return int(found[0].name.rsplit("-of-", 1)[1].split(".")[0])
 
 
-def _predict_shard(exp, registry, job, info, weights, out, i, n, progress, stop_after):
+def _tile_runner(exp, registry, job, info, weights, windows, label, progress, stop_after):
+    """``run(consume, start)``: stream ``windows[start:]`` through the model into ``consume``."""
     from .. import keras_runtime
 
-    idx, row0, row1 = job.shard(i, n, context=1 if exp.predict.blend and n > 1 else 0)
-    windows = [job.windows[k] for k in idx]
-    partial = Partial(job.partial_path(out, i, n), row0, row1, job.info.width, job.layers,
-                      {**job.key, "shard": [i, n]})
-    try:
-        if partial.complete:
-            click.echo(f"shard {i}/{n} already complete: {partial.path}")
-            return
-        start = partial.done
-        cores = {pos: job.cores[k] for pos, k in enumerate(idx)}
-        if exp.predict.blend:
-            consume = BlendWriter(partial, cores, job.nodata, exp.predict.probabilities, windows,
-                                  len(exp.classes), job.info.width,
-                                  int(partial.file.attrs.get("row_floor", 0)))
-            consume.row_start = start
-        else:
-            consume = CoreWriter(partial, cores, job.nodata, exp.predict.probabilities)
-        plugin, model = keras_runtime.load_model(registry, info, weights)
-        normalize = normalizer(info["stats"])
-        bar = Progress(len(windows) - start, f"predict shard {i}/{n}" if n > 1 else "predict",
-                       enabled=progress)
-        counter = {"n": 0}
+    plugin, model = keras_runtime.load_model(registry, info, weights)
+    normalize = normalizer(info["stats"])
 
-        def read(window):
-            image, valid = job.stack.read(window)
-            image = normalize(np.moveaxis(image, 0, -1))
-            image[~valid] = 0.0
-            return image, valid
+    def read(window):
+        image, valid = job.stack.read(window)
+        image = normalize(np.moveaxis(image, 0, -1))
+        image[~valid] = 0.0
+        return image, valid
+
+    def run(consume, start=0):
+        bar = Progress(len(windows) - start, label, enabled=progress)
+        counter = {"n": 0}
 
         def write(tile):
             consume(tile)
@@ -176,11 +177,44 @@ def _predict_shard(exp, registry, job, info, weights, out, i, n, progress, stop_
             if stop_after is not None and counter["n"] >= stop_after:
                 raise KeyboardInterrupt("stopped by test hook")
 
-        if start:
-            click.echo(f"resuming shard {i}/{n} after {start} of {len(windows)} tiles")
         run_pipeline(read, windows, start, lambda x: plugin.predict_tiles(model, x), write,
                      exp.predict.batch_size or exp.training.batch_size, exp.predict.queue_depth)
+
+    return run
+
+
+def _predict_shard(exp, registry, job, info, weights, out, i, n, progress, stop_after):
+    idx, row0, row1 = job.shard(i, n, context=1 if exp.predict.blend and n > 1 else 0)
+    windows = [job.windows[k] for k in idx]
+    cores = {pos: job.cores[k] for pos, k in enumerate(idx)}
+    label = f"predict shard {i}/{n}" if n > 1 else "predict"
+    run = _tile_runner(exp, registry, job, info, weights, windows, label, progress, stop_after)
+    if exp.segmentation_type == "instance":
+        def stitch(stitcher):
+            return run(tile_consumer(exp, stitcher, cores))
+
+        if n == 1:
+            return stitch_single(exp, registry, job, out, stitch)
+        return stitch_shard(exp, job, out, i, n, stitch)
+    partial = Partial(job.partial_path(out, i, n), row0, row1, job.info.width, job.layers,
+                      {**job.key, "shard": [i, n]})
+    try:
+        if partial.complete:
+            click.echo(f"shard {i}/{n} already complete: {partial.path}")
+            return partial.path
+        start = partial.done
+        if exp.predict.blend:
+            consume = BlendWriter(partial, cores, job.nodata, exp.predict.probabilities, windows,
+                                  len(exp.classes), job.info.width,
+                                  int(partial.file.attrs.get("row_floor", 0)))
+            consume.row_start = start
+        else:
+            consume = CoreWriter(partial, cores, job.nodata, exp.predict.probabilities)
+        if start:
+            click.echo(f"resuming shard {i}/{n} after {start} of {len(windows)} tiles")
+        run(consume, start)
         consume.finish(len(windows))
+        return partial.path
     finally:
         partial.close()
 
@@ -203,5 +237,5 @@ def _assemble(exp, registry, job, out, n):
         outputs.append(vectorize_output(exp, registry, out, job.info))
     for path, _ in parts:
         path.unlink(missing_ok=True)
-    click.echo("prediction: " + ", ".join(str(p) for p in outputs))
+    _report(outputs)
     return out
