@@ -15,5 +15,6 @@ SHARED_DATA = Path(__file__).resolve().parent.parent / "shared" / "data"
 def shared_data() -> Path:
     """The real test rasters in ../shared/data (skips where that folder is absent)."""
     if not SHARED_DATA.is_dir():
-        pytest.skip(f"real test data not found at {SHARED_DATA} (it sits beside the checkout in CI)")
+        pytest.skip(f"real test data not found at {SHARED_DATA} "
+                    "(it sits beside the checkout in CI)")
     return SHARED_DATA

@@ -15,7 +15,8 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def test_experiment_reference_is_current_and_documents_every_key():
     committed = (ROOT / "docs" / "experiment.md").read_text()
-    assert committed == render(), "regenerate: python -m deepseg_core.config.docs > docs/experiment.md"
+    hint = "regenerate: python -m deepseg_core.config.docs > docs/experiment.md"
+    assert committed == render(), hint
     table = rows(Experiment)
     assert len(table) > 60
     for key, _, _, meaning in table:

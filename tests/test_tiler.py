@@ -1,13 +1,11 @@
 """The built-in grid tiler: tile origins, coverage, cores that partition the raster."""
 
-import itertools
 
 import numpy as np
 import pytest
 
 from deepseg_core.builtin.tiler import grid_tiles
 from deepseg_core.errors import DeepSegError
-from deepseg_core.plugins import load_plugins
 from deepseg_core.raster import Window
 from deepseg_core.tiling import tile_cores
 
@@ -64,7 +62,7 @@ def test_cores_partition_the_raster():
         cores = grid_cores(width, height, tilesize, overlap)
         assert len(cores) == len(tiles)
         count = np.zeros((height, width), int)
-        for i, (tile, core) in enumerate(zip(tiles, cores)):
+        for tile, core in zip(tiles, cores):
             assert core.height > 0 and core.width > 0
             assert core.clip(height, width) == core  # inside the raster
             assert core.row_off >= tile.row_off and core.col_off >= tile.col_off  # in its tile
