@@ -1,1 +1,100 @@
-"""Hook implementations of the deepseg_maskrcnn plugin (filled in by its issue)."""
+"""Hook implementations of the deepseg_maskrcnn plugin: registers the ``maskrcnn`` model.
+
+Keras and TensorFlow are imported inside the methods only.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+
+from deepseg_core import hookimpl
+from deepseg_core.errors import DeepSegError
+from deepseg_core.models import TileResult, TrainSettings
+
+from .config import DEFAULTS, check_params
+
+log = logging.getLogger(__name__)
+
+CLIP_NORM = 5.0  # global gradient norm clipping
+
+
+class MaskRCNNPlugin:
+    """Mask R-CNN instance segmentation (ResNet-FPN backbone) for any number of bands."""
+
+    segmentation_type = "instance"
+
+    def __init__(self):
+        # prepare_batch pads to the max_instances of the last model built (the contract gives
+        # prepare_batch no parameters)
+        self.max_instances = DEFAULTS["max_instances"]
+
+    def validate(self, params, tilesize, nbands, nclasses):
+        """Raise DeepSegError naming the first parameter the model cannot take."""
+        check_params(params, tilesize, nbands, nclasses)
+
+    def build(self, nbands, nclasses, tilesize, params):
+        """A new uncompiled MaskRCNN model; ``params['weights']`` is loaded by layer name."""
+        merged = check_params(params, tilesize, nbands, nclasses)
+        from .model import MaskRCNN
+        from .weights import load_by_name
+
+        self.max_instances = merged["max_instances"]
+        model = MaskRCNN(nbands, nclasses, merged, name="maskrcnn")
+        if merged["weights"]:
+            loaded, skipped = load_by_name(model, merged["weights"])
+            log.info("loaded %d layers from %s; skipped %d of other shapes: %s", len(loaded),
+                     merged["weights"], len(skipped), ", ".join(skipped))
+        return model
+
+    def compile(self, model, settings: TrainSettings):
+        """Attach the optimizer (adam, adamw or sgd with momentum), clipping the gradient norm."""
+        import keras
+
+        name = (settings.optimizer or "adam").lower()
+        rate = settings.learning_rate
+        if name == "adam":
+            optimizer = keras.optimizers.Adam(rate, global_clipnorm=CLIP_NORM)
+        elif name == "adamw":
+            optimizer = keras.optimizers.AdamW(rate, global_clipnorm=CLIP_NORM)
+        elif name == "sgd":
+            optimizer = keras.optimizers.SGD(rate, momentum=0.9, global_clipnorm=CLIP_NORM)
+        else:
+            raise DeepSegError(f"optimizer {settings.optimizer!r} unknown to maskrcnn; "
+                               f"expected adam, adamw or sgd")
+        model.compile(optimizer=optimizer, jit_compile=False)
+
+    def prepare_batch(self, images, labels, instance_classes=None):
+        """``(images, targets)``: boxes, classes and slot maps derived from the instance maps."""
+        from .batch import instance_targets
+
+        targets = instance_targets(labels, instance_classes, self.max_instances)
+        return np.asarray(images, np.float32), targets
+
+    def predict_tiles(self, model, images) -> list[TileResult]:
+        """Instances (full-tile masks) detected in each normalized tile of ``images``."""
+        from .unmold import tile_results
+
+        images = np.asarray(images, np.float32)
+        outputs = model.detect(images)
+        threshold = model.config_params["mask_threshold"]
+        return tile_results(outputs, images.shape[1], images.shape[2], threshold)
+
+    def custom_objects(self):
+        """The plugin's registered keras classes by name."""
+        from .detection import DetectionLayer
+        from .model import MaskRCNN
+        from .proposals import ProposalLayer
+        from .roialign import PyramidROIAlign
+        from .targets import DetectionTargetLayer
+
+        classes = (MaskRCNN, ProposalLayer, PyramidROIAlign, DetectionTargetLayer,
+                   DetectionLayer)
+        return {cls.__name__: cls for cls in classes}
+
+
+@hookimpl
+def deepseg_register_models(registry):
+    """Register the ``maskrcnn`` instance segmentation model."""
+    registry.add_model("maskrcnn", MaskRCNNPlugin())

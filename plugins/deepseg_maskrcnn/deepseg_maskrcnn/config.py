@@ -1,0 +1,126 @@
+"""Parameters of the Mask R-CNN plugin: defaults and validation (no Keras import here)."""
+
+from __future__ import annotations
+
+import math
+import numbers
+from pathlib import Path
+
+from deepseg_core.errors import DeepSegError
+
+#: ResNet variants: (blocks per stage C2..C5, bottleneck width of C2).
+BACKBONES = {
+    "resnet50": ((3, 4, 6, 3), 64),
+    "resnet101": ((3, 4, 23, 3), 64),
+    "resnet_tiny": ((1, 1, 1, 1), 16),
+}
+
+#: Pyramid levels P2..P6 and their strides in pixels.
+STRIDES = (4, 8, 16, 32, 64)
+
+DEFAULTS = {
+    "backbone": "resnet50",
+    "fpn_channels": 256,
+    "anchor_scales": [32, 64, 128, 256, 512],  # anchor side in pixels, one per level P2..P6
+    "anchor_ratios": [0.5, 1.0, 2.0],  # width / height
+    "rpn_train_anchors": 256,
+    "rpn_positive_fraction": 0.5,
+    "rpn_nms_threshold": 0.7,
+    "pre_nms_limit": 6000,
+    "proposals_train": 2000,
+    "proposals_infer": 1000,
+    "rois_per_image": 200,
+    "roi_positive_fraction": 0.33,
+    "pool_size": 7,
+    "mask_pool_size": 14,
+    "mask_shape": 28,
+    "head_fc": 1024,
+    "mask_channels": 256,
+    "canonical_size": 224,  # box side (pixels) that ROIAlign assigns to P4
+    "detection_min_confidence": 0.7,
+    "detection_nms_threshold": 0.3,
+    "max_instances": 300,
+    "mask_threshold": 0.5,
+    "train_bn": True,
+    "weights": None,
+}
+
+_COUNTS = ("fpn_channels", "rpn_train_anchors", "pre_nms_limit", "proposals_train",
+           "proposals_infer", "rois_per_image", "pool_size", "mask_pool_size", "mask_shape",
+           "head_fc", "mask_channels", "max_instances")
+_FRACTIONS = ("rpn_positive_fraction", "rpn_nms_threshold", "roi_positive_fraction",
+              "detection_min_confidence", "detection_nms_threshold", "mask_threshold")
+
+
+def _whole(name: str, value) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+        raise DeepSegError(f"model parameter {name} must be a whole number >= 1, not {value!r}")
+    return int(value)
+
+
+def _fraction(name: str, value) -> float:
+    if (isinstance(value, bool) or not isinstance(value, numbers.Real) or math.isnan(value)
+            or not 0 < value <= 1):
+        raise DeepSegError(f"model parameter {name} must be a number in (0, 1], not {value!r}")
+    return float(value)
+
+
+def _positives(name: str, value, length: int | None = None) -> list[float]:
+    ok = isinstance(value, (list, tuple)) and len(value) > 0 and all(
+        isinstance(v, numbers.Real) and not isinstance(v, bool) and v > 0 for v in value)
+    if not ok or (length is not None and len(value) != length):
+        size = f"{length} " if length else ""
+        raise DeepSegError(f"model parameter {name} must be a list of {size}positive numbers, "
+                           f"not {value!r}")
+    return [float(v) for v in value]
+
+
+def merge_params(params: dict | None) -> dict:
+    """Defaults overridden by ``params``; DeepSegError listing the known names on an unknown one."""
+    params = dict(params or {})
+    unknown = sorted(set(params) - set(DEFAULTS))
+    if unknown:
+        raise DeepSegError(f"model parameter(s) {', '.join(unknown)} unknown; "
+                           f"expected some of: {', '.join(sorted(DEFAULTS))}")
+    return {**DEFAULTS, **params}
+
+
+def check_params(params: dict | None, tilesize: int, nbands: int, nclasses: int) -> dict:
+    """The merged, checked parameters; DeepSegError naming the first bad one."""
+    p = merge_params(params)
+    if p["backbone"] not in BACKBONES:
+        raise DeepSegError(f"model parameter backbone must be one of "
+                           f"{', '.join(BACKBONES)}, not {p['backbone']!r}")
+    for name in _COUNTS:
+        p[name] = _whole(name, p[name])
+    for name in _FRACTIONS:
+        p[name] = _fraction(name, p[name])
+    p["anchor_scales"] = _positives("anchor_scales", p["anchor_scales"], len(STRIDES))
+    p["anchor_ratios"] = _positives("anchor_ratios", p["anchor_ratios"])
+    p["canonical_size"] = _positives("canonical_size", [p["canonical_size"]])[0]
+    if not isinstance(p["train_bn"], bool):
+        raise DeepSegError(f"model parameter train_bn must be true or false, not {p['train_bn']!r}")
+    if p["mask_shape"] != 2 * p["mask_pool_size"]:
+        raise DeepSegError(f"model parameter mask_shape must be twice mask_pool_size "
+                           f"({2 * p['mask_pool_size']}), not {p['mask_shape']}")
+    if p["pre_nms_limit"] < p["proposals_train"] or p["pre_nms_limit"] < p["proposals_infer"]:
+        raise DeepSegError(f"model parameter pre_nms_limit ({p['pre_nms_limit']}) must be at "
+                           f"least proposals_train and proposals_infer")
+    if p["weights"] is not None:
+        path = Path(str(p["weights"])).expanduser()
+        if not str(path).endswith((".h5", ".keras")):
+            raise DeepSegError(f"model parameter weights must be a .keras, .weights.h5 or .h5 "
+                               f"file, not {str(path)!r}")
+        if not path.is_file():
+            raise DeepSegError(f"model parameter weights: file {str(path)!r} not found")
+        p["weights"] = str(path)
+    if isinstance(tilesize, bool) or not isinstance(tilesize, numbers.Integral) or tilesize < 64 \
+            or tilesize % 32:
+        raise DeepSegError(f"tilesize {tilesize!r} cannot be taken by Mask R-CNN: it must be a "
+                           f"multiple of 32 (the C5 stride), at least 64")
+    if isinstance(nbands, bool) or not isinstance(nbands, numbers.Integral) or nbands < 1:
+        raise DeepSegError(f"nbands must be a whole number >= 1, not {nbands!r}")
+    if isinstance(nclasses, bool) or not isinstance(nclasses, numbers.Integral) or nclasses < 2:
+        raise DeepSegError(f"Mask R-CNN needs nclasses >= 2 (background and at least one "
+                           f"object class), not {nclasses!r}")
+    return p

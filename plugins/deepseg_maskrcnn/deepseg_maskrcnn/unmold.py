@@ -1,0 +1,65 @@
+"""Turning the network's detections into full-tile instances (numpy)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from deepseg_core.models import Instance, TileResult
+
+
+def _interpolate(values: np.ndarray, coords: np.ndarray, axis: int) -> np.ndarray:
+    """Linear interpolation of ``values`` at fractional indices ``coords`` along ``axis``."""
+    size = values.shape[axis]
+    coords = np.clip(coords, 0.0, size - 1.0)
+    low = np.floor(coords).astype(np.int64)
+    high = np.minimum(low + 1, size - 1)
+    weight = (coords - low).astype(np.float32)
+    if axis == 0:
+        return values[low] * (1 - weight)[:, None] + values[high] * weight[:, None]
+    return values[:, low] * (1 - weight)[None, :] + values[:, high] * weight[None, :]
+
+
+def paste_mask(mask: np.ndarray, box, rows: int, cols: int, threshold: float = 0.5):
+    """Full-tile bool mask of the ``(m, m)`` box-relative probabilities ``mask`` in pixel ``box``.
+
+    Each tile pixel inside the box samples the mask bilinearly at its centre; ``None`` when
+    the box covers no pixel.
+    """
+    y1, x1, y2, x2 = (float(v) for v in box)
+    r0, r1 = max(math.floor(y1), 0), min(math.ceil(y2), rows)
+    c0, c1 = max(math.floor(x1), 0), min(math.ceil(x2), cols)
+    if r1 <= r0 or c1 <= c0 or y2 <= y1 or x2 <= x1:
+        return None
+    m_rows, m_cols = mask.shape
+    ys = (np.arange(r0, r1) + 0.5 - y1) / (y2 - y1) * m_rows - 0.5
+    xs = (np.arange(c0, c1) + 0.5 - x1) / (x2 - x1) * m_cols - 0.5
+    patch = _interpolate(_interpolate(np.asarray(mask, np.float32), ys, 0), xs, 1)
+    full = np.zeros((rows, cols), bool)
+    full[r0:r1, c0:c1] = patch >= threshold
+    return full
+
+
+def mask_box(mask: np.ndarray) -> tuple[int, int, int, int] | None:
+    """(row0, col0, row1, col1) bounding box of a bool mask, ends exclusive; None if empty."""
+    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+    if rows.size == 0:
+        return None
+    return int(rows[0]), int(cols[0]), int(rows[-1]) + 1, int(cols[-1]) + 1
+
+
+def tile_results(outputs: dict, rows: int, cols: int, threshold: float = 0.5) -> list[TileResult]:
+    """One TileResult per tile from the model's output dict (numpy arrays); empty masks dropped."""
+    results = []
+    for t, count in enumerate(np.asarray(outputs["count"]).astype(int)):
+        instances = []
+        for d in range(count):
+            full = paste_mask(outputs["masks"][t, d], outputs["boxes"][t, d], rows, cols,
+                              threshold)
+            box = None if full is None else mask_box(full)
+            if box is not None:
+                instances.append(Instance(int(outputs["class_ids"][t, d]),
+                                          float(outputs["scores"][t, d]), full, box))
+        results.append(TileResult(instances=instances))
+    return results

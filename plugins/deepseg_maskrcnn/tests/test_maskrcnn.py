@@ -1,0 +1,202 @@
+"""Fast tests of the Mask R-CNN plugin: validation, targets, geometry, build, detect, weights."""
+
+import subprocess
+import sys
+
+import h5py
+import numpy as np
+import pytest
+from deepseg_maskrcnn.batch import instance_targets
+from deepseg_maskrcnn.config import DEFAULTS
+from deepseg_maskrcnn.plugin import MaskRCNNPlugin
+from deepseg_maskrcnn.unmold import mask_box, paste_mask
+
+from deepseg_core.builtin.augment import dihedral
+from deepseg_core.errors import DeepSegError
+from deepseg_core.models import Instance, TileResult
+
+TINY = {"backbone": "resnet_tiny", "fpn_channels": 16, "head_fc": 32, "mask_channels": 8,
+        "anchor_scales": [8, 16, 32, 64, 128], "rpn_train_anchors": 64, "pre_nms_limit": 300,
+        "proposals_train": 100, "proposals_infer": 60, "rois_per_image": 16}
+
+
+def test_plugin_import_leaves_keras_unloaded():
+    code = ("import sys, deepseg_maskrcnn.plugin; "
+            "assert not {'keras', 'tensorflow'} & set(sys.modules), 'keras imported'")
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_registered_through_the_plugin_manager():
+    from deepseg_core.plugins import load_plugins
+
+    plugins = load_plugins()
+    model = plugins.registry.get("model", "maskrcnn")
+    assert isinstance(model, MaskRCNNPlugin) and model.segmentation_type == "instance"
+
+
+def test_defaults_allow_300_instances_and_validate():
+    assert DEFAULTS["max_instances"] >= 300
+    MaskRCNNPlugin().validate({}, 256, 3, 2)
+    MaskRCNNPlugin().validate(TINY, 64, 7, 5)
+
+
+def test_unknown_parameter_is_rejected_listing_the_known_ones():
+    with pytest.raises(DeepSegError, match=r"anchor_scale unknown; expected some of: "
+                                           r"anchor_ratios, anchor_scales, backbone"):
+        MaskRCNNPlugin().validate({"anchor_scale": [8]}, 128, 3, 2)
+
+
+@pytest.mark.parametrize("params,tilesize,nclasses,message", [
+    ({"backbone": "vgg16"}, 128, 2, "backbone must be one of resnet50, resnet101, resnet_tiny"),
+    ({"anchor_scales": [8, 16, 32]}, 128, 2, "anchor_scales must be a list of 5 positive"),
+    ({"anchor_ratios": [1, -2]}, 128, 2, "anchor_ratios must be a list of positive"),
+    ({"rpn_train_anchors": 0}, 128, 2, "rpn_train_anchors must be a whole number >= 1"),
+    ({"max_instances": 2.5}, 128, 2, "max_instances must be a whole number >= 1"),
+    ({"detection_min_confidence": 1.5}, 128, 2, r"detection_min_confidence must be .* \(0, 1\]"),
+    ({"mask_shape": 30}, 128, 2, "mask_shape must be twice mask_pool_size"),
+    ({"proposals_train": 9000}, 128, 2, "pre_nms_limit"),
+    ({"train_bn": "yes"}, 128, 2, "train_bn must be true or false"),
+    ({"weights": "/nonexistent/w.weights.h5"}, 128, 2, "weights: file .* not found"),
+    ({"weights": "w.pt"}, 128, 2, "weights must be a .keras, .weights.h5 or .h5 file"),
+    ({}, 100, 2, "tilesize 100 .* multiple of 32"),
+    ({}, 128, 1, "nclasses >= 2"),
+])
+def test_bad_settings_are_rejected_naming_the_parameter(params, tilesize, nclasses, message):
+    with pytest.raises(DeepSegError, match=message):
+        MaskRCNNPlugin().build(3, nclasses, tilesize, params)
+
+
+def hand_made_map():
+    """Instance map with arbitrary ids: a rectangle, an L shape, a dot, an unlabelled id."""
+    label = np.zeros((12, 16), np.uint32)
+    label[1:4, 2:7] = 1000  # class 2
+    label[6:11, 1:3] = 7  # L shape, class 1
+    label[9:11, 3:8] = 7
+    label[5, 12] = 42  # one pixel, class 1
+    label[0:2, 14:16] = 5  # class 0: background
+    return label
+
+
+def test_prepare_batch_derives_boxes_classes_and_masks():
+    label = hand_made_map()
+    images = np.zeros((2, 12, 16, 3), np.float64)
+    labels = np.stack([label, np.zeros_like(label)])
+    x, y = MaskRCNNPlugin().prepare_batch(images, labels, [{1000: 2, 7: 1, 42: 1, 5: 0}, {}])
+    assert x.dtype == np.float32 and x.shape == (2, 12, 16, 3)
+    assert y["gt_boxes"].shape == (2, 300, 4) and y["gt_class_ids"].shape == (2, 300)
+    expected = {7: ([6, 1, 11, 8], 1), 42: ([5, 12, 6, 13], 1), 1000: ([1, 2, 4, 7], 2)}
+    slots = y["gt_instances"][0]
+    for j, (iid, (box, cls)) in enumerate(sorted(expected.items())):
+        np.testing.assert_array_equal(y["gt_boxes"][0, j], box)
+        assert y["gt_class_ids"][0, j] == cls
+        np.testing.assert_array_equal(slots == j + 1, label == iid)
+    assert not y["gt_class_ids"][0, 3:].any() and not y["gt_boxes"][0, 3:].any()
+    assert not slots[label == 5].any()  # class 0 is background
+    assert not y["gt_class_ids"][1].any() and not y["gt_instances"][1].any()
+
+
+def test_boxes_follow_a_flip_and_rotation():
+    label = dihedral(hand_made_map(), 5)  # rotated 90 degrees, then mirrored
+    y = instance_targets(label[None], None, 8)
+    ids = sorted(i for i in np.unique(label) if i)
+    for j, iid in enumerate(ids):
+        rows, cols = np.nonzero(label == iid)
+        np.testing.assert_array_equal(y["gt_boxes"][0, j],
+                                      [rows.min(), cols.min(), rows.max() + 1, cols.max() + 1])
+    assert (y["gt_class_ids"][0, :4] == 1).all()  # no class table: every id is class 1
+
+
+def test_more_objects_than_max_instances_keeps_the_largest():
+    label = hand_made_map()
+    with pytest.warns(UserWarning, match="only the 2 largest"):
+        y = instance_targets(label[None], None, 2)
+    assert y["gt_boxes"].shape == (1, 2, 4)
+    np.testing.assert_array_equal(y["gt_boxes"][0], [[6, 1, 11, 8], [1, 2, 4, 7]])
+    assert set(np.unique(y["gt_instances"])) == {0, 1, 2}
+
+
+def test_roialign_samples_bin_centres():
+    import tensorflow as tf
+    from deepseg_maskrcnn.roialign import crop_regions
+
+    rows = np.broadcast_to(np.arange(16, dtype=np.float32)[:, None], (16, 16))
+    image = tf.constant(rows[None, :, :, None])
+    box = tf.constant([[2 / 16, 0.0, 6 / 16, 1.0]])  # pixel rows 2..5
+    crop = crop_regions(image, box, tf.constant([0]), 4)
+    np.testing.assert_allclose(crop[0, :, 0, 0], [2, 3, 4, 5], atol=1e-5)
+
+
+def test_paste_mask_fills_the_box_at_tile_scale():
+    full = paste_mask(np.ones((28, 28), np.float32), (3.0, 4.0, 9.0, 14.0), 16, 20)
+    assert full.dtype == bool and full.shape == (16, 20)
+    assert mask_box(full) == (3, 4, 9, 14) and full.sum() == 60
+    half = np.zeros((28, 28), np.float32)
+    half[:, :14] = 1.0  # left half of the box
+    assert mask_box(paste_mask(half, (0.0, 0.0, 8.0, 8.0), 16, 20)) == (0, 0, 8, 4)
+    assert paste_mask(half, (20.0, 0.0, 24.0, 8.0), 16, 20) is None  # outside the tile
+
+
+def test_resnet50_default_size():
+    model = MaskRCNNPlugin().build(3, 81, 256, {})
+    assert 44_000_000 < model.count_params() < 45_000_000  # ResNet-50-FPN Mask R-CNN, COCO
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    import keras
+
+    keras.utils.set_random_seed(0)
+    plugin = MaskRCNNPlugin()
+    params = {**TINY, "detection_min_confidence": 0.05, "max_instances": 20}
+    return plugin, plugin.build(4, 3, 64, params)
+
+
+def test_tiny_model_on_four_bands_gives_well_formed_results(tiny):
+    plugin, model = tiny
+    images = np.random.default_rng(0).normal(size=(2, 64, 64, 4)).astype(np.float32)
+    results = plugin.predict_tiles(model, images)
+    assert len(results) == 2 and all(isinstance(r, TileResult) for r in results)
+    assert sum(len(r.instances) for r in results) > 0  # untrained, but above 0.05 confidence
+    for result in results:
+        assert result.probabilities is None and len(result.instances) <= 20
+        scores = [inst.score for inst in result.instances]
+        assert scores == sorted(scores, reverse=True)
+        for inst in result.instances:
+            assert isinstance(inst, Instance) and inst.class_id in (1, 2)
+            assert 0.05 <= inst.score <= 1.0
+            assert inst.mask.shape == (64, 64) and inst.mask.dtype == bool and inst.mask.any()
+            assert inst.box == mask_box(inst.mask)
+    raw = model.detect(images)
+    assert raw["masks"].shape == (2, 20, 28, 28) and raw["boxes"].shape == (2, 20, 4)
+    other_size = plugin.predict_tiles(model, np.zeros((1, 96, 128, 4), np.float32))
+    assert all(inst.mask.shape == (96, 128) for inst in other_size[0].instances)
+
+
+def test_weights_by_name_from_a_legacy_h5_file(tiny, tmp_path):
+    plugin, model = tiny
+    conv = model.feature_net.get_layer("conv2_block1_1_conv")
+    kernel = np.full(conv.kernel.shape, 0.25, np.float32)
+    path = tmp_path / "resnet.h5"
+    with h5py.File(path, "w") as f:  # the layout of Keras 2 / keras.applications h5 files
+        f.attrs["layer_names"] = [b"conv1_conv", b"conv2_block1_1_conv", b"not_in_model"]
+        for name, shapes in (("conv1_conv", [(7, 7, 3, 16), (16,)]),  # 3 bands: mismatch
+                             ("conv2_block1_1_conv", [kernel.shape, (kernel.shape[-1],)]),
+                             ("not_in_model", [(2,)])):
+            group = f.create_group(name)
+            group.attrs["weight_names"] = [f"{name}/w{i}".encode() for i in range(len(shapes))]
+            for i, shape in enumerate(shapes):
+                group[f"{name}/w{i}"] = np.full(shape, 0.25, np.float32)
+    loaded = plugin.build(4, 3, 64, {**TINY, "weights": str(path)})
+    np.testing.assert_array_equal(loaded.feature_net.get_layer("conv2_block1_1_conv").kernel,
+                                  kernel)
+    assert not np.all(np.asarray(loaded.feature_net.get_layer("conv1_conv").kernel) == 0.25)
+
+
+def test_weights_file_without_a_matching_layer_is_an_error(tmp_path):
+    path = tmp_path / "other.h5"
+    with h5py.File(path, "w") as f:
+        f.attrs["layer_names"] = [b"dense_99"]
+        f.create_group("dense_99").attrs["weight_names"] = [b"k"]
+        f["dense_99/k"] = np.zeros((2, 2), np.float32)
+    with pytest.raises(DeepSegError, match="no layer of .* matches"):
+        MaskRCNNPlugin().build(4, 3, 64, {**TINY, "weights": str(path)})
