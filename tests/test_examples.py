@@ -9,7 +9,8 @@ import pytest
 import yaml
 from affine import Affine
 from scenes import write_raster
-from shapely.geometry import box
+from shapely.affinity import scale
+from shapely.geometry import Point, box
 
 from deepseg_core.config import check_registry, load_experiment
 from deepseg_core.plugins import load_plugins
@@ -130,3 +131,42 @@ def test_example_4_runs_on_real_sentinel2_land_cover(shared_data, tmp_path, regi
     frame = gpd.read_file(out.with_suffix(".gpkg"))
     assert set(frame["class_name"]) <= {"forest", "grass", "urban", "water"}
     assert exp.nbands == 10
+
+
+def test_example_1_runs_on_real_neon_trees(shared_data, tmp_path, registry):
+    import pandas as pd
+    import rasterio
+
+    if "maskrcnn" not in registry.names("model"):
+        pytest.skip("the deepseg-maskrcnn plugin is not installed")
+    folder = copy_example("1-tree-crowns", tmp_path)
+    tif = shared_data / "deepforest" / "OSBS_029.tif"
+    (folder / "data" / "orthophoto.tif").symlink_to(tif)
+    boxes = pd.read_csv(shared_data / "deepforest" / "OSBS_029.csv")
+    with rasterio.open(tif) as src:
+        t, crs = src.transform, src.crs
+    crowns = []  # the boxes' inscribed ellipses stand in for delineated crowns
+    for b in boxes.itertuples():
+        (x0, y0), (x1, y1) = t @ (b.xmin, b.ymax), t @ (b.xmax, b.ymin)
+        crowns.append(scale(Point((x0 + x1) / 2, (y0 + y1) / 2).buffer(1), (x1 - x0) / 2,
+                            (y1 - y0) / 2))
+    gpd.GeoDataFrame({"class": ["tree"] * len(crowns)}, geometry=crowns, crs=crs).to_file(
+        folder / "data" / "crowns.gpkg", driver="GPKG")
+    model = {"backbone": "resnet_tiny", "fpn_channels": 32, "head_fc": 64,
+             "mask_channels": 32, "anchor_scales": [8, 16, 32, 64, 128],
+             "rpn_train_anchors": 64, "pre_nms_limit": 500, "proposals_train": 100,
+             "proposals_infer": 100, "rois_per_image": 32, "detection_min_confidence": 0.3}
+    path = tiny(folder, model, tilesize=128, overlap=48, resolution=None,
+                training={"batch_size": 2, "steps_per_epoch": 3})
+    exp = load_experiment(path)
+    check_registry(exp, registry)
+    store = dataprep.run(exp, registry, progress=False)
+    from deepseg_core.store import Store
+
+    with Store(store) as s:
+        assert len(s.instance_classes()) == len(boxes) + 1
+    train.run(exp, registry, progress=False)
+    out = predict.run(exp, registry, progress=False)
+    frame = gpd.read_file(out.with_suffix(".gpkg"))
+    assert frame.crs == crs and frame.geometry.is_valid.all()
+    assert {"instance_id", "class_name", "score", "area"} <= set(frame.columns)
