@@ -90,3 +90,20 @@ def test_unknown_fold_is_rejected(result, registry):
     bad._source = exp.source
     with pytest.raises(DeepSegError, match=r"crossval.folds: \[7\] hold no tiles"):
         crossval.run(bad, registry, progress=False)
+
+
+def test_instance_crossval_reports_matching_and_pixel_statistics(tmp_path):
+    import tinymodels
+
+    registry = load_plugins(extra=[("tinymodels", tinymodels)]).registry
+    img, gpkg, _ = squares_scene(tmp_path, size=128, nsquares=14, seed=2)
+    exp = load_experiment(write_experiment(
+        tmp_path, img, gpkg, epochs=1, folds=2, segmentation_type="instance",
+        model="tinyblobs", tilesize=64, overlap=16, training={"steps_per_epoch": 1}))
+    dataprep.run(exp, registry, progress=False)
+    table = crossval.run(exp, registry, progress=False)
+    root = exp.outdir / "crossval"
+    assert (root / "all_instances_instances.csv").exists()
+    assert (root / "all_pycm.html").exists()
+    # touching squares are one blob for the model but two crowns in the labels: F1 < 1
+    assert table["F1"]["mean"] > 0.5 and table["overall_accuracy"]["mean"] > 0.95

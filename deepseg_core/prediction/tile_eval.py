@@ -11,6 +11,14 @@ from ..stats import normalizer
 from ..tiling import relative
 
 
+def paint(instances, shape) -> np.ndarray:
+    """Class per pixel from instances, higher scores on top (pixel statistics of instances)."""
+    out = np.zeros(shape, dtype=np.int64)
+    for inst in sorted(instances, key=lambda i: i.score):
+        out[inst.mask] = inst.class_id
+    return out
+
+
 class TileEvaluator:
     """Reads held-out tiles from the store; ``consume`` scores each predicted tile's core."""
 
@@ -36,19 +44,23 @@ class TileEvaluator:
             return
         w = job.window
         _, truth, valid = self.store.tile(self.index[(w.row_off, w.col_off)])
-        core = self.cores[(w.row_off, w.col_off)]
-        rows, cols = relative(core, w)
+        rows, cols = relative(self.cores[(w.row_off, w.col_off)], w)
+        if self.store.instance:
+            ids = np.unique(truth[truth > 0])
+            truth_classes = {int(i): int(self.instance_classes[i]) for i in ids}
+            for metric in self.metrics.values():
+                if metric.applies_to == "instance":
+                    metric.update(truth, job.result.instances, valid=valid,
+                                  truth_classes=truth_classes)
+            truth, pred = self.instance_classes[truth], paint(job.result.instances, truth.shape)
+        else:
+            pred = job.result.classes
+        truth, pred, valid = truth[rows, cols], pred[rows, cols], valid[rows, cols]
         for metric in self.metrics.values():
-            if metric.applies_to == "semantic" and job.result.probabilities is not None:
-                metric.update(truth[rows, cols], job.result.classes[rows, cols],
-                              valid=valid[rows, cols])
-            elif metric.applies_to == "instance":
-                ids = np.unique(truth[truth > 0])
-                metric.update(truth, job.result.instances, valid=valid,
-                              truth_classes={int(i): int(self.instance_classes[i]) for i in ids})
-        if self.exp.crossval.error_maps and job.result.probabilities is not None:
-            self._write_errors(truth[rows, cols], job.result.classes[rows, cols],
-                               valid[rows, cols], core)
+            if metric.applies_to == "semantic":
+                metric.update(truth, pred, valid=valid)
+        if self.exp.crossval.error_maps:
+            self._write_errors(truth, pred, valid, self.cores[(w.row_off, w.col_off)])
 
     def _write_errors(self, truth, pred, valid, core) -> None:
         colours = [parse_colour(c.color)[:3] for c in self.exp.classes]
