@@ -37,7 +37,8 @@ class StateCallback(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         tmp = self.path.with_suffix(".tmp")
         tmp.write_text(json.dumps({"epoch": epoch + 1,
-                                   "iterations": int(self.model.optimizer.iterations)}))
+                                   "iterations": int(keras.ops.convert_to_numpy(
+                                       self.model.optimizer.iterations))}))
         tmp.replace(self.path)
 
 

@@ -168,5 +168,12 @@ def merge(experiment):
     run_stage("predict", load(experiment), merge=True)
 
 
+from .hpc.command import files, sbatch, shards  # noqa: E402 - registered after the core commands
+
+main.add_command(sbatch)
+main.add_command(shards)
+main.add_command(files)
+
+
 if __name__ == "__main__":
     main()

@@ -1,0 +1,80 @@
+"""The ``hpc:`` section of experiment.yaml: Slurm resources and job environment (docs/cluster.md).
+
+Defaults suit NeSI: one A100 per GPU job (NeSI picks the partition from the request), a
+longer limit for training than for a prediction shard, no GPU for the merge job.
+"""
+
+from __future__ import annotations
+
+import re
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+TIME = re.compile(r"^(\d+|\d+:\d{2}|\d+:\d{2}:\d{2}|\d+-\d+|\d+-\d+:\d{2}|\d+-\d+:\d{2}:\d{2})$")
+MEMORY = re.compile(r"^\d+[KMGT]?$")
+GPUS = re.compile(r"^([A-Za-z0-9_.-]+:)?\d+$")
+
+
+class HPC(BaseModel):
+    """Slurm settings used by ``deepseg sbatch``."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    account: str | None = Field(None, description="project to charge (NeSI: nesi12345)")
+    partition: str | None = Field(None, description="partition (default: the cluster picks)")
+    train_time: str = Field("12:00:00", description="time limit of the dataprep+train job "
+                                                    "and of each crossval fold")
+    predict_time: str = Field("04:00:00", description="time limit of each prediction shard")
+    merge_time: str = Field("01:00:00", description="time limit of the merge and report jobs")
+    mem: str = Field("16G", description="memory per job, e.g. 16G")
+    cpus_per_task: int = Field(4, gt=0, description="CPU cores per job (data loading, merge)")
+    gpus: str | None = Field("A100:1", description="GPUs per train/predict job, 'TYPE:N' or N "
+                                                   "(--gpus-per-node); null: CPU only")
+    train_gpus: str | None = Field(None, description="GPUs of the training job when it "
+                                                     "differs (multi-GPU: 'A100:2')")
+    modules: list[str] = Field(default_factory=list, description="environment modules to "
+                                                                 "'module load'")
+    container: str | None = Field(None, description="Apptainer image: commands run as "
+                                                    "'apptainer exec --nv IMAGE deepseg ...'")
+    venv: str | None = Field(None, description="virtual environment to activate (default: "
+                                               "the one running 'deepseg sbatch', if any)")
+    extra_sbatch: list[str] = Field(default_factory=list, description="extra '#SBATCH' "
+                                    "options for every job, e.g. '--qos=debug'")
+    shards: int = Field(4, ge=1, description="prediction array size (tasks)")
+    logs: str | None = Field(None, description="log folder (default: <outdir>/slurm-logs)")
+    crossval_array: bool = Field(False, description="one array task per crossval fold, then a "
+                                                    "report job")
+
+    @field_validator("train_time", "predict_time", "merge_time", mode="before")
+    @classmethod
+    def _time(cls, value):
+        if not isinstance(value, str):  # YAML reads an unquoted 12:00:00 as 43200
+            raise ValueError("write the time in quotes, such as '12:00:00'")
+        if not TIME.match(value):
+            raise ValueError("expected a Slurm time such as '30', '02:00:00' or '1-12:00:00'")
+        return value
+
+    @field_validator("mem", mode="before")
+    @classmethod
+    def _mem(cls, value):
+        if not MEMORY.match(str(value)):
+            raise ValueError("expected a Slurm memory size such as '16G' or '4000M'")
+        return str(value)
+
+    @field_validator("gpus", "train_gpus", mode="before")
+    @classmethod
+    def _gpus(cls, value):
+        if value is not None and not GPUS.match(str(value)):
+            raise ValueError("expected GPUs as 'TYPE:N' such as 'A100:1', or a count")
+        return None if value is None else str(value)
+
+    @field_validator("extra_sbatch")
+    @classmethod
+    def _extra(cls, value):
+        lines = []
+        for line in value:
+            option = line.strip().removeprefix("#SBATCH").strip()
+            if not option.startswith("-") or "\n" in option:
+                raise ValueError(f"expected sbatch options such as '--qos=debug', got {line!r}")
+            lines.append(option)
+        return lines

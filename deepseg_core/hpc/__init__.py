@@ -1,0 +1,1 @@
+"""Running on a Slurm cluster: job scripts, submission, local shards, file counts."""

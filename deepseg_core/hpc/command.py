@@ -1,0 +1,85 @@
+"""``deepseg sbatch``, ``deepseg shards`` and ``deepseg files``: the cluster side of the CLI."""
+
+from __future__ import annotations
+
+import click
+
+from ..errors import DeepSegError
+
+EXPERIMENT = click.argument("experiment", required=False, type=click.Path(dir_okay=False))
+
+
+def parse_stages(text: str | None, default: list[str]) -> list[str]:
+    """``--stages a,b`` checked against the stage names (``default`` when not given)."""
+    from ..config import STAGES
+
+    if text is None:
+        return list(default)
+    chosen = [s.strip() for s in text.split(",") if s.strip()]
+    unknown = [s for s in chosen if s not in STAGES]
+    if unknown or not chosen:
+        what = f"unknown stage(s) {', '.join(unknown)}" if unknown else "no stage given"
+        raise DeepSegError(f"--stages: {what}; expected some of {', '.join(STAGES)}")
+    return [s for s in STAGES if s in chosen]
+
+
+@click.command()
+@EXPERIMENT
+@click.option("--stages", help="comma-separated stages (default: the experiment's 'stages')")
+@click.option("--shards", type=click.IntRange(1), help="prediction array size "
+              "(default: hpc.shards)")
+@click.option("--submit", is_flag=True, help="submit the jobs with their dependencies")
+def sbatch(experiment, stages, shards, submit):
+    """Write the Slurm job scripts of an experiment (and submit them)."""
+    from ..cli import load
+    from .files import count_files
+    from .scripts import gpu_count, logs_folder, write_scripts
+    from .submit import submit_all
+
+    chosen = parse_stages(stages, [])  # checked before the experiment: a typo fails at once
+    exp = load(experiment)
+    chosen = chosen or list(exp.stages)
+    gpus = exp.hpc.train_gpus or exp.hpc.gpus
+    if "train" in chosen and gpu_count(gpus) > 1 and not exp.training.distribute:
+        click.echo(f"warning: hpc asks for {gpus} but training.distribute is false: "
+                   "training uses one GPU", err=True)
+    scripts = write_scripts(exp, chosen, shards)
+    for job, path in scripts.items():
+        click.echo(f"wrote {path}  ({job})")
+    folder = next(iter(scripts.values())).parent
+    click.echo(f"logs go to {logs_folder(exp)}; the experiment has "
+               f"{count_files(exp)['total']} files and folders now ('deepseg files')")
+    if not submit:
+        names = " && bash ".join(p.name for p in scripts.values())
+        click.echo(f"submit: bash {folder / 'submit.sh'}   without Slurm: cd {folder} && "
+                   f"bash {names}")
+        return
+    for job, job_id in submit_all(scripts).items():
+        click.echo(f"submitted {scripts[job].name} as job {job_id}")
+    click.echo("follow them with: squeue --me")
+
+
+@click.command()
+@EXPERIMENT
+@click.option("--shards", type=click.IntRange(1), help="shards (default: hpc.shards)")
+@click.option("--workers", type=click.IntRange(1), default=2, show_default=True,
+              help="processes predicting at once")
+def shards(experiment, shards, workers):
+    """Predict in shards with a pool of processes, then merge (Slurm arrays without Slurm)."""
+    from ..cli import load
+    from ..plugins import get_registry
+    from .local import run_shards
+
+    exp = load(experiment)
+    run_shards(exp, get_registry(), shards or exp.hpc.shards, workers)
+
+
+@click.command()
+@EXPERIMENT
+def files(experiment):
+    """Count the files and folders an experiment created (inode quotas)."""
+    from ..config import load_experiment
+    from .files import count_files, describe
+
+    exp = load_experiment(experiment, check_files=False)
+    click.echo("\n".join(describe(exp, count_files(exp))))

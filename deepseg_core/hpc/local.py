@@ -1,0 +1,58 @@
+"""Prediction shards on one machine: a process pool stands in for the Slurm job array."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from pathlib import Path
+
+import click
+
+from ..errors import DeepSegError
+
+
+def _limit_threads(threads: int) -> None:
+    """Worker start-up: share the cores between the workers (read when TensorFlow starts)."""
+    for var in ("TF_NUM_INTRAOP_THREADS", "OMP_NUM_THREADS"):
+        os.environ[var] = str(threads)
+    os.environ["TF_NUM_INTEROP_THREADS"] = "1"
+
+
+def _predict_shard(experiment: str, shard: str) -> str:
+    """One shard in a worker process (a fresh interpreter: spawned, not forked)."""
+    from ..config import load_experiment
+    from ..plugins import get_registry
+    from ..stages import predict
+
+    predict.run(load_experiment(experiment), get_registry(), shard=shard, progress=False)
+    return shard
+
+
+def run_shards(exp, registry, shards: int, workers: int) -> Path:
+    """Predict ``shards`` shards with ``workers`` processes, then merge; returns the output."""
+    from ..stages import predict
+
+    if shards < 1 or workers < 1:
+        raise DeepSegError(f"--shards ({shards}) and --workers ({workers}) must be at least 1")
+    if exp.source is None:
+        raise DeepSegError("deepseg shards: the experiment must be loaded from a yaml file")
+    workers = min(workers, shards)
+    threads = max(1, (os.cpu_count() or 1) // workers)
+    failed = []
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
+                             initializer=_limit_threads, initargs=(threads,)) as pool:
+        futures = {pool.submit(_predict_shard, str(exp.source), f"{i}/{shards}"): i
+                   for i in range(shards)}
+        for future in as_completed(futures):
+            i = futures[future]
+            try:
+                future.result()
+                click.echo(f"shard {i}/{shards} done")
+            except Exception as exc:  # reported with its shard below
+                reason = (str(exc).splitlines() or [type(exc).__name__])[0]
+                failed.append(f"{i} ({reason})")
+    if failed:
+        raise DeepSegError(f"prediction shard(s) {', '.join(sorted(failed))} of {shards} failed; "
+                           "run the same command again to resume them")
+    return predict.run(exp, registry, merge=True, progress=False)

@@ -1,0 +1,197 @@
+"""Slurm job scripts of an experiment: plain bash that ``sbatch`` submits and ``bash`` runs alone.
+
+``<outdir>/slurm/`` gets ``train.sh`` (dataprep, train, crossval), optionally ``crossval.sh``
+(one array task per fold) and ``crossval-report.sh``, ``predict.sh`` (one array task per
+shard), ``merge.sh``, and ``submit.sh`` that submits them in order with dependencies.
+"""
+
+from __future__ import annotations
+
+import shlex
+import sys
+from pathlib import Path
+
+from ..errors import DeepSegError
+from .submit import submit_lines
+
+
+def absolute(exp, value: str) -> Path:
+    """A path of the hpc section: relative ones are relative to the experiment file."""
+    path = Path(value).expanduser()
+    base = exp.source.parent if exp.source else Path.cwd()
+    return path if path.is_absolute() else (base / path).resolve()
+
+
+def logs_folder(exp) -> Path:
+    """Where the jobs' logs go: ``hpc.logs`` or ``<outdir>/slurm-logs``."""
+    return absolute(exp, exp.hpc.logs) if exp.hpc.logs else exp.outdir.resolve() / "slurm-logs"
+
+
+def venv_folder(exp) -> Path | None:
+    """``hpc.venv``; else, without a container, the virtual environment running now."""
+    if exp.hpc.venv:
+        return absolute(exp, exp.hpc.venv)
+    running = Path(sys.prefix)
+    if not exp.hpc.container and sys.prefix != sys.base_prefix and (running / "bin" /
+                                                                     "activate").exists():
+        return running
+    return None
+
+
+def gpu_count(gpus: str | None) -> int:
+    """GPUs in a request such as 'A100:2' (0 for None)."""
+    return int(str(gpus).rsplit(":", 1)[-1]) if gpus else 0
+
+
+def jobs_for(exp, stages: list[str]) -> list[str]:
+    """The jobs that run ``stages``, in submission order."""
+    jobs = []
+    array = exp.hpc.crossval_array and "crossval" in stages
+    if {"dataprep", "train"} & set(stages) or ("crossval" in stages and not array):
+        jobs.append("train")
+    if array:
+        jobs += ["crossval", "crossval-report"]
+    if "predict" in stages:
+        jobs += ["predict", "merge"]
+    return jobs
+
+
+def header(exp, job: str, what: str, time: str, gpus: str | None, array: str | None = None,
+           requeue: bool = False) -> list[str]:
+    """The comment and '#SBATCH' lines that open a job script."""
+    hpc, name = exp.hpc, exp.name
+    lines = ["#!/bin/bash", f"# DeepSeg job: {what}",
+             f"# Experiment '{name}'; written by 'deepseg sbatch', edit freely.",
+             f"# Submit: sbatch {job}.sh    Without Slurm: bash {job}.sh",
+             f"#SBATCH --job-name={name}-{job}"]
+    lines += [f"#SBATCH --{key}={value}" for key, value in (
+        ("account", hpc.account), ("partition", hpc.partition), ("time", time),
+        ("mem", hpc.mem), ("cpus-per-task", hpc.cpus_per_task), ("gpus-per-node", gpus),
+        ("array", array)) if value]
+    pattern = "%x-%A_%a.out" if array else "%x-%j.out"
+    lines.append(f"#SBATCH --output={logs_folder(exp) / pattern}")
+    if requeue:  # a preempted or failed node puts the task back in the queue; logs append
+        lines += ["#SBATCH --requeue", "#SBATCH --open-mode=append"]
+    lines += [f"#SBATCH {option}" for option in hpc.extra_sbatch]
+    return lines
+
+
+def environment(exp) -> list[str]:
+    """Shell lines that load modules, activate the venv or set up the container."""
+    hpc, lines = exp.hpc, ["", "set -eo pipefail"]
+    if hpc.modules:
+        names = " ".join(shlex.quote(m) for m in hpc.modules)
+        lines += ["# Environment modules (NeSI: 'module spider NAME' lists the versions)",
+                  "if command -v module >/dev/null 2>&1; then", "  module purge",
+                  f"  module load {names}", "else",
+                  f"  echo 'module: command not found; not loading {names}' >&2", "fi"]
+    venv = venv_folder(exp)
+    if venv:
+        lines += [f"source {shlex.quote(str(venv / 'bin' / 'activate'))}"]
+    if hpc.container:
+        binds = ",".join(str(p) for p in bind_folders(exp))
+        lines += ["# deepseg runs inside the container; --nv passes the node's GPUs through",
+                  f"IMAGE={shlex.quote(str(absolute(exp, hpc.container)))}",
+                  f"deepseg() {{ apptainer exec --nv --bind {shlex.quote(binds)} \"$IMAGE\" "
+                  "deepseg \"$@\"; }"]
+    source = exp.source.resolve() if exp.source else None
+    if source is None:
+        raise DeepSegError("deepseg sbatch: the experiment must be loaded from a yaml file")
+    lines += ["set -u", "export PYTHONUNBUFFERED=1  # log lines appear as they are written",
+              f"EXPERIMENT={shlex.quote(str(source))}",
+              'echo "deepseg: job ${SLURM_JOB_ID:-local} on $(hostname) at $(date)"', ""]
+    return lines
+
+
+def bind_folders(exp) -> list[Path]:
+    """The top-most folders the container must see: experiment, workdir, images, labels."""
+    from ..config import expand_paths
+
+    paths = [exp.source.resolve().parent, Path(exp.workdir).resolve(), logs_folder(exp)]
+    for src in [*exp.images, *(exp.predict.images or [])]:
+        paths += [Path(p).resolve().parent for p in expand_paths(src.path)]
+    if exp.labels:
+        paths += [Path(p).resolve().parent for p in (exp.labels.path, exp.labels.raster) if p]
+    tops: list[Path] = []
+    for path in sorted(set(paths), key=lambda p: len(p.parts)):
+        if not any(path.is_relative_to(top) for top in tops):
+            tops.append(path)
+    return sorted(tops)
+
+
+def tasks(var: str, all_items: str) -> list[str]:
+    """Lines choosing the array task's item, the items given as arguments, or all of them."""
+    return [f'if [[ -n "${{SLURM_ARRAY_TASK_ID:-}}" ]]; then {var}=("$SLURM_ARRAY_TASK_ID")',
+            f'elif [[ $# -gt 0 ]]; then {var}=("$@")', f"else {var}=({all_items}); fi"]
+
+
+def body(exp, job: str, stages: list[str], shards: int) -> tuple[list[str], list[str]]:
+    """(header, commands) of one job."""
+    hpc = exp.hpc
+    folds = exp.crossval.folds if exp.crossval.folds is not None else list(range(exp.folds))
+    if job == "train":
+        run = [s for s in ("dataprep", "train", "crossval") if s in stages and not (
+            s == "crossval" and hpc.crossval_array)]
+        gpus = hpc.train_gpus or hpc.gpus
+        head = header(exp, job, " + ".join(run), hpc.train_time, gpus)
+        notes = []
+        if "train" in run and exp.training.distribute:
+            notes = ["# training.distribute: MirroredStrategy trains on every GPU of this job",
+                     f"# ({gpus or 'none: CPU'}) on one node; training.batch_size is the "
+                     "global batch."]
+        elif "train" in run and gpu_count(gpus) > 1:
+            notes = [f"# {gpus}: set training.distribute: true to train on all of them."]
+        return head, [*notes, f'deepseg run "$EXPERIMENT" --stages {",".join(run)}']
+    if job == "crossval":
+        array = ",".join(str(f) for f in folds)
+        head = header(exp, job, "crossval folds (one array task each)", hpc.train_time,
+                      hpc.train_gpus or hpc.gpus, array=array)
+        return head, ["# The task id is the fold; each task runs a one-fold copy of the "
+                      "experiment.", *tasks("FOLDS", " ".join(str(f) for f in folds)),
+                      'for fold in "${FOLDS[@]}"; do',
+                      *fold_yaml(exp, "fold$fold", "[$fold]", "  "), "done"]
+    if job == "crossval-report":
+        head = header(exp, job, "crossval report over the finished folds", hpc.merge_time, None)
+        return head, ["# crossval.folds: [] runs no fold, only the summary of finished folds",
+                      *fold_yaml(exp, "crossval-report", "[]")]
+    if job == "predict":
+        head = header(exp, job, f"prediction in {shards} shards (one array task each)",
+                      hpc.predict_time, hpc.gpus, array=f"0-{shards - 1}", requeue=True)
+        return head, ["# Under Slurm each array task predicts one shard. 'bash predict.sh' "
+                      "runs every", "# shard in turn, 'bash predict.sh 2' shard 2 only. A "
+                      "requeued or resubmitted task", "# ('sbatch --array=2 predict.sh') "
+                      "resumes its shard where it stopped.", f"SHARDS={shards}",
+                      *tasks("TASKS", "$(seq 0 $((SHARDS - 1)))"),
+                      'for shard in "${TASKS[@]}"; do',
+                      '  deepseg predict "$EXPERIMENT" --shard "$shard/$SHARDS"', "done"]
+    head = header(exp, job, "merge of the prediction shards", hpc.merge_time, None)
+    return head, ['deepseg merge "$EXPERIMENT"']
+
+
+def fold_yaml(exp, tag: str, folds: str, indent: str = "") -> list[str]:
+    """Lines writing ``<slurm>/<tag>.yaml`` (extends the experiment) and running crossval on it."""
+    path = f'"{exp.outdir.resolve() / "slurm"}/{tag}.yaml"'
+    return [f"{indent}cat > {path} <<EOF", 'extends: "$EXPERIMENT"', f'name: "{exp.name}"',
+            f'workdir: "{Path(exp.workdir).resolve()}"', f"crossval: {{folds: {folds}}}",
+            "EOF", f"{indent}deepseg crossval {path}"]
+
+
+def write_scripts(exp, stages: list[str], shards: int | None = None) -> dict[str, Path]:
+    """Write the job scripts of ``stages`` and ``submit.sh``; returns job -> script path."""
+    shards = shards or exp.hpc.shards
+    folder = exp.outdir.resolve() / "slurm"
+    folder.mkdir(parents=True, exist_ok=True)
+    logs_folder(exp).mkdir(parents=True, exist_ok=True)  # sbatch does not create it
+    scripts = {}
+    for job in jobs_for(exp, stages):
+        head, commands = body(exp, job, stages, shards)
+        path = folder / f"{job}.sh"
+        path.write_text("\n".join([*head, *environment(exp), *commands]) + "\n")
+        path.chmod(0o755)
+        scripts[job] = path
+    if not scripts:
+        raise DeepSegError(f"--stages: no job to write for {', '.join(stages) or 'no stage'}")
+    submit = folder / "submit.sh"
+    submit.write_text("\n".join(submit_lines(scripts)) + "\n")
+    submit.chmod(0o755)
+    return scripts
