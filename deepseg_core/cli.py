@@ -173,7 +173,9 @@ from .hpc.command import files, sbatch, shards  # noqa: E402 - registered after 
 main.add_command(sbatch)
 main.add_command(shards)
 main.add_command(files)
+from .demo.command import demo  # noqa: E402
 
+main.add_command(demo)
 
 if __name__ == "__main__":
     main()
