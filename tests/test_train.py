@@ -165,3 +165,16 @@ def test_epochs_zero_is_rejected(scene):
     folder, img, gpkg = scene
     with pytest.raises(DeepSegError, match="epochs: .*greater than or equal to 1"):
         load_experiment(write_experiment(folder, img, gpkg, epochs=0, name="zero"))
+
+
+def test_mixed_precision_falls_back_to_float32_without_a_gpu(scene, registry, tmp_path):
+    import keras
+
+    folder, img, gpkg = scene
+    exp = prepared(folder, img, gpkg, registry, name="mp", epochs=1, workdir=str(tmp_path),
+                   training={"mixed_precision": True, "steps_per_epoch": 1})
+    with pytest.warns(UserWarning, match="no GPU visible, training in float32"):
+        model = train.run(exp, registry, progress=False)
+    assert keras.mixed_precision.global_policy().name == "float32"
+    assert model.layers[1].compute_dtype == "float32"
+    assert len(log_rows(exp)) == 1

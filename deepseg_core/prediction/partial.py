@@ -64,7 +64,10 @@ class Partial:
     def write(self, name: str, array: np.ndarray, window: Window) -> None:
         """Write ``(bands, rows, cols)`` at a raster window lying inside this shard's rows."""
         rows = slice(window.row_off - self.row0, window.row_off - self.row0 + window.height)
-        self.file[name][:, rows, window.col_off:window.col_off + window.width] = array
+        try:
+            self.file[name][:, rows, window.col_off:window.col_off + window.width] = array
+        except OSError as exc:
+            raise self._failed(exc) from None
 
     def read(self, name: str, window: Window) -> np.ndarray:
         r = window.row_off - self.row0
@@ -72,10 +75,17 @@ class Partial:
 
     def checkpoint(self, done: int, complete: bool = False) -> None:
         """Flush written tiles to disk, then record how many are done."""
-        self.file.flush()
-        self.file.attrs["done"] = done
-        self.file.attrs["complete"] = complete
-        self.file.flush()
+        try:
+            self.file.flush()
+            self.file.attrs["done"] = done
+            self.file.attrs["complete"] = complete
+            self.file.flush()
+        except OSError as exc:
+            raise self._failed(exc) from None
+
+    def _failed(self, exc: OSError) -> DeepSegError:
+        return DeepSegError(f"{self.path}: writing the prediction failed ({exc}); free space "
+                            "and rerun the same command: it resumes after the last saved tile")
 
     def close(self) -> None:
         self.file.close()
