@@ -7,6 +7,7 @@ into per-tile results (:class:`TileResult`). Keras is imported inside methods on
 
 from __future__ import annotations
 
+import abc
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -74,15 +75,15 @@ class ModelPlugin(Protocol):
         """Objects keras needs to load a saved model of this plugin."""
 
 
-class SemanticModel:
+class SemanticModel(abc.ABC):
     """Base for semantic plugins: subclasses provide ``network()`` and ``defaults``."""
 
     segmentation_type = "semantic"
     defaults: dict = {}
 
+    @abc.abstractmethod
     def network(self, nbands: int, nclasses: int, **params):
         """Build the keras network (softmax output over ``nclasses``)."""
-        raise NotImplementedError  # abstract: each model plugin provides it
 
     def params(self, params: dict) -> dict:
         unknown = sorted(set(params) - set(self.defaults))
