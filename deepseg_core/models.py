@@ -94,6 +94,18 @@ class SemanticModel(abc.ABC):
 
     def validate(self, params, tilesize, nbands, nclasses):
         merged = self.params(params)
+        for name in ("filters", "depth"):  # the usual U-Net-style parameters, where used
+            value = merged.get(name, 1)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise DeepSegError(f"model parameter {name} must be a whole number >= 1, "
+                                   f"not {value!r}")
+        dropout = merged.get("dropout", 0.0)
+        if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) \
+                or not 0 <= dropout < 1:
+            raise DeepSegError(f"model parameter dropout must be a number in [0, 1), "
+                               f"not {dropout!r}")
+        if nclasses < 2:
+            raise DeepSegError(f"a softmax model needs at least 2 classes, not {nclasses}")
         depth = int(merged.get("depth", 0))
         if depth and tilesize % (2 ** depth):
             raise DeepSegError(f"tilesize {tilesize} cannot be taken by a model of depth {depth}: "
