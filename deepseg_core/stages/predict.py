@@ -174,11 +174,15 @@ def _tile_runner(exp, registry, job, info, weights, windows, label, progress, st
             consume(tile)
             bar.update()
             counter["n"] += 1
+            counter["skipped"] = counter.get("skipped", 0) + (tile.result is None)
             if stop_after is not None and counter["n"] >= stop_after:
                 raise KeyboardInterrupt("stopped by test hook")
 
         run_pipeline(read, windows, start, lambda x: plugin.predict_tiles(model, x), write,
                      exp.predict.batch_size or exp.training.batch_size, exp.predict.queue_depth)
+        n, skipped = counter["n"], counter.get("skipped", 0)
+        click.echo(f"{label}: {n - skipped} tiles predicted, {skipped} all-nodata tiles "
+                   f"skipped, {bar.elapsed:.1f} s ({n / max(bar.elapsed, 1e-9):.1f} tiles/s)")
 
     return run
 
