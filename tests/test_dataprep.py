@@ -249,3 +249,25 @@ def test_bad_input_gives_a_clear_error_and_no_store(tmp_path, registry, case, me
     with pytest.raises(DeepSegError, match=message):
         run_dataprep(path, registry)
     assert list(tmp_path.rglob("*.h5*")) == []
+
+
+def test_invalid_geometries_are_repaired_and_empty_ones_reported(tmp_path, registry):
+    import geopandas as gpd
+    from shapely.geometry import Polygon
+
+    img, gpkg, _ = squares_scene(tmp_path)
+    frame = gpd.read_file(gpkg)
+    x0, y0, x1, y1 = frame.geometry.iloc[0].bounds
+    bowtie = Polygon([(x0, y0), (x1, y1), (x1, y0), (x0, y1)])  # self-intersecting
+    extra = gpd.GeoDataFrame({"class": ["square", "square"]},
+                             geometry=[bowtie, Polygon()], crs=frame.crs)
+    frame = gpd.GeoDataFrame(
+        {"class": list(frame["class"]) + list(extra["class"])},
+        geometry=list(frame.geometry) + list(extra.geometry), crs=frame.crs)
+    frame.to_file(gpkg, driver="GPKG")
+    path = write_experiment(tmp_path, img, gpkg)
+    with pytest.warns(UserWarning) as caught:
+        _, store_path = run_dataprep(path, registry)
+    messages = " ".join(str(w.message) for w in caught)
+    assert "1 invalid geometries repaired" in messages and "1 empty geometries" in messages
+    assert store_path.exists()
