@@ -1,4 +1,7 @@
-"""Per-band statistics in one streaming pass (Welford within a chunk, Chan et al. across chunks)."""
+"""Per-band statistics in one streaming pass (Welford within a chunk, Chan et al. across chunks).
+
+8- and 16-bit integer bands go through exact histograms, which also give percentiles.
+"""
 
 from __future__ import annotations
 
@@ -14,6 +17,8 @@ class BandStats:
         self.m2 = np.zeros(nbands, dtype=np.float64)
         self.min = np.full(nbands, np.inf)
         self.max = np.full(nbands, -np.inf)
+        self.hist: list[np.ndarray] | None = None  # per band, integer data only
+        self.offset = 0
 
     def update(self, pixels: np.ndarray, valid: np.ndarray | None = None) -> None:
         """Add a chunk ``(bands, rows, cols)``; ``valid`` ``(rows, cols)`` selects pixels."""
@@ -24,7 +29,11 @@ class BandStats:
         if n == 0:
             return
         if flat.dtype.kind in "ui" and flat.dtype.itemsize <= 2:
-            self._merge(n, *_integer_moments(flat))
+            self.offset = -int(np.iinfo(flat.dtype).min)
+            hists = [np.bincount(b.astype(np.int32) + self.offset if self.offset else b)
+                     for b in flat]
+            self._add_hist(hists)
+            self._merge(n, *_moments(hists, self.offset))
             return
         values = flat.astype(np.float64)
         mean = values.mean(axis=1)
@@ -40,10 +49,31 @@ class BandStats:
         self.min = np.minimum(self.min, vmin)
         self.max = np.maximum(self.max, vmax)
 
+    def _add_hist(self, hists):
+        if self.hist is None:
+            self.hist = [np.zeros(0, np.int64) for _ in hists]
+        for b, h in enumerate(hists):
+            if len(h) > len(self.hist[b]):
+                self.hist[b] = np.pad(self.hist[b], (0, len(h) - len(self.hist[b])))
+            self.hist[b][:len(h)] += h
+
+    def percentiles(self, q) -> np.ndarray | None:
+        """Per band percentiles ``q`` (0..100) of integer data, from the histograms."""
+        if self.hist is None:
+            return None
+        out = []
+        for h in self.hist:
+            cdf = np.cumsum(h) / max(h.sum(), 1)
+            out.append([int(np.searchsorted(cdf, p / 100.0)) - self.offset for p in q])
+        return np.array(out, dtype=np.float64)
+
     def merge(self, other: BandStats) -> None:
         """Combine with statistics of a disjoint set of pixels (Chan's parallel formula)."""
         if other.count.max(initial=0) == 0:
             return
+        if other.hist is not None:
+            self.offset = other.offset
+            self._add_hist(other.hist)
         self._merge(other.count, other.mean, other.m2, other.min, other.max)
 
     @property
@@ -53,16 +83,18 @@ class BandStats:
             return np.sqrt(np.where(self.count > 0, self.m2 / np.maximum(self.count, 1), 0.0))
 
     def as_dict(self) -> dict[str, np.ndarray]:
-        return {"count": self.count, "mean": self.mean, "std": self.std,
-                "min": self.min, "max": self.max}
+        out = {"count": self.count, "mean": self.mean, "std": self.std,
+               "min": self.min, "max": self.max}
+        pct = self.percentiles((2, 98))
+        if pct is not None:
+            out["p2"], out["p98"] = pct[:, 0], pct[:, 1]
+        return out
 
 
-def _integer_moments(flat: np.ndarray):
-    """Mean, M2, min and max per band of small integers, through a histogram (fast, exact)."""
-    offset = -int(np.iinfo(flat.dtype).min)
+def _moments(hists, offset: int):
+    """Mean, M2, min and max per band from per-band histograms of offset integers."""
     means, m2s, mins, maxs = [], [], [], []
-    for band in flat:
-        hist = np.bincount((band.astype(np.int32) + offset) if offset else band)
+    for hist in hists:
         values = np.flatnonzero(hist)
         counts = hist[values].astype(np.float64)
         values = values.astype(np.float64) - offset
