@@ -7,6 +7,7 @@ Class names live in band 1's tag ``CLASS_NAMES`` (a JSON list) and a thematic ba
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +22,10 @@ from deepseg_core.raster import RasterInfo, Window
 from .gtiff_write import CLASS_NAMES_TAG, LAYER_TYPE_TAG, CogWriter, GTiffWriter, quiet, reason
 
 __all__ = ["GdalReader", "GdalSource", "GTiffWriter", "CogWriter"]
+
+# Windows stream through once (twice where tiles overlap): GDAL's default block cache of 5 %
+# of RAM would only grow with the raster. A user's own GDAL_CACHEMAX is kept.
+os.environ.setdefault("GDAL_CACHEMAX", "256")
 
 
 def _open(path):
