@@ -25,7 +25,7 @@ __all__ = ["GdalReader", "GdalSource", "GTiffWriter", "CogWriter"]
 
 # Windows stream through once (twice where tiles overlap): GDAL's default block cache of 5 %
 # of RAM would only grow with the raster. A user's own GDAL_CACHEMAX is kept.
-os.environ.setdefault("GDAL_CACHEMAX", "256")
+os.environ.setdefault("GDAL_CACHEMAX", "64")
 
 
 def _open(path):
