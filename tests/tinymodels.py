@@ -59,8 +59,9 @@ class TinyBlobs:
             with warnings.catch_warnings():  # pixel coordinates on purpose
                 warnings.simplefilter("ignore")
                 blobs = list(shapes(bright, mask=bright.astype(bool)))
-            for geom, _ in blobs:
-                mask = rasterize([geom], out_shape=bright.shape, dtype="uint8").astype(bool)
+                masks = [rasterize([g], out_shape=bright.shape, dtype="uint8").astype(bool)
+                         for g, _ in blobs]
+            for mask in masks:
                 rows, cols = np.nonzero(mask)
                 box = (rows.min(), cols.min(), rows.max() + 1, cols.max() + 1)
                 found.append(Instance(1, 0.5 + 0.4 * float(mask.mean() < 0.5), mask, box))
