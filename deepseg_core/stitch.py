@@ -19,7 +19,6 @@ from __future__ import annotations
 from collections import Counter
 
 import numpy as np
-import rasterio.features
 import shapely
 from affine import Affine
 from shapely.geometry import shape
@@ -29,7 +28,7 @@ from .models import Instance
 from .raster import RasterInfo, Window
 from .stitch_merge import DuplicateMerger, concat_columns
 from .stitch_output import CandidateOutput, InstanceOutput
-from .vectorize import to_map
+from .vectorize import pixel_shapes, to_map
 
 
 def instances_to_map(instances: list[Instance], tile_window: Window, transform: Affine,
@@ -168,8 +167,7 @@ def _polygons(masks, tile_window, transform, multipart):
     for mask in masks:
         r0, c0, r1, c1 = _mask_extent(mask)
         crop = np.ascontiguousarray(mask[r0:r1, c0:c1], dtype=np.uint8)
-        parts = [shape(g) for g, _ in rasterio.features.shapes(
-            crop, mask=crop.astype(bool), transform=Affine.translation(c0, r0))]
+        parts = [shape(g) for g, _ in pixel_shapes(crop, crop.astype(bool), c0, r0)]
         geoms.append(shapely.multipolygons(parts) if multipart
                      else max(parts, key=lambda p: p.area))
     return _valid(to_map(geoms, transform), multipart) if geoms else np.array([], object)

@@ -136,10 +136,22 @@ def _as_2d(array):
     return array if array.dtype.name in _SHAPES_DTYPES else array.astype("int32")
 
 
+def pixel_shapes(array, mask, col: int, row: int, connectivity: int = 4) -> list:
+    """rasterio shapes in raster pixel coordinates offset by (col, row), without the
+    not-georeferenced warning GDAL gives for the identity transform of the origin block."""
+    import warnings
+
+    from rasterio.errors import NotGeoreferencedWarning
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", NotGeoreferencedWarning)
+        return list(rasterio.features.shapes(array, mask=mask, connectivity=connectivity,
+                                             transform=Affine.translation(col, row)))
+
+
 def _polygonize(block, valid, window):
     """Pieces of one block in raster pixel coordinates (x = column, y = row)."""
-    offset = Affine.translation(window.col_off, window.row_off)
-    pairs = list(rasterio.features.shapes(block, mask=valid, connectivity=4, transform=offset))
+    pairs = pixel_shapes(block, valid, window.col_off, window.row_off)
     geoms = np.array([shape(g) for g, _ in pairs] + [None], dtype=object)[:-1]
     return geoms, np.array([v for _, v in pairs], dtype=block.dtype)
 
