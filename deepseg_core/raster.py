@@ -118,6 +118,23 @@ class RasterSink(Protocol):
     def __exit__(self, *exc): ...
 
 
+class SinkBase:
+    """Context-manager behaviour for sinks: ``close()`` on success, ``abort()`` on an error
+    (an aborted sink releases its file; the caller's temporary name is then deleted)."""
+
+    def abort(self) -> None:
+        self.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, *exc):
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+
+
 def parse_colour(value) -> tuple[int, int, int, int]:
     """'#rrggbb', '#rrggbbaa' or an [r, g, b(, a)] list to an RGBA tuple."""
     if isinstance(value, str):

@@ -24,7 +24,7 @@ from rasterio.errors import NotGeoreferencedWarning
 from rasterio.windows import Window as RioWindow
 
 from deepseg_core.errors import DeepSegError
-from deepseg_core.raster import RasterInfo, Window
+from deepseg_core.raster import RasterInfo, SinkBase, Window
 
 CLASS_NAMES_TAG = "CLASS_NAMES"  # band 1: JSON list, index = pixel value
 LAYER_TYPE_TAG = "LAYER_TYPE"  # band 1: 'thematic' (the KEA/GDAL convention)
@@ -126,7 +126,7 @@ def _write_extras(ds, info: RasterInfo) -> None:
         ds.update_tags(**{str(k): str(v) for k, v in info.metadata.items()})
 
 
-class GTiffSink:
+class GTiffSink(SinkBase):
     """A GeoTIFF being written window by window; ``close()`` builds its overviews."""
 
     def __init__(self, path, info: RasterInfo, target: str, profile: dict, settings: dict):
@@ -139,7 +139,7 @@ class GTiffSink:
                 self._ds = rasterio.open(target, "w", **profile)
             _write_extras(self._ds, info)
         except Exception as exc:
-            self._abort()
+            self.abort()
             raise DeepSegError(f"{path}: cannot create the raster: {reason(exc)}") from exc
 
     def write(self, array: np.ndarray, window: Window) -> None:
@@ -175,20 +175,10 @@ class GTiffSink:
             with rasterio.open(self._target, "r+") as ds:
                 ds.build_overviews(list(factors), Resampling[self._settings["resampling"]])
 
-    def _abort(self) -> None:
+    def abort(self) -> None:
         if self._ds is not None:
             self._ds.close()
             self._ds = None
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, exc_type, *exc):
-        if exc_type is None:
-            self.close()
-        else:
-            self._abort()
-
 
 class CogSink(GTiffSink):
     """Writes a temporary tiled GeoTIFF, converted to a Cloud Optimized GeoTIFF at close."""
@@ -217,8 +207,8 @@ class CogSink(GTiffSink):
         finally:
             os.remove(self._target)
 
-    def _abort(self) -> None:
-        super()._abort()
+    def abort(self) -> None:
+        super().abort()
         if os.path.exists(self._target):
             os.remove(self._target)
 

@@ -9,7 +9,7 @@ import h5py
 import numpy as np
 
 from deepseg_core.errors import DeepSegError
-from deepseg_core.raster import RasterInfo, Window
+from deepseg_core.raster import RasterInfo, SinkBase, Window
 
 from . import rat
 from .layout import chunk_cache, reason
@@ -19,7 +19,7 @@ from .skeleton import create_structure, write_metadata
 from .stats import band_statistics, histogram_metadata
 
 
-class KeaSink:
+class KeaSink(SinkBase):
     """A KEA file being written window by window; ``close()`` finalizes it."""
 
     def __init__(self, path, info: RasterInfo, options: dict):
@@ -35,7 +35,7 @@ class KeaSink:
             self._data = [self._f[f"BAND{k}/DATA"] for k in range(1, info.count + 1)]
         except Exception as exc:
             if self._f is not None:  # ours, half made: remove it (never a file we did not open)
-                self._close_file()
+                self.abort()
                 self.path.unlink(missing_ok=True)
             if isinstance(exc, DeepSegError):
                 raise
@@ -70,10 +70,10 @@ class KeaSink:
                 self._finish_band(index)
             self._f.flush()
         except Exception as exc:
-            self._close_file()
+            self.abort()
             raise DeepSegError(f"{self.path}: cannot finish the KEA file: {reason(exc)}") \
                 from exc
-        self._close_file()
+        self.abort()
 
     def _finish_band(self, index: int) -> None:
         s, info = self._s, self.info
@@ -96,21 +96,12 @@ class KeaSink:
             build_overviews(group, s["overviews"], s["resampling"], info.nodata, s["block"],
                             s["deflate"])
 
-    def _close_file(self) -> None:
+    def abort(self) -> None:
         if self._f is not None:
             try:
                 self._f.close()
             finally:
                 self._f = None
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, exc_type, *exc):
-        if exc_type is None:
-            self.close()
-        else:
-            self._close_file()
 
     def __repr__(self):
         return f"KeaSink({str(self.path)!r})"
