@@ -107,3 +107,25 @@ def test_instance_crossval_reports_matching_and_pixel_statistics(tmp_path):
     assert (root / "all_pycm.html").exists()
     # touching squares are one blob for the model but two crowns in the labels: F1 < 1
     assert table["F1"]["mean"] > 0.5 and table["overall_accuracy"]["mean"] > 0.95
+
+
+def test_each_object_is_scored_by_one_held_out_tile():
+    from deepseg_core.models import Instance
+    from deepseg_core.prediction.tile_eval import owned_instances
+
+    scene = np.zeros((40, 64), np.int32)
+    scene[10:20, 28:36] = 1  # straddles the overlap of the two tiles below
+    scene[5:9, 2:6] = 2      # left tile only
+    tiles = [(0, slice(0, 32)), (24, slice(32 - 24, 40))]  # col origin, core cols in tile
+    counted = []
+    for col0, core_cols in tiles:
+        truth = scene[:, col0:col0 + 40]
+        ids = [i for i in np.unique(truth) if i]
+        preds = []
+        for i in ids:
+            r, c = np.nonzero(truth == i)
+            preds.append(Instance(1, 0.9, truth == i, (r.min(), c.min(), r.max() + 1, c.max() + 1)))
+        keep, kept_preds = owned_instances(truth, preds, slice(0, 40), core_cols)
+        counted += [int(i) for i in np.unique(keep) if i]
+        assert len(kept_preds) == len([i for i in np.unique(keep) if i])
+    assert sorted(counted) == [1, 2]

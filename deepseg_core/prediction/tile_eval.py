@@ -19,6 +19,22 @@ def paint(instances, shape) -> np.ndarray:
     return out
 
 
+def _centre_in(box, rows: slice, cols: slice) -> bool:
+    r, c = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
+    return rows.start <= r < rows.stop and cols.start <= c < cols.stop
+
+
+def owned_instances(truth: np.ndarray, instances, rows: slice, cols: slice):
+    """Truth ids and predictions whose box centre lies in the tile core: each object is
+    scored by one held-out tile only, as each pixel is."""
+    keep = truth.copy()
+    for i in np.unique(truth[truth > 0]):
+        r, c = np.nonzero(truth == i)
+        if not _centre_in((r.min(), c.min(), r.max() + 1, c.max() + 1), rows, cols):
+            keep[keep == i] = 0
+    return keep, [inst for inst in instances if _centre_in(inst.box, rows, cols)]
+
+
 class TileEvaluator:
     """Reads held-out tiles from the store; ``consume`` scores each predicted tile's core."""
 
@@ -46,11 +62,12 @@ class TileEvaluator:
         _, truth, valid = self.store.tile(self.index[(w.row_off, w.col_off)])
         rows, cols = relative(self.cores[(w.row_off, w.col_off)], w)
         if self.store.instance:
-            ids = np.unique(truth[truth > 0])
-            truth_classes = {int(i): int(self.instance_classes[i]) for i in ids}
+            owned_truth, owned_pred = owned_instances(truth, job.result.instances, rows, cols)
+            truth_classes = {i: int(self.instance_classes[i]) for i in np.unique(owned_truth)
+                             if i}
             for metric in self.metrics.values():
                 if metric.applies_to == "instance":
-                    metric.update(truth, job.result.instances, valid=valid,
+                    metric.update(owned_truth, owned_pred, valid=valid,
                                   truth_classes=truth_classes)
             truth, pred = self.instance_classes[truth], paint(job.result.instances, truth.shape)
         else:
