@@ -26,6 +26,8 @@ from typing import Protocol
 import numpy as np
 from affine import Affine
 
+from .errors import DeepSegError
+
 
 @dataclass(frozen=True)
 class Window:
@@ -124,6 +126,18 @@ class SinkBase:
 
     def abort(self) -> None:
         self.close()
+
+    def checked(self, array, window: Window) -> np.ndarray:
+        """``array`` as ``(bands, rows, cols)`` after checking it fits ``window`` in the raster."""
+        array = np.asarray(array)
+        array = array[None] if array.ndim == 2 else array
+        if array.shape != (self.info.count, window.height, window.width):
+            raise DeepSegError(f"{self.path}: array of shape {array.shape} does not fit {window} "
+                               f"with {self.info.count} band(s)")
+        if window.clip(self.info.height, self.info.width) != window:
+            raise DeepSegError(f"{self.path}: {window} reaches outside the "
+                               f"{self.info.height} x {self.info.width} raster")
+        return array
 
     def __enter__(self):
         return self

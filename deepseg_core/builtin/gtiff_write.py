@@ -144,14 +144,7 @@ class GTiffSink(SinkBase):
 
     def write(self, array: np.ndarray, window: Window) -> None:
         """Write ``(bands, rows, cols)`` pixels (2-D for one band) at ``window``."""
-        array = np.asarray(array)
-        array = array[None] if array.ndim == 2 else array
-        if array.shape != (self.info.count, window.height, window.width):
-            raise DeepSegError(f"{self.path}: array of shape {array.shape} does not fit {window} "
-                               f"with {self.info.count} band(s)")
-        if window.clip(self.info.height, self.info.width) != window:
-            raise DeepSegError(f"{self.path}: {window} reaches outside the "
-                               f"{self.info.height} x {self.info.width} raster")
+        array = self.checked(array, window)
         rio = RioWindow(window.col_off, window.row_off, window.width, window.height)
         try:
             self._ds.write(array.astype(self.info.dtype, copy=False), window=rio)

@@ -45,14 +45,7 @@ class KeaSink(SinkBase):
         """Write ``(bands, rows, cols)`` pixels (2-D for one band) at ``window``."""
         if self._f is None:
             raise DeepSegError(f"{self.path}: the KEA file is already closed")
-        array = np.asarray(array)
-        array = array[None] if array.ndim == 2 else array
-        if array.shape != (self.info.count, window.height, window.width):
-            raise DeepSegError(f"{self.path}: array of shape {array.shape} does not fit {window} "
-                               f"with {self.info.count} band(s)")
-        if window.clip(self.info.height, self.info.width) != window:
-            raise DeepSegError(f"{self.path}: {window} reaches outside the "
-                               f"{self.info.height} x {self.info.width} raster")
+        array = self.checked(array, window)
         if not window.height or not window.width:
             return
         try:
