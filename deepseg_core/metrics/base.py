@@ -109,3 +109,12 @@ def check_state(state: dict, kind: str, class_names: list[str] | None = None) ->
         raise DeepSegError(f"cannot merge metric states with different classes: "
                            f"{state['class_names']} vs {class_names}")
     return state
+
+
+def merged_metric(cls, states: list[dict]):
+    """A fresh ``cls`` metric for merging ``states``, and the states checked against it."""
+    if not states:
+        raise DeepSegError("merging metric states needs at least one state")
+    first = check_state(states[0], cls.kind)
+    metric = cls(first["class_names"], first.get("ignore_label"))
+    return metric, [check_state(s, cls.kind, metric.class_names) for s in states]

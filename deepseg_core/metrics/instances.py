@@ -16,7 +16,7 @@ import numpy as np
 
 from ..errors import DeepSegError
 from . import matching
-from .base import INSTANCE, check_class_names, check_state, keep_mask
+from .base import INSTANCE, check_class_names, keep_mask, merged_metric
 from .matching import IOU_THRESHOLDS
 
 ALL = "all"  # the one group of the class-agnostic metric
@@ -89,12 +89,9 @@ class InstanceMetric:
     @classmethod
     def merge(cls, states: list[dict]) -> InstanceMetric:
         """A metric holding the predictions and truth counts of all ``states`` (e.g. folds)."""
-        if not states:
-            raise DeepSegError("merging metric states needs at least one state")
-        first = check_state(states[0], cls.kind)
-        metric = cls(first["class_names"], first.get("ignore_label"))
+        metric, states = merged_metric(cls, states)
         for state in states:
-            for key, saved in check_state(state, cls.kind, metric.class_names)["groups"].items():
+            for key, saved in state["groups"].items():
                 group = metric._group(key)
                 group["ntruth"] += int(saved["ntruth"])
                 group["scores"].append(np.asarray(saved["scores"], float))

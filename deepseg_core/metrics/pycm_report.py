@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import DeepSegError
-from .base import SEMANTIC, as_float, check_class_names, check_state
+from .base import SEMANTIC, as_float, check_class_names, merged_metric
 from .confusion import as_pycm_matrix, confusion_counts
 
 #: pycm's per-class statistic for each per-class summary key.
@@ -46,12 +46,9 @@ class PycmMetric:
     @classmethod
     def merge(cls, states: list[dict]) -> PycmMetric:
         """A metric whose counts are the sum of the counts of ``states`` (e.g. all folds)."""
-        if not states:
-            raise DeepSegError("merging metric states needs at least one state")
-        first = check_state(states[0], cls.kind)
-        metric = cls(first["class_names"], first.get("ignore_label"))
+        metric, states = merged_metric(cls, states)
         for state in states:
-            counts = np.asarray(check_state(state, cls.kind, metric.class_names)["counts"])
+            counts = np.asarray(state["counts"])
             if counts.shape != metric.counts.shape:
                 raise DeepSegError(f"metric state counts have shape {counts.shape}, "
                                    f"expected {metric.counts.shape}")
