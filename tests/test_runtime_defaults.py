@@ -1,0 +1,42 @@
+"""Process-wide defaults the core sets before TensorFlow or GDAL start, and that a user overrides."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+
+def _run(code: str, **env: str) -> subprocess.CompletedProcess:
+    clean = {k: v for k, v in os.environ.items()
+             if k not in ("TF_ENABLE_ONEDNN_OPTS", "GDAL_CACHEMAX")}
+    return subprocess.run([sys.executable, "-c", code], env={**clean, **env},
+                          capture_output=True, text=True, timeout=300)
+
+
+@pytest.mark.parametrize(("env", "expected"), [({}, "0"), ({"TF_ENABLE_ONEDNN_OPTS": "1"}, "1")])
+def test_onednn_is_off_unless_the_user_turns_it_on(env, expected):
+    out = _run("import os, deepseg_core; print(os.environ['TF_ENABLE_ONEDNN_OPTS'])", **env)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == expected
+
+
+def test_tensorflow_imported_after_the_core_runs_without_onednn_custom_ops():
+    code = ("import deepseg_core, tensorflow as tf\n"
+            "x = tf.ones((1, 8, 8, 2))\n"
+            "print(float(tf.reduce_sum(tf.nn.conv2d(x, tf.ones((3, 3, 2, 1)), 1, 'SAME'))))")
+    default, opted_in = _run(code), _run(code, TF_ENABLE_ONEDNN_OPTS="1")
+    assert default.returncode == 0 and opted_in.returncode == 0, default.stderr + opted_in.stderr
+    assert float(default.stdout) == float(opted_in.stdout) == 2 * (36 * 9 + 24 * 6 + 4 * 4)
+    assert "oneDNN custom operations are on" in opted_in.stderr
+    assert "oneDNN custom operations are on" not in default.stderr
+
+
+@pytest.mark.parametrize(("env", "expected"), [({}, "64"), ({"GDAL_CACHEMAX": "512"}, "512")])
+def test_gdal_block_cache_is_bounded_unless_the_user_sets_it(env, expected):
+    code = "import os, deepseg_core.builtin.rasterio_io; print(os.environ['GDAL_CACHEMAX'])"
+    out = _run(code, **env)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == expected
