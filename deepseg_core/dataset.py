@@ -19,7 +19,7 @@ class StoreDataset(keras.utils.PyDataset):
     """Tiles ``indices`` of the store at ``path`` as (x, y) batches for ``fit``."""
 
     def __init__(self, path, indices, batch_size, model_plugin, augmenters=(), shuffle=False,
-                 seed=0, ignore_label=None, workers=0, **kwargs):
+                 seed=0, ignore_label=None, workers=0, model_params=None, **kwargs):
         if workers:
             kwargs.update(workers=workers, use_multiprocessing=True)
         super().__init__(**kwargs)
@@ -27,6 +27,7 @@ class StoreDataset(keras.utils.PyDataset):
         self.batch_size, self.plugin = int(batch_size), model_plugin
         self.augmenters, self.shuffle, self.seed = list(augmenters), shuffle, seed
         self.ignore_label, self.epoch = ignore_label, 0
+        self.model_params = dict(model_params or {})
         self._store, self._pid = None, None
         with Store(self.path) as store:
             self.normalize = normalizer(store.stats())
@@ -66,7 +67,7 @@ class StoreDataset(keras.utils.PyDataset):
                 ids = np.unique(label[label > 0])
                 classes.append({int(i): int(self.instance_classes[i]) for i in ids})
         return self.plugin.prepare_batch(np.stack(images), np.stack(labels),
-                                         classes if self.instance else None)
+                                         classes if self.instance else None, self.model_params)
 
     def on_epoch_end(self):
         self.epoch += 1

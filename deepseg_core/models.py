@@ -65,8 +65,10 @@ class ModelPlugin(Protocol):
     def compile(self, model, settings: TrainSettings) -> None:
         """Attach optimizer, losses and metrics (loss/accuracy/mean IoU for semantic models)."""
 
-    def prepare_batch(self, images: np.ndarray, labels: np.ndarray, instance_classes=None):
-        """``(x, y)`` for ``fit`` from normalized images ``(n, r, c, b)`` and stored labels."""
+    def prepare_batch(self, images: np.ndarray, labels: np.ndarray, instance_classes=None,
+                      params: dict | None = None):
+        """``(x, y)`` for ``fit`` from normalized images ``(n, r, c, b)`` and stored labels;
+        ``params`` are the experiment's model parameters, as ``build`` got them."""
 
     def predict_tiles(self, model, images: np.ndarray) -> list[TileResult]:
         """Predict normalized image tiles ``(n, r, c, b)``; one TileResult each."""
@@ -132,7 +134,7 @@ class SemanticModel(abc.ABC):
         model.compile(optimizer=optimizer, loss=loss,
                       metrics=masked_metrics(settings.nclasses, settings.ignore_label))
 
-    def prepare_batch(self, images, labels, instance_classes=None):
+    def prepare_batch(self, images, labels, instance_classes=None, params=None):
         return images.astype("float32"), labels.astype("int32")
 
     def predict_tiles(self, model, images):

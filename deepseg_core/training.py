@@ -68,7 +68,7 @@ def fit(exp, registry, store, train_idx, val_idx, outdir: Path, progress: bool =
                            "validation folds")
     strategy = setup_runtime(exp)
     common = dict(model_plugin=plugin, ignore_label=exp.ignore_label,
-                  batch_size=exp.training.batch_size)
+                  batch_size=exp.training.batch_size, model_params=exp.model.params)
     train = StoreDataset(store.path, train_idx, augmenters=augmenters(exp, registry),
                          shuffle=True, seed=exp.training.seed, workers=exp.training.workers,
                          **common)

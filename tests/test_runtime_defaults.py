@@ -1,4 +1,4 @@
-"""Process-wide defaults the core sets before TensorFlow or GDAL start, and that a user overrides."""
+"""Process-wide defaults the core sets before TensorFlow or GDAL start; a user overrides them."""
 
 from __future__ import annotations
 

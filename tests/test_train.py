@@ -125,6 +125,26 @@ def test_two_workers_serve_the_same_batches_as_none(scene, registry):
         assert np.array_equal(x, px) and np.array_equal(y, py)
 
 
+def test_batches_are_prepared_with_the_experiments_model_parameters(scene, registry):
+    from deepseg_core.dataset import StoreDataset
+
+    folder, img, gpkg = scene
+    exp = prepared(folder, img, gpkg, registry, name="ds")
+    unet = registry.get("model", "unet64")
+    seen = []
+
+    class Recording:
+        def prepare_batch(self, images, labels, instance_classes=None, params=None):
+            seen.append(params)
+            return unet.prepare_batch(images, labels, instance_classes, params)
+
+    kw = dict(path=dataprep.store_path(exp), indices=np.arange(4), batch_size=2,
+              model_plugin=Recording())
+    StoreDataset(model_params=exp.model.params, **kw)[1]
+    StoreDataset(**kw)[0]
+    assert seen == [exp.model.params, {}] and exp.model.params
+
+
 @pytest.mark.parametrize("case, message", [
     ("nbands", "built for other settings"),
     ("missing", "run 'deepseg dataprep' first"),

@@ -41,7 +41,7 @@ class TinyBlobs:
     def compile(self, model, settings):
         model.compile(optimizer="adam", loss="mse")
 
-    def prepare_batch(self, images, labels, instance_classes=None):
+    def prepare_batch(self, images, labels, instance_classes=None, params=None):
         return images, (labels > 0)[..., None].astype("float32")
 
     def predict_tiles(self, model, images):

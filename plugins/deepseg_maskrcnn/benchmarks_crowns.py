@@ -31,7 +31,7 @@ def batches(plugin, images, labels, batch_size: int, seed: int):
         ks = rng.integers(8, size=batch_size)
         x = np.stack([dihedral(images[i], k) for i, k in zip(chosen, ks)])
         y = np.stack([dihedral(labels[i], k) for i, k in zip(chosen, ks)])
-        yield plugin.prepare_batch(x, y, None)
+        yield plugin.prepare_batch(x, y, None, CROWN_PARAMS)
 
 
 def train(plugin, model, images, labels, steps: int, batch_size: int = 4, seed: int = 0,

@@ -25,11 +25,6 @@ class MaskRCNNPlugin:
 
     segmentation_type = "instance"
 
-    def __init__(self):
-        # prepare_batch pads to the max_instances of the last model built (the contract gives
-        # prepare_batch no parameters)
-        self.max_instances = DEFAULTS["max_instances"]
-
     def validate(self, params, tilesize, nbands, nclasses):
         """Raise DeepSegError naming the first parameter the model cannot take."""
         check_params(params, tilesize, nbands, nclasses)
@@ -40,7 +35,6 @@ class MaskRCNNPlugin:
         from .model import MaskRCNN
         from .weights import load_by_name
 
-        self.max_instances = merged["max_instances"]
         model = MaskRCNN(nbands, nclasses, merged, name="maskrcnn")
         if merged["weights"]:
             loaded, skipped = load_by_name(model, merged["weights"])
@@ -65,11 +59,13 @@ class MaskRCNNPlugin:
                                f"expected adam, adamw or sgd")
         model.compile(optimizer=optimizer, jit_compile=False)
 
-    def prepare_batch(self, images, labels, instance_classes=None):
-        """``(images, targets)``: boxes, classes and slot maps derived from the instance maps."""
+    def prepare_batch(self, images, labels, instance_classes=None, params=None):
+        """``(images, targets)``: boxes, classes and slot maps derived from the instance maps,
+        at most the model's ``max_instances`` per tile."""
         from .batch import instance_targets
 
-        targets = instance_targets(labels, instance_classes, self.max_instances)
+        limit = {**DEFAULTS, **(params or {})}["max_instances"]
+        targets = instance_targets(labels, instance_classes, limit)
         return np.asarray(images, np.float32), targets
 
     def predict_tiles(self, model, images) -> list[TileResult]:

@@ -115,6 +115,16 @@ def test_more_objects_than_max_instances_keeps_the_largest():
     assert set(np.unique(y["gt_instances"])) == {0, 1, 2}
 
 
+def test_prepare_batch_pads_to_the_max_instances_it_is_given():
+    images = np.zeros((1, 12, 16, 3), np.float32)
+    labels = hand_made_map()[None]
+    _, y = MaskRCNNPlugin().prepare_batch(images, labels, None)
+    assert y["gt_boxes"].shape == (1, DEFAULTS["max_instances"], 4)
+    with pytest.warns(UserWarning, match="only the 2 largest"):
+        _, y = MaskRCNNPlugin().prepare_batch(images, labels, None, {"max_instances": 2})
+    assert y["gt_boxes"].shape == (1, 2, 4)
+
+
 def test_roialign_samples_bin_centres():
     import tensorflow as tf
     from deepseg_maskrcnn.roialign import crop_regions

@@ -35,7 +35,7 @@ def augmented_batches(plugin, images, labels, batch_size=4, seed=0):
             x = np.stack([dihedral(images[i], k) for i, k in zip(chosen, ks)])
             y = np.stack([dihedral(labels[i], k) for i, k in zip(chosen, ks)])
             ids = [{int(v): 1 for v in np.unique(t) if v} for t in y]
-            return plugin.prepare_batch(x, y, ids)
+            return plugin.prepare_batch(x, y, ids, PARAMS)
 
         def on_epoch_end(self):
             self.epoch += 1
@@ -89,7 +89,7 @@ def test_finds_crowns_in_a_held_out_scene(trained):
 def test_empty_tiles_train_without_objects(trained):
     plugin, model, _ = trained
     images, _ = crown_tiles(2, seed=3)
-    x, y = plugin.prepare_batch(images, np.zeros((2, 128, 128), np.int32), [{}, {}])
+    x, y = plugin.prepare_batch(images, np.zeros((2, 128, 128), np.int32), [{}, {}], PARAMS)
     losses = model.compute_losses(x, y, training=False)
     assert all(math.isfinite(float(v)) for v in losses.values())
     assert float(losses["box_loss"]) == 0.0 and float(losses["mask_loss"]) == 0.0
