@@ -36,7 +36,7 @@ def instances_to_map(instances: list[Instance], tile_window: Window, transform: 
     """A tile's instances as map polygons with class_id, score, area and box centre (raster px)."""
     # transform: the tile's geotransform; a mask in several parts keeps its largest part
     instances = [i for i in instances if np.any(i.mask)]
-    geoms = _polygons([i.mask for i in instances], tile_window, transform, multipart)
+    geoms = _polygons(instances, transform, multipart)
     return [{"geometry": g, "class_id": int(i.class_id), "score": float(i.score),
              "area": float(g.area),
              "centre_row": tile_window.row_off + (i.box[0] + i.box[2]) / 2,
@@ -90,13 +90,13 @@ class InstanceStitcher:
         if transform is None:
             transform = self.info.window_transform(tile_window)
         instances = [i for i in instances if np.any(i.mask)]
-        extent = np.array([_mask_extent(i.mask) for i in instances]).reshape(-1, 4)
+        extent = np.array([i.extent() for i in instances]).reshape(-1, 4)
         offset = np.array([tile_window.row_off, tile_window.col_off] * 2)
         box = np.array([i.box for i in instances], float).reshape(-1, 4) + offset
         keep = owned(tile_window, core_window, self.info.height, self.info.width,
                      extent + offset, box, self.tolerance)
         mine = [i for i, k in zip(instances, keep) if k]
-        geoms = _polygons([i.mask for i in mine], tile_window, transform, self.multipart)
+        geoms = _polygons(mine, transform, self.multipart)
         self._add(tile_window, len(instances), geoms, [i.class_id for i in mine],
                   [i.score for i in mine], (extent + offset)[keep])
 
@@ -156,17 +156,16 @@ class InstanceStitcher:
         self.output.burn_until(final_row)
 
 
-def _mask_extent(mask):
-    rows, cols = np.flatnonzero(np.any(mask, 1)), np.flatnonzero(np.any(mask, 0))
-    return rows[0], cols[0], rows[-1] + 1, cols[-1] + 1
-
-
-def _polygons(masks, tile_window, transform, multipart):
-    """One polygon (the largest 4-connected part, or all parts) per mask, in map coordinates."""
+def _polygons(instances, transform, multipart):
+    """One polygon (the largest 4-connected part, or all parts) per instance, in map
+    coordinates; ``transform`` is the tile's."""
     geoms = []
-    for mask in masks:
-        r0, c0, r1, c1 = _mask_extent(mask)
-        crop = np.ascontiguousarray(mask[r0:r1, c0:c1], dtype=np.uint8)
+    for inst in instances:
+        r0, c0, r1, c1 = inst.extent()
+        rows, cols = inst.window()
+        crop = np.ascontiguousarray(
+            inst.mask[r0 - rows.start:r1 - rows.start, c0 - cols.start:c1 - cols.start],
+            dtype=np.uint8)
         parts = [shape(g) for g, _ in pixel_shapes(crop, crop.astype(bool), c0, r0)]
         geoms.append(shapely.multipolygons(parts) if multipart
                      else max(parts, key=lambda p: p.area))

@@ -50,8 +50,9 @@ def make_discs(seed=3):
     return [m for m in masks if m.any()]
 
 
-def tile_instances(masks, tile):
-    """Every disc with pixels in the tile, clipped to it, as a model would report it."""
+def tile_instances(masks, tile, cropped=False):
+    """Every disc with pixels in the tile, clipped to it, as a model would report it: with a
+    full-tile mask, or (``cropped``) a mask cut to the box at ``Instance.origin``."""
     out = []
     for k, mask in enumerate(masks):
         crop = np.zeros((TILE, TILE), bool)
@@ -62,7 +63,12 @@ def tile_instances(masks, tile):
         if crop.any():
             rows, cols = np.flatnonzero(crop.any(1)), np.flatnonzero(crop.any(0))
             box = (rows[0], cols[0], rows[-1] + 1, cols[-1] + 1)
-            out.append(Instance(1 + k % 2, 0.5 + 0.4 * ((k * 37) % 11) / 11, crop, box))
+            score = 0.5 + 0.4 * ((k * 37) % 11) / 11
+            if cropped:
+                out.append(Instance(1 + k % 2, score, crop[box[0]:box[2], box[1]:box[3]], box,
+                                    origin=box[:2]))
+            else:
+                out.append(Instance(1 + k % 2, score, crop, box))
     return out
 
 
@@ -70,7 +76,7 @@ def info():
     return RasterInfo(W, H, 1, "uint32", crs="EPSG:32633", transform=TRANSFORM)
 
 
-def stitch(path, tiles=None, **options):
+def stitch(path, tiles=None, cropped=False, **options):
     raster = np.full((H, W), 99, np.uint32)
     masks = make_discs()
 
@@ -81,7 +87,7 @@ def stitch(path, tiles=None, **options):
     stitcher = InstanceStitcher(info(), path, ("bg", "oak", "pine"), write_block,
                                 block_size=24, **options)
     for tile, core in tiles or grid():
-        stitcher.add_tile(tile, core, tile_instances(masks, tile))
+        stitcher.add_tile(tile, core, tile_instances(masks, tile, cropped))
     return stitcher.finish(), raster, masks
 
 
@@ -105,6 +111,28 @@ def test_each_disc_comes_out_exactly_once(tmp_path, tolerance):
         assert row["area"] == mask.sum() * 0.25
     assert (raster[~np.any(masks, axis=0)] == 0).all()
     assert sorted(np.unique(raster[raster > 0])) == sorted(frame["instance_id"])
+
+
+def test_box_sized_masks_stitch_like_full_tile_masks(tmp_path):
+    full, full_raster, _ = stitch(tmp_path / "full.gpkg")
+    cut, cut_raster, _ = stitch(tmp_path / "cut.gpkg", cropped=True)
+    assert {**cut, "path": None} == {**full, "path": None}
+    assert (cut_raster == full_raster).all()
+    a, b = (pyogrio.read_dataframe(tmp_path / f"{n}.gpkg", layer="instances")
+            for n in ("full", "cut"))
+    assert len(a) == len(b) > 50
+    assert shapely.equals(a.geometry.values, b.geometry.values).all()
+
+
+def test_a_cropped_mask_knows_its_place_in_the_tile():
+    mask = np.ones((3, 4), bool)
+    mask[0, 0] = False
+    inst = Instance(1, 0.9, mask, (5, 6, 8, 10), origin=(5, 6))
+    assert inst.extent() == (5, 6, 8, 10) and inst.window() == (slice(5, 8), slice(6, 10))
+    full = inst.full_mask((12, 12))
+    assert full.sum() == 11 and not full[5, 6] and full[7, 9]
+    with pytest.raises(DeepSegError, match=r"instance mask \(3, 4\) at \(5, 6\) does not fit"):
+        inst.full_mask((8, 9))
 
 
 def test_shards_merge_to_the_single_run(tmp_path):

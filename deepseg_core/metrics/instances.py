@@ -172,11 +172,9 @@ def _predictions(prediction, shape, keep, scores, classes):
         ids = [int(i) for i in np.unique(prediction[keep]) if i > 0]
         items = [(prediction == i, _lookup(scores, i, 1.0), _lookup(classes, i)) for i in ids]
     else:
-        items = [(np.asarray(p.mask, bool), p.score, p.class_id) for p in prediction]
+        items = [(p.full_mask(shape), p.score, p.class_id) for p in prediction]
     masks, pred_scores, pred_classes = [], [], []
     for mask, score, class_id in items:
-        if mask.shape != shape:
-            raise DeepSegError(f"instance mask {mask.shape} and truth {shape} differ in shape")
         mask = mask & keep
         if mask.any():
             masks.append(mask)

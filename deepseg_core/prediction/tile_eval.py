@@ -15,7 +15,7 @@ def paint(instances, shape) -> np.ndarray:
     """Class per pixel from instances, higher scores on top (pixel statistics of instances)."""
     out = np.zeros(shape, dtype=np.int64)
     for inst in sorted(instances, key=lambda i: i.score):
-        out[inst.mask] = inst.class_id
+        out[inst.window()][np.asarray(inst.mask, bool)] = inst.class_id
     return out
 
 

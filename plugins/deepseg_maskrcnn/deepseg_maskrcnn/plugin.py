@@ -69,7 +69,7 @@ class MaskRCNNPlugin:
         return np.asarray(images, np.float32), targets
 
     def predict_tiles(self, model, images) -> list[TileResult]:
-        """Instances (full-tile masks) detected in each normalized tile of ``images``."""
+        """Instances (box-sized masks at ``Instance.origin``) found in each tile of ``images``."""
         from .unmold import tile_results
 
         images = np.asarray(images, np.float32)

@@ -1,4 +1,4 @@
-"""Turning the network's detections into full-tile instances (numpy)."""
+"""Turning the network's detections into instances with box-sized masks (numpy)."""
 
 from __future__ import annotations
 
@@ -22,10 +22,11 @@ def _interpolate(values: np.ndarray, coords: np.ndarray, axis: int) -> np.ndarra
 
 
 def paste_mask(mask: np.ndarray, box, rows: int, cols: int, threshold: float = 0.5):
-    """Full-tile bool mask of the ``(m, m)`` box-relative probabilities ``mask`` in pixel ``box``.
+    """``(window, (row0, col0))``: the ``(m, m)`` box-relative probabilities ``mask`` of pixel
+    ``box`` as a bool window of a ``rows`` x ``cols`` tile, and the window's top-left pixel.
 
-    Each tile pixel inside the box samples the mask bilinearly at its centre; ``None`` when
-    the box covers no pixel.
+    Each tile pixel inside the box (clipped to the tile) samples the mask bilinearly at its
+    centre; ``None`` when the box covers no pixel.
     """
     y1, x1, y2, x2 = (float(v) for v in box)
     r0, r1 = max(math.floor(y1), 0), min(math.ceil(y2), rows)
@@ -36,9 +37,7 @@ def paste_mask(mask: np.ndarray, box, rows: int, cols: int, threshold: float = 0
     ys = (np.arange(r0, r1) + 0.5 - y1) / (y2 - y1) * m_rows - 0.5
     xs = (np.arange(c0, c1) + 0.5 - x1) / (x2 - x1) * m_cols - 0.5
     patch = _interpolate(_interpolate(np.asarray(mask, np.float32), ys, 0), xs, 1)
-    full = np.zeros((rows, cols), bool)
-    full[r0:r1, c0:c1] = patch >= threshold
-    return full
+    return patch >= threshold, (r0, c0)
 
 
 def mask_box(mask: np.ndarray) -> tuple[int, int, int, int] | None:
@@ -50,16 +49,21 @@ def mask_box(mask: np.ndarray) -> tuple[int, int, int, int] | None:
 
 
 def tile_results(outputs: dict, rows: int, cols: int, threshold: float = 0.5) -> list[TileResult]:
-    """One TileResult per tile from the model's output dict (numpy arrays); empty masks dropped."""
+    """One TileResult per tile from the model's output dict (numpy arrays); each instance's
+    mask is cut to its pixels' box (``Instance.origin``), empty masks are dropped."""
     results = []
     for t, count in enumerate(np.asarray(outputs["count"]).astype(int)):
         instances = []
         for d in range(count):
-            full = paste_mask(outputs["masks"][t, d], outputs["boxes"][t, d], rows, cols,
-                              threshold)
-            box = None if full is None else mask_box(full)
-            if box is not None:
-                instances.append(Instance(int(outputs["class_ids"][t, d]),
-                                          float(outputs["scores"][t, d]), full, box))
+            pasted = paste_mask(outputs["masks"][t, d], outputs["boxes"][t, d], rows, cols,
+                                threshold)
+            box = None if pasted is None else mask_box(pasted[0])
+            if box is None:
+                continue
+            (r0, c0), (br0, bc0, br1, bc1) = pasted[1], box
+            instances.append(Instance(
+                int(outputs["class_ids"][t, d]), float(outputs["scores"][t, d]),
+                pasted[0][br0:br1, bc0:bc1], (r0 + br0, c0 + bc0, r0 + br1, c0 + bc1),
+                origin=(r0 + br0, c0 + bc0)))
         results.append(TileResult(instances=instances))
     return results

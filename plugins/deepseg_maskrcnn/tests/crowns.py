@@ -82,13 +82,13 @@ def instance_f1(predicted, truth: np.ndarray, iou_threshold: float = 0.5):
     matched = [False] * len(ids)
     tp = 0
     for inst in sorted(predicted, key=lambda p: -p.score):
-        best, best_j = 0.0, -1
+        best, best_j, found = 0.0, -1, inst.full_mask(truth.shape)
         for j, mask in enumerate(masks):
             if matched[j]:
                 continue
-            inter = np.logical_and(mask, inst.mask).sum()
+            inter = np.logical_and(mask, found).sum()
             if inter:
-                iou = inter / np.logical_or(mask, inst.mask).sum()
+                iou = inter / np.logical_or(mask, found).sum()
                 if iou > best:
                     best, best_j = iou, j
         if best >= iou_threshold:

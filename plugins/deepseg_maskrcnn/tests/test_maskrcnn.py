@@ -137,13 +137,33 @@ def test_roialign_samples_bin_centres():
 
 
 def test_paste_mask_fills_the_box_at_tile_scale():
-    full = paste_mask(np.ones((28, 28), np.float32), (3.0, 4.0, 9.0, 14.0), 16, 20)
-    assert full.dtype == bool and full.shape == (16, 20)
-    assert mask_box(full) == (3, 4, 9, 14) and full.sum() == 60
+    window, origin = paste_mask(np.ones((28, 28), np.float32), (3.0, 4.0, 9.0, 14.0), 16, 20)
+    assert window.dtype == bool and window.shape == (6, 10) and origin == (3, 4)
+    assert window.all()
     half = np.zeros((28, 28), np.float32)
     half[:, :14] = 1.0  # left half of the box
-    assert mask_box(paste_mask(half, (0.0, 0.0, 8.0, 8.0), 16, 20)) == (0, 0, 8, 4)
+    window, origin = paste_mask(half, (0.0, 0.0, 8.0, 8.0), 16, 20)
+    assert origin == (0, 0) and mask_box(window) == (0, 0, 8, 4)
+    window, origin = paste_mask(half, (12.0, -4.0, 20.0, 4.0), 16, 20)  # cut by the tile
+    assert origin == (12, 0) and window.shape == (4, 4) and not window.any()
     assert paste_mask(half, (20.0, 0.0, 24.0, 8.0), 16, 20) is None  # outside the tile
+
+
+def test_instances_keep_box_sized_masks_that_expand_to_the_tile():
+    from deepseg_maskrcnn.unmold import tile_results
+
+    masks = np.zeros((1, 2, 28, 28), np.float32)
+    masks[0, 0] = 1.0
+    masks[0, 1, :, 14:] = 1.0  # right half of its box
+    outputs = {"count": np.array([2]), "masks": masks, "class_ids": np.array([[1, 2]]),
+               "scores": np.array([[0.9, 0.8]]),
+               "boxes": np.array([[[3.0, 4.0, 9.0, 14.0], [10.0, 0.0, 16.0, 8.0]]])}
+    first, second = tile_results(outputs, 16, 20)[0].instances
+    assert first.box == (3, 4, 9, 14) and first.origin == (3, 4) and first.mask.shape == (6, 10)
+    assert second.box == (10, 4, 16, 8) and second.mask.shape == (6, 4) and second.mask.all()
+    full = second.full_mask((16, 20))
+    assert full.sum() == 24 and mask_box(full) == (10, 4, 16, 8)
+    assert second.extent() == second.box
 
 
 def test_resnet50_default_size():
@@ -174,12 +194,13 @@ def test_tiny_model_on_four_bands_gives_well_formed_results(tiny):
         for inst in result.instances:
             assert isinstance(inst, Instance) and inst.class_id in (1, 2)
             assert 0.05 <= inst.score <= 1.0
-            assert inst.mask.shape == (64, 64) and inst.mask.dtype == bool and inst.mask.any()
-            assert inst.box == mask_box(inst.mask)
+            assert inst.mask.dtype == bool and inst.mask.shape == (inst.box[2] - inst.box[0],
+                                                                   inst.box[3] - inst.box[1])
+            assert inst.box == mask_box(inst.full_mask((64, 64))) == inst.extent()
     raw = model.detect(images)
     assert raw["masks"].shape == (2, 20, 28, 28) and raw["boxes"].shape == (2, 20, 4)
     other_size = plugin.predict_tiles(model, np.zeros((1, 96, 128, 4), np.float32))
-    assert all(inst.mask.shape == (96, 128) for inst in other_size[0].instances)
+    assert all(inst.full_mask((96, 128)).any() for inst in other_size[0].instances)
 
 
 def test_weights_by_name_from_a_legacy_h5_file(tiny, tmp_path):
