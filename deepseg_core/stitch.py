@@ -67,22 +67,27 @@ class InstanceStitcher:
     score, area) and, through ``write_block(array, window)``, an instance-id raster (uint32,
     0 = nodata); both are written as rows of tiles become final, so memory holds about two
     rows of tiles' instances. With ``shard=True`` the owned detections are written undecided
-    to a ``candidates`` layer, for :func:`stitch_shards.merge_shards`.
+    to a ``candidates`` layer, for :func:`stitch_shards.merge_shards`; ``on_commit`` see
+    :class:`CandidateOutput`.
     """
 
     def __init__(self, info: RasterInfo, out_path, class_names=None, write_block=None, *,
                  iou: float = 0.5, ios: float = 0.8, per_class: bool = False,
                  tolerance: float = 2.0, simplify: float = 0.0, multipart: bool = False,
-                 shard: bool = False, block_size: int = 1024, write_empty: bool = True):
+                 shard: bool = False, block_size: int = 1024, write_empty: bool = True,
+                 on_commit=None):
         self.info, self.tolerance = info, tolerance
         self.simplify, self.multipart = simplify, multipart
         names = class_names if class_names is not None else (info.class_names or ())
         self.merger = None if shard else DuplicateMerger(iou, ios, per_class)
-        self.output = CandidateOutput(info, out_path) if shard else InstanceOutput(
-            info, out_path, names, write_block, block_size=block_size,
-            write_empty=write_empty, geometry_type="MultiPolygon" if multipart else "Polygon")
+        if shard:
+            self.output = CandidateOutput(info, out_path, on_commit=on_commit)
+        else:
+            self.output = InstanceOutput(
+                info, out_path, names, write_block, block_size=block_size,
+                write_empty=write_empty, geometry_type="MultiPolygon" if multipart else "Polygon")
         self.stats: Counter = Counter()
-        self._stripe, self._batch = None, []
+        self._stripe, self._batch, self._count = None, [], 0
 
     def add_tile(self, tile_window: Window, core_window: Window, instances: list[Instance],
                  transform: Affine | None = None) -> None:
@@ -108,6 +113,13 @@ class InstanceStitcher:
         self._add(tile_window, len(keep), np.asarray(geometries, dtype=object)[keep],
                   np.asarray(class_ids)[keep], np.asarray(scores)[keep],
                   np.asarray(extents).reshape(-1, 4)[keep])
+
+    def resume(self, candidates, tiles: int) -> None:
+        """Shard mode: take back an interrupted run's ``(stripe, columns)`` candidates of its
+        first ``tiles`` tiles; the next tile added is tile number ``tiles``."""
+        for stripe, columns in candidates:
+            self.output.add(stripe, columns)
+        self._count = tiles
 
     def add_candidates(self, stripe: int, columns: dict) -> None:
         """Add owned candidates that start at or below raster row ``stripe`` (shard merge)."""
@@ -143,8 +155,11 @@ class InstanceStitcher:
                                f"row {self._stripe}")
         if self._stripe is not None and stripe > self._stripe:
             self._flush(stripe)
+            if self.merger is None:
+                self.output.commit(self._stripe, self._count)
         self._stripe = stripe
         self._batch.append(columns)
+        self._count += 1
 
     def _flush(self, future_row):
         batch, self._batch = concat_columns(self._batch), []

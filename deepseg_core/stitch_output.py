@@ -98,11 +98,17 @@ class InstanceOutput:
 
 
 class CandidateOutput:
-    """A shard's owned detections, undecided, for :func:`stitch_shards.merge_shards`."""
+    """A shard's owned detections, undecided, for :func:`stitch_shards.merge_shards`.
+
+    With ``on_commit(stripe, tiles)``, every finished stripe is written to disk before
+    ``on_commit`` records that the first ``tiles`` tiles are safe (an interrupted shard then
+    resumes from there); without it candidates are written in chunks.
+    """
 
     def __init__(self, info: RasterInfo, out_path, *, layer: str = "candidates",
-                 chunk: int = 50_000):
+                 chunk: int = 50_000, on_commit=None):
         self.gpkg = GpkgAppender(out_path, layer, info.crs, CANDIDATE_COLUMNS, "Polygon", chunk)
+        self.on_commit = on_commit
 
     def add(self, stripe: int, batch: dict) -> None:
         """Append one stripe's candidates."""
@@ -111,6 +117,12 @@ class CandidateOutput:
             self.gpkg.add(batch["geometry"], stripe=np.full(len(e), stripe),
                           class_id=batch["class_id"], score=batch["score"],
                           row0=e[:, 0], col0=e[:, 1], row1=e[:, 2], col1=e[:, 3])
+
+    def commit(self, stripe: int, tiles: int) -> None:
+        """Stripes up to ``stripe`` (the first ``tiles`` tiles) are complete."""
+        if self.on_commit is not None:
+            self.gpkg.flush()
+            self.on_commit(stripe, tiles)
 
     def close(self) -> dict:
         """Close the GeoPackage; a summary."""

@@ -58,3 +58,44 @@ def test_instances_straddling_tiles_come_out_once_and_shards_agree(tmp_path, reg
     with rasterio.open(out) as src:
         assert np.array_equal(src.read(1) > 0, single_ids > 0)
     assert not list(out.parent.glob("*.part-*"))
+
+
+def test_an_interrupted_instance_shard_resumes_after_its_last_finished_row(
+        tmp_path, registry, capsys):
+    import json
+
+    img, _, _ = squares_scene(tmp_path, size=150, nsquares=14, seed=4)
+    exp = experiment(tmp_path, img, model="tinyblobs", segmentation_type="instance",
+                     tilesize=64, overlap=32, classes=[{"name": "background"}, {"name": "blob"}],
+                     predict={"output": "predictions/blobs.tif"})
+    fake_training(exp, registry, img)
+    out = predict.run(exp, registry, progress=False)
+    single = gpd.read_file(out.with_suffix(".gpkg"))
+    with rasterio.open(out) as src:
+        single_ids = src.read(1)
+    out.unlink()
+    out.with_suffix(".gpkg").unlink()
+    # 16 tiles in 4 rows; shard 0/2 owns rows 0-1 and is stopped in its second row
+    with pytest.raises(KeyboardInterrupt):
+        predict.run(exp, registry, shard="0/2", progress=False, stop_after=6)
+    [progress] = out.parent.glob("*.progress.json")
+    assert json.loads(progress.read_text())["tiles"] == 4  # row 0 committed, row 1 not
+    capsys.readouterr()
+    predict.run(exp, registry, shard="0/2", progress=False)
+    said = capsys.readouterr().out
+    assert "resuming shard 0/2 after 4 tiles" in said and "4 tiles predicted" in said
+    # a progress record from other settings is not trusted: shard 1 starts afresh
+    with pytest.raises(KeyboardInterrupt):
+        predict.run(exp, registry, shard="1/2", progress=False, stop_after=6)
+    [progress] = out.parent.glob("*.progress.json")
+    state = json.loads(progress.read_text())
+    progress.write_text(json.dumps({**state, "key": {**state["key"], "tilesize": 32}}))
+    predict.run(exp, registry, shard="1/2", progress=False)
+    assert "resuming" not in capsys.readouterr().out
+    predict.run(exp, registry, merge=True, progress=False)
+    merged = gpd.read_file(out.with_suffix(".gpkg"))
+    assert len(merged) == len(single) > 5
+    assert sorted(merged.geometry.area.round(3)) == sorted(single.geometry.area.round(3))
+    with rasterio.open(out) as src:
+        assert np.array_equal(src.read(1) > 0, single_ids > 0)
+    assert not [p.name for p in out.parent.iterdir() if ".part-" in p.name]

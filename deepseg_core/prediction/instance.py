@@ -3,15 +3,20 @@
 A single run stitches tiles as they arrive (row-major) and writes both outputs under
 temporary names, renamed when complete. A shard writes its owned, undecided candidates to
 ``<output>.part-i-of-N.gpkg``; the merge resolves duplicates across shard boundaries exactly
-as a single run would. An interrupted instance shard restarts from its first tile.
+as a single run would. An interrupted shard resumes after its last finished row of tiles
+(a single run, whose duplicate merging lives in memory, starts again).
 """
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
+import click
+
 from ..stitch import InstanceStitcher
+from ..stitch_output import read_candidates
 from ..stitch_shards import merge_shards
 from .assemble import temporary
 
@@ -64,19 +69,58 @@ def stitch_single(exp, registry, job, out: Path, run_tiles) -> list[Path]:
 
 
 def stitch_shard(exp, job, out: Path, i: int, n: int, run_tiles) -> Path:
-    """Predict one shard's tiles; its owned candidates go to a GeoPackage beside the output."""
+    """Predict one shard's tiles; its owned candidates go to a GeoPackage beside the output.
+
+    Each finished row of tiles is committed: its candidates written, then the number of
+    tiles done recorded in ``*.progress.json``. A rerun after a kill or requeue with the same
+    settings takes back the committed candidates and goes on from the next tile.
+    """
     final = candidates_path(job, out, i, n)
-    tmp = temporary(final)
-    tmp.unlink(missing_ok=True)
-    try:
-        stitcher = InstanceStitcher(instance_info(job), tmp, exp.class_names, shard=True,
-                                    **options(exp))
-        run_tiles(stitcher)
-        stitcher.finish()
-        os.replace(tmp, final)
-    finally:
-        tmp.unlink(missing_ok=True)
+    work = temporary(final)
+    kept = work.with_name(f"{work.stem}.resume.gpkg")
+    progress = work.with_name(f"{work.stem}.progress.json")
+    key = {**job.key, "shard": [i, n], "score_threshold": exp.predict.score_threshold}
+    state = _load_progress(progress, key) if work.exists() or kept.exists() else None
+    if state is None:
+        for path in (work, kept, progress):
+            path.unlink(missing_ok=True)
+    elif kept.exists():  # a resume was itself interrupted while copying: copy again
+        work.unlink(missing_ok=True)
+    else:
+        os.replace(work, kept)
+
+    def commit(stripe, tiles):
+        _save_progress(progress, key, stripe, tiles)
+
+    stitcher = InstanceStitcher(instance_info(job), work, exp.class_names, shard=True,
+                                on_commit=commit, **options(exp))
+    start = 0
+    if state is not None:
+        start = state["tiles"]
+        stitcher.resume(((s, c) for s, c in read_candidates(kept) if s <= state["stripe"]),
+                        start)
+        stitcher.output.commit(state["stripe"], start)
+        kept.unlink()
+        click.echo(f"resuming shard {i}/{n} after {start} tiles")
+    run_tiles(stitcher, start)
+    stitcher.finish()
+    os.replace(work, final)
+    progress.unlink(missing_ok=True)
     return final
+
+
+def _load_progress(path: Path, key: dict) -> dict | None:
+    try:
+        state = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return state if isinstance(state, dict) and state.get("key") == key else None
+
+
+def _save_progress(path: Path, key: dict, stripe: int, tiles: int) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps({"key": key, "stripe": int(stripe), "tiles": int(tiles)}))
+    os.replace(tmp, path)
 
 
 def merge_instance_shards(exp, registry, job, out: Path, n: int) -> list[Path]:

@@ -194,8 +194,8 @@ def _predict_shard(exp, registry, job, info, weights, out, i, n, progress, stop_
     label = f"predict shard {i}/{n}" if n > 1 else "predict"
     run = _tile_runner(exp, registry, job, info, weights, windows, label, progress, stop_after)
     if exp.segmentation_type == "instance":
-        def stitch(stitcher):
-            return run(tile_consumer(exp, stitcher, cores))
+        def stitch(stitcher, start=0):
+            return run(tile_consumer(exp, stitcher, cores), start)
 
         if n == 1:
             return stitch_single(exp, registry, job, out, stitch)
