@@ -16,6 +16,16 @@ import numpy as np
 from .errors import DeepSegError
 
 
+def mask_extent(mask: np.ndarray) -> tuple[int, int, int, int] | None:
+    """(row0, col0, row1, col1) bounding box of a bool mask's pixels, ends exclusive; None
+    if it has none."""
+    rows = np.flatnonzero(np.any(mask, axis=1))
+    if rows.size == 0:
+        return None
+    cols = np.flatnonzero(np.any(mask, axis=0))
+    return int(rows[0]), int(cols[0]), int(rows[-1]) + 1, int(cols[-1]) + 1
+
+
 @dataclass
 class Instance:
     """One detected object inside a tile (tile pixel coordinates).
@@ -37,13 +47,13 @@ class Instance:
         return slice(r, r + self.mask.shape[0]), slice(c, c + self.mask.shape[1])
 
     def extent(self) -> tuple[int, int, int, int] | None:
-        """(row0, col0, row1, col1) of the mask's pixels in the tile, ends exclusive."""
-        rows = np.flatnonzero(np.any(self.mask, axis=1))
-        cols = np.flatnonzero(np.any(self.mask, axis=0))
-        if rows.size == 0:
+        """(row0, col0, row1, col1) of the mask's pixels in the tile, ends exclusive; None
+        if it has none."""
+        box = mask_extent(self.mask)
+        if box is None:
             return None
         r, c = (int(v) for v in self.origin)
-        return r + int(rows[0]), c + int(cols[0]), r + int(rows[-1]) + 1, c + int(cols[-1]) + 1
+        return box[0] + r, box[1] + c, box[2] + r, box[3] + c
 
     def full_mask(self, shape: tuple[int, int]) -> np.ndarray:
         """The mask over a whole ``shape`` tile."""

@@ -35,8 +35,8 @@ def instances_to_map(instances: list[Instance], tile_window: Window, transform: 
                      multipart: bool = False) -> list[dict]:
     """A tile's instances as map polygons with class_id, score, area and box centre (raster px)."""
     # transform: the tile's geotransform; a mask in several parts keeps its largest part
-    instances = [i for i in instances if np.any(i.mask)]
-    geoms = _polygons(instances, transform, multipart)
+    instances, extents = _with_extents(instances)
+    geoms = _polygons(instances, extents, transform, multipart)
     return [{"geometry": g, "class_id": int(i.class_id), "score": float(i.score),
              "area": float(g.area),
              "centre_row": tile_window.row_off + (i.box[0] + i.box[2]) / 2,
@@ -94,14 +94,15 @@ class InstanceStitcher:
         """Add a tile's instances; ``transform`` is the tile's geotransform (default: from info)."""
         if transform is None:
             transform = self.info.window_transform(tile_window)
-        instances = [i for i in instances if np.any(i.mask)]
-        extent = np.array([i.extent() for i in instances]).reshape(-1, 4)
+        instances, extents = _with_extents(instances)
+        extent = np.array(extents, int).reshape(-1, 4)
         offset = np.array([tile_window.row_off, tile_window.col_off] * 2)
         box = np.array([i.box for i in instances], float).reshape(-1, 4) + offset
         keep = owned(tile_window, core_window, self.info.height, self.info.width,
                      extent + offset, box, self.tolerance)
         mine = [i for i, k in zip(instances, keep) if k]
-        geoms = _polygons(mine, transform, self.multipart)
+        geoms = _polygons(mine, [e for e, k in zip(extents, keep) if k], transform,
+                          self.multipart)
         self._add(tile_window, len(instances), geoms, [i.class_id for i in mine],
                   [i.score for i in mine], (extent + offset)[keep])
 
@@ -114,11 +115,13 @@ class InstanceStitcher:
                   np.asarray(class_ids)[keep], np.asarray(scores)[keep],
                   np.asarray(extents).reshape(-1, 4)[keep])
 
-    def resume(self, candidates, tiles: int) -> None:
-        """Shard mode: take back an interrupted run's ``(stripe, columns)`` candidates of its
-        first ``tiles`` tiles; the next tile added is tile number ``tiles``."""
-        for stripe, columns in candidates:
-            self.output.add(stripe, columns)
+    def resume(self, candidates, stripe: int, tiles: int) -> None:
+        """Shard mode: take back and commit an interrupted run's ``(stripe, columns)``
+        candidates of its first ``tiles`` tiles (stripes up to ``stripe``); the next tile
+        added is tile number ``tiles``."""
+        for row, columns in candidates:
+            self.output.add(row, columns)
+        self.output.commit(stripe, tiles)
         self._count = tiles
 
     def add_candidates(self, stripe: int, columns: dict) -> None:
@@ -171,12 +174,17 @@ class InstanceStitcher:
         self.output.burn_until(final_row)
 
 
-def _polygons(instances, transform, multipart):
+def _with_extents(instances):
+    """The instances with pixels, and their extents in tile pixels."""
+    pairs = [(i, e) for i in instances if (e := i.extent()) is not None]
+    return [i for i, _ in pairs], [e for _, e in pairs]
+
+
+def _polygons(instances, extents, transform, multipart):
     """One polygon (the largest 4-connected part, or all parts) per instance, in map
-    coordinates; ``transform`` is the tile's."""
+    coordinates; ``extents`` are the instances' in tile pixels, ``transform`` the tile's."""
     geoms = []
-    for inst in instances:
-        r0, c0, r1, c1 = inst.extent()
+    for inst, (r0, c0, r1, c1) in zip(instances, extents):
         rows, cols = inst.window()
         crop = np.ascontiguousarray(
             inst.mask[r0 - rows.start:r1 - rows.start, c0 - cols.start:c1 - cols.start],

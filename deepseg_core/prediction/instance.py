@@ -98,8 +98,7 @@ def stitch_shard(exp, job, out: Path, i: int, n: int, run_tiles) -> Path:
     if state is not None:
         start = state["tiles"]
         stitcher.resume(((s, c) for s, c in read_candidates(kept) if s <= state["stripe"]),
-                        start)
-        stitcher.output.commit(state["stripe"], start)
+                        state["stripe"], start)
         kept.unlink()
         click.echo(f"resuming shard {i}/{n} after {start} tiles")
     run_tiles(stitcher, start)

@@ -7,6 +7,7 @@ import math
 import numpy as np
 
 from deepseg_core.models import Instance, TileResult
+from deepseg_core.models import mask_extent as mask_box
 
 
 def _interpolate(values: np.ndarray, coords: np.ndarray, axis: int) -> np.ndarray:
@@ -38,14 +39,6 @@ def paste_mask(mask: np.ndarray, box, rows: int, cols: int, threshold: float = 0
     xs = (np.arange(c0, c1) + 0.5 - x1) / (x2 - x1) * m_cols - 0.5
     patch = _interpolate(_interpolate(np.asarray(mask, np.float32), ys, 0), xs, 1)
     return patch >= threshold, (r0, c0)
-
-
-def mask_box(mask: np.ndarray) -> tuple[int, int, int, int] | None:
-    """(row0, col0, row1, col1) bounding box of a bool mask, ends exclusive; None if empty."""
-    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
-    if rows.size == 0:
-        return None
-    return int(rows[0]), int(cols[0]), int(rows[-1]) + 1, int(cols[-1]) + 1
 
 
 def tile_results(outputs: dict, rows: int, cols: int, threshold: float = 0.5) -> list[TileResult]:
