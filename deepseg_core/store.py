@@ -27,6 +27,18 @@ import numpy as np
 from . import __version__
 from .errors import DeepSegError
 
+
+def create_hdf5(path: Path, setting: str, shown: Path | None = None) -> h5py.File:
+    """A new HDF5 file at ``path``, its folder made; a DeepSegError naming ``setting`` and
+    ``shown`` (default ``path``) when it cannot be written."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return h5py.File(path, "w")
+    except OSError as exc:
+        raise DeepSegError(f"{setting}: cannot write {shown or path} "
+                           f"({exc.strerror or exc})") from None
+
+
 TILE_DTYPE = np.dtype([("row", "i8"), ("col", "i8"), ("fold", "i2"), ("geotransform", "f8", (6,))])
 
 
@@ -37,12 +49,7 @@ class StoreWriter:
                  compression: str = "gzip"):
         self.path = Path(path)
         self.tmp = self.path.with_name(f"{self.path.name}.tmp-{os.getpid()}")
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self.file = h5py.File(self.tmp, "w")
-        except OSError as exc:
-            raise DeepSegError(f"store.path: cannot write {self.path} "
-                               f"({exc.strerror or exc})") from None
+        self.file = create_hdf5(self.tmp, "store.path", self.path)
         comp = None if compression == "none" else compression
         kw = dict(compression=comp, shuffle=comp is not None)
         t = tilesize

@@ -16,6 +16,7 @@ import numpy as np
 
 from ..errors import DeepSegError
 from ..raster import Window
+from ..store import create_hdf5
 
 CHUNK = 256
 
@@ -37,12 +38,7 @@ class Partial:
             except (OSError, KeyError, ValueError):
                 fresh = True
         if fresh:
-            try:
-                self.path.parent.mkdir(parents=True, exist_ok=True)
-                self.file = h5py.File(self.path, "w")
-            except OSError as exc:
-                raise DeepSegError(f"predict.output: cannot write {self.path} "
-                                   f"({exc.strerror or exc})") from None
+            self.file = create_hdf5(self.path, "predict.output")
             self.file.attrs.update(key=json.dumps(key), done=0, complete=False,
                                    row0=row0, row1=row1)
             height = max(row1 - row0, 1)
