@@ -120,7 +120,24 @@ class RasterSink(Protocol):
     def __exit__(self, *exc): ...
 
 
-class SinkBase:
+class _Named:
+    """``ClassName('path')`` as the repr of a source or sink."""
+
+    def __repr__(self):
+        return f"{type(self).__name__}({str(self.path)!r})"
+
+
+class SourceBase(_Named):
+    """Context-manager behaviour for sources: ``close()`` on leaving."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+class SinkBase(_Named):
     """Context-manager behaviour for sinks: ``close()`` on success, ``abort()`` on an error
     (an aborted sink releases its file; the caller's temporary name is then deleted)."""
 

@@ -17,7 +17,7 @@ from rasterio.windows import Window as RioWindow
 
 from deepseg_core import hookimpl
 from deepseg_core.errors import DeepSegError
-from deepseg_core.raster import RasterInfo, Window
+from deepseg_core.raster import RasterInfo, SourceBase, Window
 
 from .gtiff_write import CLASS_NAMES_TAG, LAYER_TYPE_TAG, CogWriter, GTiffWriter, quiet, reason
 
@@ -67,7 +67,7 @@ def _info(ds) -> RasterInfo:
         thematic=thematic, metadata=dict(ds.tags()))
 
 
-class GdalSource:
+class GdalSource(SourceBase):
     """An open raster read through rasterio; windows reaching outside it are padded."""
 
     def __init__(self, path):
@@ -114,14 +114,6 @@ class GdalSource:
         """Release the file."""
         self._ds.close()
 
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-
-    def __repr__(self):
-        return f"GdalSource({str(self.path)!r})"
 
 
 class GdalReader:

@@ -8,14 +8,14 @@ import h5py
 import numpy as np
 
 from deepseg_core.errors import DeepSegError
-from deepseg_core.raster import RasterInfo, Window
+from deepseg_core.raster import RasterInfo, SourceBase, Window
 
 from . import rat
 from .header import Gcp, KeaBand, read_band, read_gcps, read_header, read_metadata
 from .layout import chunk_cache, group_children_sorted, has_signature, open_image, reason
 
 
-class KeaSource:
+class KeaSource(SourceBase):
     """An open KEA file; ``read`` returns ``(bands, rows, cols)``, padding outside the raster."""
 
     def __init__(self, path):
@@ -171,14 +171,6 @@ class KeaSource:
         if self._f.id.valid:
             self._f.close()
 
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-
-    def __repr__(self):
-        return f"KeaSource({str(self.path)!r})"
 
 
 def _is_nodata(pixels: np.ndarray, nodata: float) -> np.ndarray:

@@ -96,9 +96,6 @@ class KeaSink(SinkBase):
             finally:
                 self._f = None
 
-    def __repr__(self):
-        return f"KeaSink({str(self.path)!r})"
-
 
 class KeaWriter:
     """Writes KEA files with h5py that GDAL's KEA driver reads (no GDAL KEA driver needed)."""
