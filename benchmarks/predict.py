@@ -59,8 +59,7 @@ def setup(folder: Path, size: int, model: str, tilesize: int, overlap: int):
 
 
 def throughput(folder: Path, size: int, tilesize: int) -> None:
-    from deepseg_core import keras_runtime
-    from deepseg_core.stages import predict
+    from deepseg_core import keras_runtime, predict
     from deepseg_core.stats import normalizer
 
     exp, registry, net = setup(folder, size, "unet64", tilesize, 32)
@@ -88,7 +87,7 @@ def throughput(folder: Path, size: int, tilesize: int) -> None:
 
 
 def child_memory(folder: Path, size: int) -> None:
-    from deepseg_core.stages import predict
+    from deepseg_core import predict
 
     exp, registry, _ = setup(folder, size, "tinyfcn", 1024, 64)
     start = time.perf_counter()

@@ -12,8 +12,8 @@ import click
 from . import __version__
 from .errors import DeepSegError
 
-STAGE_MODULES = {s: f"deepseg_core.stages.{s}" for s in ("dataprep", "train", "crossval",
-                                                           "predict")}
+STAGE_MODULES = {**{s: f"deepseg_core.stages.{s}" for s in ("dataprep", "train", "crossval")},
+                 "predict": "deepseg_core.predict"}
 EXPERIMENT = click.argument("experiment", required=False, type=click.Path(dir_okay=False))
 
 

@@ -9,10 +9,10 @@ from scenes import squares_scene, write_experiment
 
 from deepseg_core.config import load_experiment
 from deepseg_core.errors import DeepSegError
+from deepseg_core.geo.tiling import tile_cores
 from deepseg_core.plugins import load_plugins
 from deepseg_core.stages import crossval, dataprep
 from deepseg_core.store import Store
-from deepseg_core.tiling import tile_cores
 
 
 @pytest.fixture(scope="module")

@@ -11,6 +11,7 @@ from click.testing import CliRunner
 from hpcjobs import HPC, band, bash, tiny_experiment, untrained_model
 from scenes import squares_scene, write_experiment, write_raster
 
+from deepseg_core import predict
 from deepseg_core.cli import main
 from deepseg_core.config import load_experiment
 from deepseg_core.errors import ConfigError, DeepSegError
@@ -19,7 +20,7 @@ from deepseg_core.hpc.local import run_shards
 from deepseg_core.hpc.scripts import write_scripts
 from deepseg_core.hpc.submit import submit_all
 from deepseg_core.plugins import load_plugins
-from deepseg_core.stages import dataprep, predict, train
+from deepseg_core.stages import dataprep, train
 from deepseg_core.training import setup_runtime
 
 

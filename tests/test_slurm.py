@@ -16,10 +16,10 @@ import pytest
 import slurmcluster
 from hpcjobs import band, deepseg, tiny_experiment
 
+from deepseg_core import predict
 from deepseg_core.config import load_experiment
 from deepseg_core.plugins import load_plugins
-from deepseg_core.prediction import semantic
-from deepseg_core.stages import predict
+from deepseg_core.predict import writers as semantic
 
 pytestmark = pytest.mark.slurm
 

@@ -6,8 +6,8 @@ import pytest
 
 from deepseg_core.builtin.tiler import grid_tiles
 from deepseg_core.errors import DeepSegError
+from deepseg_core.geo.tiling import tile_cores
 from deepseg_core.raster import Window
-from deepseg_core.tiling import tile_cores
 
 
 def grid_cores(width, height, tilesize, overlap):

@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 from affine import Affine
 
+from ..geo.tiling import relative
 from ..metrics.errormap import error_map
 from ..raster import RasterInfo, parse_colour
 from ..stats import normalizer
-from ..tiling import relative
 
 
 def paint(instances, shape) -> np.ndarray:

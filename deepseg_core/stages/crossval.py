@@ -14,11 +14,11 @@ import numpy as np
 
 from ..errors import DeepSegError
 from ..folds import split
+from ..geo.tiling import tile_cores
 from ..metrics.summary import fold_statistics, fold_summary
-from ..prediction.pipeline import run_pipeline
+from ..predict.pipeline import run_pipeline
 from ..prediction.tile_eval import TileEvaluator
 from ..raster import Window
-from ..tiling import tile_cores
 from .train import open_store, save_resolved
 
 

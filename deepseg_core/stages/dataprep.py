@@ -11,12 +11,12 @@ import numpy as np
 
 from ..errors import DeepSegError
 from ..folds import assign_folds
+from ..geo.tiling import relative, tile_cores
 from ..labels import open_labels
 from ..progress import Progress
 from ..stack import ImageStack
 from ..stats import BandStats
 from ..store import StoreWriter, existing_store_matches
-from ..tiling import relative, tile_cores
 
 DATA_KEYS = ("segmentation_type", "crs", "resolution", "tilesize", "overlap", "nbands",
              "images", "labels", "classes", "ignore_label", "padding", "tiler", "folds")

@@ -20,8 +20,8 @@ import shapely
 from affine import Affine
 from shapely.geometry import shape
 
+from ..raster import RasterInfo, Window
 from .gpkg import GpkgAppender, class_name
-from .raster import RasterInfo, Window
 
 _SHAPES_DTYPES = {"int8", "int16", "int32", "uint8", "uint16", "float32", "float64"}
 COLUMNS = {"class_id": "int32", "class_name": object, "area": "float64"}

@@ -11,7 +11,7 @@ from .assemble import temporary
 
 def vectorize_output(exp, registry, raster: Path, info: RasterInfo) -> Path:
     """Polygonize the finished class raster into ``<raster stem>.gpkg`` (streaming)."""
-    from ..vectorize import vectorize_raster
+    from ..geo.vectorize import vectorize_raster
 
     settings = exp.predict.vectorize
     gpkg = raster.with_suffix(".gpkg")

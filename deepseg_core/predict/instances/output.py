@@ -10,10 +10,10 @@ import pyogrio
 import rasterio.features
 import shapely
 
-from .errors import DeepSegError
-from .gpkg import GpkgAppender, class_name
-from .raster import RasterInfo, Window
-from .stitch_merge import concat_columns, take
+from ...errors import DeepSegError
+from ...geo.gpkg import GpkgAppender, class_name
+from ...raster import RasterInfo, Window
+from .merge import concat_columns, take
 
 INSTANCE_COLUMNS = {"instance_id": "int64", "class_id": "int32", "class_name": object,
                     "score": "float64", "area": "float64"}

@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import heapq
 
-from .raster import RasterInfo
-from .stitch import InstanceStitcher
-from .stitch_output import read_candidates
+from ...raster import RasterInfo
+from .output import read_candidates
+from .stitcher import InstanceStitcher
 
 
 def merge_shards(shard_paths, info: RasterInfo, out_path, class_names=None, write_block=None,

@@ -10,21 +10,21 @@ import click
 import numpy as np
 
 from ..errors import DeepSegError
-from ..prediction.assemble import assemble
-from ..prediction.instance import (
+from ..geo.tiling import tile_cores
+from ..progress import Progress
+from ..raster import RasterInfo, parse_colour
+from ..stack import ImageStack, same_crs
+from ..stats import normalizer
+from .assemble import assemble
+from .instances.run import (
     merge_instance_shards,
     stitch_shard,
     stitch_single,
     tile_consumer,
 )
-from ..prediction.partial import Partial
-from ..prediction.pipeline import run_pipeline
-from ..prediction.semantic import BlendWriter, CoreWriter
-from ..progress import Progress
-from ..raster import RasterInfo, parse_colour
-from ..stack import ImageStack, same_crs
-from ..stats import normalizer
-from ..tiling import tile_cores
+from .partials import Partial
+from .pipeline import run_pipeline
+from .writers import BlendWriter, CoreWriter
 
 
 def parse_shard(text: str | None) -> tuple[int, int]:
@@ -236,7 +236,7 @@ def _assemble(exp, registry, job, out, n):
                                descriptions=tuple(exp.class_names))
         outputs.append(assemble(parts, "probabilities", writer, prob_out, pinfo))
     if exp.predict.vectorize.enabled:
-        from ..prediction.vectors import vectorize_output
+        from .vectors import vectorize_output
 
         outputs.append(vectorize_output(exp, registry, out, job.info))
     for path, _ in parts:

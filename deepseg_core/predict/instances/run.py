@@ -15,10 +15,10 @@ from pathlib import Path
 
 import click
 
-from ..stitch import InstanceStitcher
-from ..stitch_output import read_candidates
-from ..stitch_shards import merge_shards
-from .assemble import temporary
+from ..assemble import temporary
+from .output import read_candidates
+from .shards import merge_shards
+from .stitcher import InstanceStitcher
 
 
 def instance_info(job):
@@ -124,7 +124,7 @@ def _save_progress(path: Path, key: dict, stripe: int, tiles: int) -> None:
 
 def merge_instance_shards(exp, registry, job, out: Path, n: int) -> list[Path]:
     """Merge every shard's candidates into the final GeoPackage and id raster."""
-    from ..errors import DeepSegError
+    from ...errors import DeepSegError
 
     paths = [candidates_path(job, out, i, n) for i in range(n)]
     missing = [str(p) for p in paths if not p.exists()]

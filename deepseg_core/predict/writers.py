@@ -6,8 +6,8 @@ import time
 
 import numpy as np
 
+from ..geo.tiling import relative
 from ..raster import Window
-from ..tiling import relative
 
 CHECKPOINT_SECONDS = 5.0
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from ..errors import DeepSegError
 from ..raster import RasterInfo, Window
-from .partial import open_complete
+from .partials import open_complete
 
 BLOCK = 1024
 

@@ -23,12 +23,12 @@ import shapely
 from affine import Affine
 from shapely.geometry import shape
 
-from .errors import DeepSegError
-from .models import Instance
-from .raster import RasterInfo, Window
-from .stitch_merge import DuplicateMerger, concat_columns
-from .stitch_output import CandidateOutput, InstanceOutput
-from .vectorize import pixel_shapes, to_map
+from ...errors import DeepSegError
+from ...geo.vectorize import pixel_shapes, to_map
+from ...models import Instance
+from ...raster import RasterInfo, Window
+from .merge import DuplicateMerger, concat_columns
+from .output import CandidateOutput, InstanceOutput
 
 
 def instances_to_map(instances: list[Instance], tile_window: Window, transform: Affine,

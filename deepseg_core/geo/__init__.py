@@ -1,0 +1,1 @@
+"""Geometry helpers: tile grids and cores, streaming polygonization, GeoPackage output."""

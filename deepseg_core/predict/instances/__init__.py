@@ -1,0 +1,1 @@
+"""Instance prediction: stitching tiles into objects, shard candidates and their merge."""
