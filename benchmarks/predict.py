@@ -70,8 +70,9 @@ def throughput(folder: Path, size: int, tilesize: int) -> None:
     start = time.perf_counter()
     predict.run(exp, registry, progress=False)
     pipeline = time.perf_counter() - start
-    job = predict.Job(exp, registry, json.loads((exp.outdir / "model" / "model.json")
-                                               .read_text()))
+    from deepseg_core.predict.plan import Plan, Settings
+
+    job = Plan(Settings.of(exp), registry, info)
     normalize = normalizer(json.loads((exp.outdir / "model" / "model.json").read_text())["stats"])
     tiles = np.stack([normalize(np.moveaxis(job.stack.read(w)[0], 0, -1)) for w in job.windows])
     job.stack.close()

@@ -105,24 +105,6 @@ def test_real_landsat_scene_keeps_its_nodata_border(shared_data, tmp_path, regis
     assert border.any() and (got[border] == 255).all() and (got[~border] != 255).all()
 
 
-def test_killed_prediction_resumes_to_the_same_raster(tmp_path, registry):
-    img, _, _ = squares_scene(tmp_path, size=120)
-    exp = experiment(tmp_path, img, predict={"probabilities": "uint8"})
-    fake_training(exp, registry, img)
-    reference = read(predict.run(exp, registry, progress=False))[0].copy()
-    out = predict.output_path(exp)
-    out.unlink()
-    with pytest.raises(KeyboardInterrupt):
-        predict.run(exp, registry, progress=False, stop_after=7)
-    assert not out.exists()  # an interrupted prediction never passes for finished
-    partials = list(out.parent.glob("*.part-*"))
-    assert len(partials) == 1
-    predict.run(exp, registry, progress=False)
-    assert np.array_equal(read(out)[0], reference)
-    assert not list(out.parent.glob("*.part-*"))
-    assert out.with_name("prediction_probabilities.tif").exists()
-
-
 @pytest.mark.parametrize("blend", [False, True])
 def test_shards_and_merge_equal_a_single_run(tmp_path, registry, blend):
     img, _, _ = squares_scene(tmp_path, size=140)
@@ -197,28 +179,3 @@ def test_vectors_carry_class_names_and_the_raster_area(tmp_path, registry):
     for value, name in enumerate(["background", "a", "b"]):
         area = frame.loc[frame["class_name"] == name].geometry.area.sum()
         assert area == pytest.approx((raster == value).sum() * 0.25)
-
-
-def test_disk_full_mid_write_is_a_clean_error_and_resume_works(tmp_path, registry, monkeypatch):
-    import h5py
-
-    img, _, _ = squares_scene(tmp_path, size=120)
-    exp = experiment(tmp_path, img)
-    fake_training(exp, registry, img)
-    reference = read(predict.run(exp, registry, progress=False))[0].copy()
-    out = predict.output_path(exp)
-    out.unlink()
-    original, calls = h5py.Dataset.__setitem__, {"n": 0}
-
-    def disk_fills_up(self, key, value):
-        calls["n"] += 1
-        if calls["n"] > 10:
-            raise OSError(28, "No space left on device")
-        return original(self, key, value)
-
-    monkeypatch.setattr(h5py.Dataset, "__setitem__", disk_fills_up)
-    with pytest.raises(DeepSegError, match="No space left on device.*rerun the same command"):
-        predict.run(exp, registry, progress=False)
-    assert not out.exists()
-    monkeypatch.setattr(h5py.Dataset, "__setitem__", original)
-    assert np.array_equal(read(predict.run(exp, registry, progress=False))[0], reference)

@@ -9,6 +9,9 @@ import geopandas as gpd
 import numpy as np
 import pyogrio
 
+from ..atomic import full_disk_hint
+from ..errors import DeepSegError
+
 
 class GpkgAppender:
     """Collects features column by column and appends them to a GeoPackage layer in chunks.
@@ -56,9 +59,14 @@ class GpkgAppender:
         frame = gpd.GeoDataFrame(data, geometry=series)
         with warnings.catch_warnings():  # crs None means unknown: no need to warn each chunk
             warnings.filterwarnings("ignore", "'crs' was not provided", UserWarning)
-            pyogrio.write_dataframe(frame, self.path, layer=self.layer, driver="GPKG",
-                                    append=self._created, geometry_type=self.geometry_type,
-                                    promote_to_multi=self.geometry_type.startswith("Multi"))
+            try:
+                pyogrio.write_dataframe(frame, self.path, layer=self.layer, driver="GPKG",
+                                        append=self._created, geometry_type=self.geometry_type,
+                                        promote_to_multi=self.geometry_type.startswith("Multi"))
+            except Exception as exc:  # pyogrio's errors of GDAL/SQLite: a full disk, EIO
+                raise DeepSegError(f"{self.path}: cannot write layer {self.layer!r} "
+                                   f"({' '.join(str(exc).split())})"
+                                   f"{full_disk_hint(self.path.parent)}") from None
         self._created = True
         self.written += len(frame)
         self._parts, self._buffered = [], 0

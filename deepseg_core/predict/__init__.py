@@ -11,6 +11,7 @@ The route, top to bottom (docs/architecture.md):
     instances/  instance models: stitching, shard candidates, their merge
 """
 
+from .plan import output_path
 from .stage import run
 
-__all__ = ["run"]
+__all__ = ["output_path", "run"]

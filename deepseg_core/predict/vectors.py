@@ -2,27 +2,31 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
+from ..atomic import fsync_file, io_error
 from ..raster import RasterInfo
 from .assemble import temporary
 
 
-def vectorize_output(exp, registry, raster: Path, info: RasterInfo) -> Path:
-    """Polygonize the finished class raster into ``<raster stem>.gpkg`` (streaming)."""
+def vectorize_output(reader, raster: Path, out: Path, info: RasterInfo, class_names,
+                     settings) -> Path:
+    """Polygonize the class raster (written at ``raster``, to be published as ``out``) into
+    the temporary of ``<out stem>.gpkg`` (streaming); returns that temporary."""
     from ..geo.vectorize import vectorize_raster
 
-    settings = exp.predict.vectorize
-    gpkg = raster.with_suffix(".gpkg")
+    gpkg = out.with_suffix(".gpkg")
     tmp = temporary(gpkg)
-    tmp.unlink(missing_ok=True)
     try:
-        with registry.reader_for(raster).open(raster) as src:
-            vectorize_raster(lambda window: src.read(window), info, tmp, exp.class_names,
+        tmp.unlink(missing_ok=True)
+        with reader.open(raster) as src:
+            vectorize_raster(lambda window: src.read(window), info, tmp, class_names,
                              skip=settings.skip_classes, min_area=settings.min_area,
                              simplify=settings.simplify)
-        os.replace(tmp, gpkg)
-    finally:
+        fsync_file(tmp)
+    except BaseException as exc:
         tmp.unlink(missing_ok=True)
-    return gpkg
+        if isinstance(exc, OSError):
+            raise io_error(gpkg, exc, "cannot write the polygons") from None
+        raise
+    return tmp

@@ -3,54 +3,78 @@
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 
 import numpy as np
 
 from ..geo.tiling import relative
 from ..raster import Window
 
-CHECKPOINT_SECONDS = 5.0
+BLOCK_WIDTH = 1024  # blended rows are written in blocks of this width
 
 
-def _encode_probs(probs: np.ndarray, kind: str) -> np.ndarray:
-    """(rows, cols, classes) float -> (classes, rows, cols) in the output encoding."""
-    probs = np.moveaxis(probs, -1, 0)
-    if kind == "uint8":
-        return np.round(np.clip(probs, 0, 1) * 255).astype(np.uint8)
-    return probs.astype(np.float32)
+@dataclass(frozen=True)
+class Encoding:
+    """How a shard's results are stored: class dtype and nodata, probabilities, commits."""
+
+    class_dtype: str
+    nodata: int
+    nclasses: int
+    probabilities: str  # 'none', 'uint8' or 'float32'
+    commit_seconds: float = 5.0  # at most this much work is lost to a kill
+
+    def probs(self, probs: np.ndarray, valid: np.ndarray) -> np.ndarray:
+        """(rows, cols, classes) float -> (classes, rows, cols) in the output encoding."""
+        probs = np.moveaxis(probs, -1, 0)
+        if self.probabilities == "uint8":
+            out = np.round(np.clip(probs, 0, 1) * 255).astype(np.uint8)
+        else:
+            out = probs.astype(np.float32)
+        out[:, ~valid] = self.fill
+        return out
+
+    @property
+    def fill(self):
+        return 0 if self.probabilities == "uint8" else np.nan
+
+    def write(self, partial, probs: np.ndarray | None, valid: np.ndarray, window: Window):
+        """Classes (and probabilities) of ``window``; ``probs`` None: all nodata."""
+        if probs is None:
+            classes = np.full(valid.shape, self.nodata, self.class_dtype)
+        else:
+            classes = np.argmax(probs, axis=-1).astype(self.class_dtype)
+            classes[~valid] = self.nodata
+        partial.write("classes", classes[None], window)
+        if self.probabilities != "none":
+            if probs is None:
+                probs = np.zeros((*valid.shape, self.nclasses), np.float32)
+            partial.write("probabilities", self.probs(probs, valid), window)
 
 
 class CoreWriter:
-    """Each tile writes only its core: no seams, no double writes."""
+    """Each tile writes only its core: no seams, no double writes. An all-nodata tile writes
+    a nodata core, so the blocks of a finished partial cover every pixel of its rows."""
 
-    def __init__(self, partial, cores: dict[int, Window], nodata: int, probabilities: str):
-        self.partial, self.cores, self.nodata = partial, cores, nodata
-        self.probabilities = probabilities
+    def __init__(self, partial, cores: dict[int, Window], encoding: Encoding):
+        self.partial, self.cores, self.encoding = partial, cores, encoding
         self.last = time.monotonic()
 
     def __call__(self, job) -> None:
-        if job.result is not None:
-            core = self.cores[job.index]
-            rows, cols = relative(core, job.window)
-            probs = job.result.probabilities[rows, cols]
-            valid = job.valid[rows, cols]
-            classes = np.argmax(probs, axis=-1).astype(self.partial.file["classes"].dtype)
-            classes[~valid] = self.nodata
-            self.partial.write("classes", classes[None], core)
-            if self.probabilities != "none":
-                encoded = _encode_probs(probs, self.probabilities)
-                encoded[:, ~valid] = 0 if self.probabilities == "uint8" else np.nan
-                self.partial.write("probabilities", encoded, core)
-        self.maybe_checkpoint(job.index + 1)
+        core = self.cores[job.index]
+        rows, cols = relative(core, job.window)
+        probs = None if job.result is None else job.result.probabilities[rows, cols]
+        valid = job.valid[rows, cols] & (probs is not None)
+        self.encoding.write(self.partial, probs, valid, core)
+        self.maybe_commit(job.index + 1)
 
-    def maybe_checkpoint(self, done: int, force: bool = False) -> None:
+    def maybe_commit(self, done: int) -> None:
         now = time.monotonic()
-        if force or now - self.last >= CHECKPOINT_SECONDS:
-            self.partial.checkpoint(done)
+        if now - self.last >= self.encoding.commit_seconds:
+            self.partial.commit(done)
             self.last = now
 
     def finish(self, done: int) -> None:
-        self.partial.checkpoint(done, complete=True)
+        self.partial.commit(done, complete=True)
 
 
 def blend_weights(size: int) -> np.ndarray:
@@ -63,22 +87,23 @@ def blend_weights(size: int) -> np.ndarray:
 class BlendWriter(CoreWriter):
     """Weighted blending of overlapping probabilities; holds only the tile rows in flight.
 
-    Rows above the current tile row are final and written; a checkpoint is taken there, and a
-    resumed run recomputes the previous tile row without rewriting final rows.
+    Rows above the current tile row are final and written; a commit is made there (with the
+    row floor: rows below it are written), and a resumed run recomputes the previous tile row
+    without writing final rows again.
     """
 
-    def __init__(self, partial, cores, nodata, probabilities, windows, nclasses, width,
-                 row_floor: int):
-        super().__init__(partial, cores, nodata, probabilities)
-        self.windows, self.nclasses, self.width = windows, nclasses, width
+    def __init__(self, partial, cores, encoding: Encoding, windows, width: int, rows):
+        """``rows``: (first, end) raster rows this shard owns."""
+        super().__init__(partial, cores, encoding)
+        self.windows, self.width, self.row1 = windows, width, rows[1]
         size = windows[0].height
         self.weights = blend_weights(size)
         self.top = None
-        self.acc = np.zeros((nclasses, 2 * size, width), np.float32)
+        self.acc = np.zeros((encoding.nclasses, 2 * size, width), np.float32)
         self.wsum = np.zeros((2 * size, width), np.float32)
         self.valid = np.zeros((2 * size, width), bool)
-        self.floor = max(row_floor, partial.row0)  # rows below: final, or another shard's
-        self.row_start = 0  # index of the first tile of the current tile row
+        self.floor = max(int(partial.get("row_floor", 0)), rows[0])  # rows below: written
+        self.row_start = partial.done  # index of the first tile of the current tile row
 
     def __call__(self, job) -> None:
         w = job.window
@@ -87,8 +112,7 @@ class BlendWriter(CoreWriter):
         if w.row_off != self.windows[self.row_start].row_off:
             self._finalize(w.row_off)
             previous_row_start, self.row_start = self.row_start, job.index
-            self.partial.file.attrs["row_floor"] = self.floor
-            self.partial.checkpoint(previous_row_start)
+            self.partial.commit(previous_row_start, row_floor=self.floor)
         if job.result is None:
             return
         r = w.row_off - self.top
@@ -102,32 +126,29 @@ class BlendWriter(CoreWriter):
         self.wsum[rows, c0:c1] += weight
         self.valid[rows, c0:c1] |= job.valid[tr, tc]
 
-    def _finalize(self, upto: int, height: int | None = None) -> None:
+    def _finalize(self, upto: int | None, height: int | None = None) -> None:
         """Write rows [top, upto) and shift the buffers up."""
         n = upto - self.top if height is None else height
         start = max(self.floor - self.top, 0)
-        end = min(n, self.partial.row1 - self.top)  # rows past the shard: the next one's
+        end = min(n, self.row1 - self.top)  # rows past the shard: the next one's
         if end > start:
             probs = self.acc[:, start:end] / np.maximum(self.wsum[start:end], 1e-12)
-            valid = self.valid[start:end]
-            classes = np.argmax(probs, axis=0).astype(self.partial.file["classes"].dtype)
-            classes[~valid] = self.nodata
-            window = Window(self.top + start, 0, end - start, self.width)
-            self.partial.write("classes", classes[None], window)
-            if self.probabilities != "none":
-                encoded = _encode_probs(np.moveaxis(probs, 0, -1), self.probabilities)
-                encoded[:, ~valid] = 0 if self.probabilities == "uint8" else np.nan
-                self.partial.write("probabilities", encoded, window)
+            probs = np.moveaxis(probs, 0, -1)
+            for c0 in range(0, self.width, BLOCK_WIDTH):
+                c1 = min(c0 + BLOCK_WIDTH, self.width)
+                window = Window(self.top + start, c0, end - start, c1 - c0)
+                self.encoding.write(self.partial, probs[:, c0:c1],
+                                    self.valid[start:end, c0:c1], window)
             self.floor = self.top + end
         for buf in (self.acc, self.wsum, self.valid):
             buf[..., :buf.shape[-2] - n, :] = buf[..., n:, :]
             buf[..., buf.shape[-2] - n:, :] = 0
         self.top += n
 
-    def maybe_checkpoint(self, done: int, force: bool = False) -> None:
-        """Checkpoints happen only at tile-row boundaries (see __call__)."""
+    def maybe_commit(self, done: int) -> None:
+        """Commits happen only at tile-row boundaries (see __call__)."""
 
     def finish(self, done: int) -> None:
         if self.top is not None:
-            self._finalize(None, height=min(self.partial.row1 - self.top, self.acc.shape[1]))
-        super().finish(done)
+            self._finalize(None, height=min(self.row1 - self.top, self.acc.shape[1]))
+        self.partial.commit(done, complete=True, row_floor=self.floor)

@@ -1,43 +1,42 @@
 """Instance prediction: per-tile instances -> stitched GeoPackage polygons + instance-id raster.
 
-A single run stitches tiles as they arrive (row-major) and writes both outputs under
-temporary names, renamed when complete. A shard writes its owned, undecided candidates to
-``<output>.part-i-of-N.gpkg``; the merge resolves duplicates across shard boundaries exactly
-as a single run would. An interrupted shard resumes after its last finished row of tiles
-(a single run, whose duplicate merging lives in memory, starts again).
+Every run is made of shards (an unsharded run is shard 0 of 1). A shard writes its owned,
+undecided candidates to ``<output>.part-i-of-N.gpkg``; the merge resolves duplicates across
+shard boundaries exactly as one pass over all tiles would, and writes both outputs under
+temporary names, verified and renamed when complete. An interrupted shard resumes after its
+last committed row of tiles (docs/crash-safety.md).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import sqlite3
 from pathlib import Path
 
 import click
 
-from ..assemble import temporary
+from ...atomic import fsync_dir, replace_durably, temporary_name, write_atomic
+from ...errors import DeepSegError
+from ..assemble import Checked, temporary, verify
 from .output import read_candidates
 from .shards import merge_shards
 from .stitcher import InstanceStitcher
 
 
-def instance_info(job):
+def instance_info(plan):
     """The output raster of an instance prediction: uint32 ids, 0 = nodata."""
-    return job.info.with_(dtype="uint32", nodata=0, colormap=None, class_names=None,
-                          descriptions=("instance",))
+    return plan.info.with_(dtype="uint32", nodata=0, colormap=None, class_names=None,
+                           descriptions=("instance",))
 
 
-def candidates_path(job, out: Path, i: int, n: int) -> Path:
-    return job.partial_path(out, i, n).with_suffix(".gpkg")
+def candidates_path(plan, i: int, n: int) -> Path:
+    base = plan.partial_base(i, n)
+    return base.with_name(base.name + ".gpkg")
 
 
-def options(exp) -> dict:
-    return {"iou": exp.predict.merge_iou, "ios": exp.predict.merge_ios}
-
-
-def tile_consumer(exp, stitcher, cores: dict):
+def tile_consumer(threshold: float, stitcher, cores: dict):
     """Feed each finished tile's instances (above the score threshold) to the stitcher."""
-    threshold = exp.predict.score_threshold
 
     def consume(job):
         found = [] if job.result is None else [
@@ -47,39 +46,24 @@ def tile_consumer(exp, stitcher, cores: dict):
     return consume
 
 
-def stitch_single(exp, registry, job, out: Path, run_tiles) -> list[Path]:
-    """Predict every tile and stitch into ``out`` (id raster) and ``out.gpkg``."""
-    info = instance_info(job)
-    gpkg = out.with_suffix(".gpkg")
-    tmp_raster, tmp_gpkg = temporary(out), temporary(gpkg)
-    writer = registry.writer_for(out, exp.predict.format)
-    try:
-        tmp_gpkg.unlink(missing_ok=True)
-        with writer.create(tmp_raster, info) as sink:
-            stitcher = InstanceStitcher(info, tmp_gpkg, exp.class_names, sink.write,
-                                        **options(exp))
-            run_tiles(stitcher)
-            stitcher.finish()
-        os.replace(tmp_gpkg, gpkg)
-        os.replace(tmp_raster, out)
-    finally:
-        tmp_raster.unlink(missing_ok=True)
-        tmp_gpkg.unlink(missing_ok=True)
-    return [out, gpkg]
-
-
-def stitch_shard(exp, job, out: Path, i: int, n: int, run_tiles) -> Path:
+def stitch_shard(plan, i: int, n: int, cores: dict, run_tiles) -> Path:
     """Predict one shard's tiles; its owned candidates go to a GeoPackage beside the output.
 
-    Each finished row of tiles is committed: its candidates written, then the number of
-    tiles done recorded in ``*.progress.json``. A rerun after a kill or requeue with the same
-    settings takes back the committed candidates and goes on from the next tile.
+    Each finished row of tiles is committed: its candidates written (SQLite commits them
+    durably), then the number of tiles done recorded in ``*.progress.json`` (atomically). A
+    rerun with the same settings copies the committed candidates into a new file and goes on
+    from the next tile; candidates of uncommitted rows are left behind.
     """
-    final = candidates_path(job, out, i, n)
+    s = plan.settings
+    final = candidates_path(plan, i, n)
     work = temporary(final)
     kept = work.with_name(f"{work.stem}.resume.gpkg")
     progress = work.with_name(f"{work.stem}.progress.json")
-    key = {**job.key, "shard": [i, n], "score_threshold": exp.predict.score_threshold}
+    key = {**plan.shard_key(i, n), "score_threshold": s.score_threshold}
+    if final.exists() and _load_progress(final.with_name(final.name + ".json"), key):
+        click.echo(f"shard {i}/{n} already complete: {final}")
+        return final
+    final.parent.mkdir(parents=True, exist_ok=True)
     state = _load_progress(progress, key) if work.exists() or kept.exists() else None
     if state is None:
         for path in (work, kept, progress):
@@ -87,25 +71,50 @@ def stitch_shard(exp, job, out: Path, i: int, n: int, run_tiles) -> Path:
     elif kept.exists():  # a resume was itself interrupted while copying: copy again
         work.unlink(missing_ok=True)
     else:
+        recover(work)
         os.replace(work, kept)
+        fsync_dir(kept.parent)
 
     def commit(stripe, tiles):
-        _save_progress(progress, key, stripe, tiles)
+        write_atomic(progress, json.dumps({"key": key, "stripe": int(stripe),
+                                           "tiles": int(tiles)}))
 
-    stitcher = InstanceStitcher(instance_info(job), work, exp.class_names, shard=True,
-                                on_commit=commit, **options(exp))
+    stitcher = InstanceStitcher(instance_info(plan), work, s.classes, shard=True,
+                                on_commit=commit, **s.merge)
     start = 0
     if state is not None:
         start = state["tiles"]
-        stitcher.resume(((s, c) for s, c in read_candidates(kept) if s <= state["stripe"]),
+        stitcher.resume(((r, c) for r, c in read_candidates(kept) if r <= state["stripe"]),
                         state["stripe"], start)
         kept.unlink()
         click.echo(f"resuming shard {i}/{n} after {start} tiles")
-    run_tiles(stitcher, start)
+    run_tiles(tile_consumer(s.score_threshold, stitcher, cores), start)
     stitcher.finish()
-    os.replace(work, final)
-    progress.unlink(missing_ok=True)
+    write_atomic(final.with_name(final.name + ".json"), json.dumps({"key": key}))
+    replace_durably(work, final)
+    for path in (progress, temporary_name(progress)):
+        path.unlink(missing_ok=True)
     return final
+
+
+def recover(gpkg: Path) -> None:
+    """Let SQLite roll back what a killed writer left half-done (its hot journal), before the
+    file is renamed away from that journal."""
+    connection = sqlite3.connect(gpkg)
+    try:
+        connection.execute("SELECT count(*) FROM sqlite_master").fetchone()
+    finally:
+        connection.close()
+
+
+def shard_files(plan, i: int, n: int) -> list[Path]:
+    """Every file a shard may leave: candidates, records, working copies, temporaries."""
+    final = candidates_path(plan, i, n)
+    work = temporary(final)
+    progress = work.with_name(f"{work.stem}.progress.json")
+    marker = final.with_name(final.name + ".json")
+    return [final, marker, temporary_name(marker), work, work.with_name(f"{work.stem}.resume.gpkg"),
+            progress, temporary_name(progress)]
 
 
 def _load_progress(path: Path, key: dict) -> dict | None:
@@ -116,32 +125,38 @@ def _load_progress(path: Path, key: dict) -> dict | None:
     return state if isinstance(state, dict) and state.get("key") == key else None
 
 
-def _save_progress(path: Path, key: dict, stripe: int, tiles: int) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps({"key": key, "stripe": int(stripe), "tiles": int(tiles)}))
-    os.replace(tmp, path)
-
-
-def merge_instance_shards(exp, registry, job, out: Path, n: int) -> list[Path]:
+def merge_instance_shards(plan, registry, n: int) -> list[Path]:
     """Merge every shard's candidates into the final GeoPackage and id raster."""
-    from ...errors import DeepSegError
-
-    paths = [candidates_path(job, out, i, n) for i in range(n)]
+    s = plan.settings
+    out = s.output
+    paths = [candidates_path(plan, i, n) for i in range(n)]
     missing = [str(p) for p in paths if not p.exists()]
     if missing:
         raise DeepSegError(f"prediction shards not finished: {', '.join(missing)}")
-    info = instance_info(job)
+    info = instance_info(plan)
     gpkg = out.with_suffix(".gpkg")
     tmp_raster, tmp_gpkg = temporary(out), temporary(gpkg)
     try:
         tmp_gpkg.unlink(missing_ok=True)
-        with registry.writer_for(out, exp.predict.format).create(tmp_raster, info) as sink:
-            merge_shards(paths, info, tmp_gpkg, exp.class_names, sink.write, **options(exp))
-        os.replace(tmp_gpkg, gpkg)
-        os.replace(tmp_raster, out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        with registry.writer_for(out, s.format).create(tmp_raster, info) as sink:
+            checked = Checked(sink.write)
+            merge_shards(paths, info, tmp_gpkg, s.classes, checked, **s.merge)
+        verify(tmp_raster, registry.reader_for, info, checked.blocks)
+        replace_durably(tmp_gpkg, gpkg)
+        replace_durably(tmp_raster, out)
+    except OSError as exc:
+        raise DeepSegError(f"{out}: cannot write the prediction ({exc.strerror or exc})") \
+            from None
+    except DeepSegError:
+        raise
+    except Exception as exc:  # pyogrio/GDAL errors: a full disk while writing the GeoPackage
+        raise DeepSegError(f"{gpkg}: cannot write the instances "
+                           f"({' '.join(str(exc).split())})") from None
     finally:
         tmp_raster.unlink(missing_ok=True)
         tmp_gpkg.unlink(missing_ok=True)
-    for path in paths:
-        path.unlink(missing_ok=True)
+    for i in range(n):
+        for path in shard_files(plan, i, n):
+            path.unlink(missing_ok=True)
     return [out, gpkg]
