@@ -26,7 +26,10 @@ from rasterio.windows import Window as RioWindow
 from deepseg_core.errors import DeepSegError
 from deepseg_core.raster import RasterInfo, SinkBase, Window
 
-CLASS_NAMES_TAG = "CLASS_NAMES"  # band 1: JSON list, index = pixel value
+from .gtiff_pam import write_class_sidecar
+
+CLASS_NAMES_TAG = "CLASS_NAMES"  # band 1: JSON list, index = pixel value (DeepSeg's reader);
+# GDAL and QGIS get the names from the .aux.xml sidecar (gtiff_pam)
 LAYER_TYPE_TAG = "LAYER_TYPE"  # band 1: 'thematic' (the KEA/GDAL convention)
 PALETTE_DTYPES = ("uint8", "uint16")  # the only types a GeoTIFF colour table accepts
 _DEFAULTS = dict(compress="deflate", tiled=True, blocksize=256, bigtiff="IF_SAFER",
@@ -159,6 +162,7 @@ class GTiffSink(SinkBase):
         self._ds = None
         try:
             self._finish()
+            write_class_sidecar(self.path, self.info)
         except Exception as exc:
             raise DeepSegError(f"{self.path}: cannot finish the raster: {reason(exc)}") from exc
 

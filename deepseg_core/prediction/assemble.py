@@ -6,11 +6,11 @@ temporary name and renamed when complete.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from ..errors import DeepSegError
 from ..raster import RasterInfo, Window
+from ..sidecars import remove_output, replace_output
 from .partial import open_complete
 
 BLOCK = 1024
@@ -37,12 +37,12 @@ def assemble(partials: list[tuple[Path, dict]], layer: str, writer, out: Path,
                         h, w = min(BLOCK, row1 - r), min(BLOCK, info.width - c)
                         block = data[:, r - row0:r - row0 + h, c:c + w]
                         sink.write(block, Window(r, c, h, w))
-        os.replace(tmp, out)
+        replace_output(tmp, out)  # with its .aux.xml (class names)
     except OSError as exc:
-        tmp.unlink(missing_ok=True)
+        remove_output(tmp)
         raise DeepSegError(f"{out}: cannot write the prediction ({exc.strerror or exc})") from None
     except BaseException:
-        tmp.unlink(missing_ok=True)
+        remove_output(tmp)
         raise
     finally:
         for handle in handles:

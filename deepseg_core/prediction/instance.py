@@ -61,9 +61,9 @@ def stitch_single(exp, registry, job, out: Path, run_tiles) -> list[Path]:
             run_tiles(stitcher)
             stitcher.finish()
         os.replace(tmp_gpkg, gpkg)
-        os.replace(tmp_raster, out)
+        replace_output(tmp_raster, out)
     finally:
-        tmp_raster.unlink(missing_ok=True)
+        remove_output(tmp_raster)
         tmp_gpkg.unlink(missing_ok=True)
     return [out, gpkg]
 
@@ -138,9 +138,9 @@ def merge_instance_shards(exp, registry, job, out: Path, n: int) -> list[Path]:
         with registry.writer_for(out, exp.predict.format).create(tmp_raster, info) as sink:
             merge_shards(paths, info, tmp_gpkg, exp.class_names, sink.write, **options(exp))
         os.replace(tmp_gpkg, gpkg)
-        os.replace(tmp_raster, out)
+        replace_output(tmp_raster, out)
     finally:
-        tmp_raster.unlink(missing_ok=True)
+        remove_output(tmp_raster)
         tmp_gpkg.unlink(missing_ok=True)
     for path in paths:
         path.unlink(missing_ok=True)
