@@ -15,6 +15,7 @@ from pathlib import Path
 
 import click
 
+from ..sidecars import remove_output, replace_output
 from ..stitch import InstanceStitcher
 from ..stitch_output import read_candidates
 from ..stitch_shards import merge_shards
