@@ -80,3 +80,48 @@ for i, name in enumerate(names):
 ds = None
 print(json.dumps({"written": path}))
 """
+
+# QGIS (python3-qgis, headless): load each raster and the GeoPackage, report the renderer's
+# classes, render each raster alone at one screen pixel per raster pixel to a PNG.
+QGIS_RENDER = r"""
+import json, os, sys
+from qgis.core import (QgsApplication, QgsMapRendererSequentialJob, QgsMapSettings,
+                       QgsRasterLayer, QgsVectorLayer, Qgis)
+from qgis.PyQt.QtCore import QSize
+from qgis.PyQt.QtGui import QColor
+rasters, gpkg, layer_name, folder = json.loads(sys.argv[1])
+app = QgsApplication([], False)
+app.initQgis()
+out = {"version": Qgis.QGIS_VERSION, "rasters": [], "layers": []}
+keep = []
+for path in rasters:
+    layer = QgsRasterLayer(path, os.path.basename(path), "gdal")
+    keep.append(layer)
+    item = {"path": path, "valid": layer.isValid()}
+    if layer.isValid():
+        renderer = layer.renderer()
+        item["renderer"] = renderer.type()
+        item["classes"] = [[c.value, list(c.color.getRgb()), c.label]
+                           for c in renderer.classes()] if renderer.type() == "paletted" else []
+        settings = QgsMapSettings()
+        settings.setLayers([layer])
+        settings.setDestinationCrs(layer.crs())
+        settings.setExtent(layer.extent())
+        settings.setOutputSize(QSize(layer.width(), layer.height()))
+        settings.setBackgroundColor(QColor(255, 255, 255))
+        job = QgsMapRendererSequentialJob(settings)
+        job.start()
+        job.waitForFinished()
+        png = os.path.join(folder, os.path.basename(path) + ".png")
+        item["png"] = png if job.renderedImage().save(png, "PNG") else None
+    out["rasters"].append(item)
+vector = QgsVectorLayer(f"{gpkg}|layername={layer_name}", "vectors", "ogr")
+keep.append(vector)
+out["layers"].append({"valid": vector.isValid(), "features": vector.featureCount(),
+                      "fields": [f.name() for f in vector.fields()],
+                      "crs": vector.crs().authid(),
+                      "class_names": sorted({f["class_name"] for f in vector.getFeatures()})})
+print(json.dumps(out))
+sys.stdout.flush()
+os._exit(0)  # QGIS 3.22's Python exit crashes after exitQgis() in some builds
+"""
