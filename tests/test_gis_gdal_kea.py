@@ -272,3 +272,19 @@ def test_kea_copy_by_gdal_is_a_copy(tmp_path):
         np.testing.assert_array_equal(src.read(), data)
         assert src.info.class_names == info.class_names
         assert src.info.colormap == info.colormap
+
+
+def test_instance_rasters_show_their_class_table_in_gdalinfo(registry, tmp_path):
+    from test_instance_table import predict_instances
+
+    for name in ("blobs.tif", "blobs.kea"):
+        folder = tmp_path / name.replace(".", "_")
+        folder.mkdir()
+        out, frame = predict_instances(folder, registry, f"predictions/{name}")
+        info = gdalinfo_json(out)
+        fields = [f["name"] for f in info["rat"]["fieldDefn"]]
+        rows = [row["f"] for row in info["rat"]["row"]]
+        names = {int(r[fields.index("instance_id")]) if "instance_id" in fields else i:
+                 r[fields.index("ClassName")] for i, r in enumerate(rows)}
+        assert names[0] == "nodata"
+        assert [names[i] for i in frame["instance_id"]] == list(frame["class_name"]), name

@@ -12,11 +12,15 @@ from __future__ import annotations
 import os
 import xml.etree.ElementTree as ET
 from pathlib import Path
+from xml.sax.saxutils import escape
+
+import numpy as np
 
 from ..raster import RasterInfo
 
 # GDALRATFieldType and GDALRATFieldUsage codes (gdal.h)
-INTEGER, STRING = 0, 2
+INTEGER, REAL, STRING = 0, 1, 2
+ROWS_HERE = "rows-follow"  # placeholder row replaced by the streamed rows
 USAGE = {"Generic": 0, "Name": 2, "MinMax": 5, "Red": 6, "Green": 7, "Blue": 8, "Alpha": 9}
 
 
@@ -66,6 +70,42 @@ def band_element(info: RasterInfo) -> ET.Element:
     return band
 
 
+def table_element(columns: dict) -> ET.Element:
+    """The field definitions of a thematic ``GDALRasterAttributeTable`` of ``{name: values}``
+    (rows are streamed by :func:`write_table_sidecar`); ``ClassName`` gets usage Name."""
+    table = ET.Element("GDALRasterAttributeTable", tableType="thematic")
+    for i, (name, values) in enumerate(columns.items()):
+        kind = {"i": INTEGER, "u": INTEGER, "b": INTEGER, "f": REAL}.get(
+            np.asarray(values).dtype.kind, STRING)
+        usage = {"ClassName": "Name", "Value": "MinMax", "instance_id": "MinMax"}.get(name)
+        _field(table, i, str(name), kind, usage or "Generic")
+    ET.SubElement(table, "Row", index=ROWS_HERE)
+    return table
+
+
+def _rows(columns: dict):
+    arrays = [np.asarray(v) for v in columns.values()]
+    for r in range(max((len(v) for v in arrays), default=0)):
+        cells = "".join(f"<F>{escape(str(v[r])) if r < len(v) else ''}</F>" for v in arrays)
+        yield f'<Row index="{r}">{cells}</Row>\n'
+
+
+def write_table_sidecar(path, columns: dict) -> Path:
+    """Put ``columns`` as band 1's attribute table into ``path.aux.xml`` (other content kept).
+    Rows are written as a stream: an instance raster's table has a row per instance."""
+    target = _update_band1(path, [table_element(columns)])
+    text = target.read_text(encoding="utf-8")
+    marker = f'<Row index="{ROWS_HERE}" />'
+    head, _, tail = text.partition(marker)
+    tmp = target.with_name(f".{target.name}.tmp")
+    with open(tmp, "w", encoding="utf-8") as out:
+        out.write(head)
+        out.writelines(_rows(columns))
+        out.write(tail)
+    os.replace(tmp, target)
+    return target
+
+
 def write_class_sidecar(path, info: RasterInfo) -> Path | None:
     """Write (or update) ``path.aux.xml`` with band 1's class names; None when there are none.
 
@@ -74,6 +114,11 @@ def write_class_sidecar(path, info: RasterInfo) -> Path | None:
     """
     if not info.class_names:
         return None
+    return _update_band1(path, list(band_element(info)))
+
+
+def _update_band1(path, elements: list[ET.Element]) -> Path:
+    """Replace band 1's CategoryNames/attribute table in ``path.aux.xml`` by ``elements``."""
     target = sidecar_path(path)
     root = None
     if target.exists():
@@ -83,11 +128,13 @@ def write_class_sidecar(path, info: RasterInfo) -> Path | None:
             root = None  # not GDAL's: ours replaces it
     if root is None or root.tag != "PAMDataset":
         root = ET.Element("PAMDataset")
-    new = band_element(info)
+    replaced = {e.tag for e in elements}
+    new = ET.Element("PAMRasterBand", band="1")
+    new.extend(elements)
     for old in root.findall("PAMRasterBand"):
         if old.get("band") == "1":
             for child in list(old):
-                if child.tag not in ("CategoryNames", "GDALRasterAttributeTable"):
+                if child.tag not in replaced:
                     new.append(child)
             root.remove(old)
     root.insert(0, new)

@@ -26,7 +26,7 @@ from rasterio.windows import Window as RioWindow
 from deepseg_core.errors import DeepSegError
 from deepseg_core.raster import RasterInfo, SinkBase, Window
 
-from .gtiff_pam import write_class_sidecar
+from .gtiff_pam import write_class_sidecar, write_table_sidecar
 
 CLASS_NAMES_TAG = "CLASS_NAMES"  # band 1: JSON list, index = pixel value (DeepSeg's reader);
 # GDAL and QGIS get the names from the .aux.xml sidecar (gtiff_pam)
@@ -210,7 +210,17 @@ class CogSink(GTiffSink):
             os.remove(self._target)
 
 
-class GTiffWriter:
+class _Tables:
+    def add_attribute_table(self, path, columns: dict) -> None:
+        """Give a finished raster band 1's attribute table ``{name: values}`` (in .aux.xml)."""
+        try:
+            write_table_sidecar(path, columns)
+        except OSError as exc:
+            raise DeepSegError(f"{path}.aux.xml: cannot write the attribute table: "
+                               f"{exc.strerror or exc}") from None
+
+
+class GTiffWriter(_Tables):
     """Writes tiled, compressed GeoTIFFs window by window."""
 
     extensions: tuple[str, ...] = (".tif", ".tiff")
@@ -221,7 +231,7 @@ class GTiffWriter:
         return GTiffSink(path, info, str(path), _profile(info, settings, extra), settings)
 
 
-class CogWriter:
+class CogWriter(_Tables):
     """Writes Cloud Optimized GeoTIFFs (via a temporary GeoTIFF, converted at close)."""
 
     extensions: tuple[str, ...] = ()  # writes .tif too, but only when asked by name

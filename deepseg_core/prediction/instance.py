@@ -15,6 +15,7 @@ from pathlib import Path
 
 import click
 
+from ..instance_table import attach_instance_table
 from ..sidecars import remove_output, replace_output
 from ..stitch import InstanceStitcher
 from ..stitch_output import read_candidates
@@ -61,6 +62,7 @@ def stitch_single(exp, registry, job, out: Path, run_tiles) -> list[Path]:
                                         **options(exp))
             run_tiles(stitcher)
             stitcher.finish()
+        attach_instance_table(writer, tmp_raster, tmp_gpkg)  # class names of the ids
         os.replace(tmp_gpkg, gpkg)
         replace_output(tmp_raster, out)
     finally:
@@ -138,6 +140,7 @@ def merge_instance_shards(exp, registry, job, out: Path, n: int) -> list[Path]:
         tmp_gpkg.unlink(missing_ok=True)
         with registry.writer_for(out, exp.predict.format).create(tmp_raster, info) as sink:
             merge_shards(paths, info, tmp_gpkg, exp.class_names, sink.write, **options(exp))
+        attach_instance_table(registry.writer_for(out, exp.predict.format), tmp_raster, tmp_gpkg)
         os.replace(tmp_gpkg, gpkg)
         replace_output(tmp_raster, out)
     finally:
