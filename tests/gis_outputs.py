@@ -3,6 +3,8 @@ GeoPackage), and error maps with a known layout, all written by the registry's w
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -64,16 +66,22 @@ def write_error_maps(registry, folder: Path) -> tuple:
 
 
 def make_outputs(registry, folder: Path) -> Outputs:
-    """Predict a squares scene to GeoTIFF (+ GeoPackage) and KEA; write the error maps."""
+    """Predict a squares scene to GeoTIFF (+ GeoPackage) and, by the ``deepseg predict``
+    command, to KEA with the same model; write the error maps."""
     img, _, _ = squares_scene(folder, size=96)
-    exp = experiment(folder, img, classes=CLASSES,
+    model = {"name": "unet64", "filters": 4, "depth": 2}  # an installed plugin: the CLI has it
+    exp = experiment(folder, img, classes=CLASSES, model=model,
                      predict={"output": str(folder / "predictions" / "pred.tif"),
                               "vectorize": {"enabled": True, "skip_classes": []}})
     fake_training(exp, registry, img, seed=3)
     tif = predict.run(exp, registry, progress=False)
-    exp_kea = experiment(folder, img, classes=CLASSES,
-                         predict={"output": str(folder / "predictions" / "pred.kea")})
-    kea = predict.run(exp_kea, registry, progress=False)
+    kea = folder / "predictions" / "pred.kea"
+    exp_kea = experiment(folder, img, classes=CLASSES, model=model,
+                         predict={"output": str(kea)})
+    deepseg = Path(sys.executable).with_name("deepseg")
+    run = subprocess.run([str(deepseg), "predict", str(exp_kea.source)], capture_output=True,
+                         text=True, timeout=300)
+    assert run.returncode == 0 and kea.is_file(), run.stderr[-3000:]
     (errors_tif, errors_kea), codes, colours, names = write_error_maps(registry, folder)
     return Outputs(tif, kea, tif.with_suffix(".gpkg"), errors_tif, errors_kea, codes, colours,
                    names)
