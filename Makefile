@@ -2,7 +2,9 @@
 # Both create .venv on first use with the CPU build of TensorFlow and every plugin.
 PYTHON ?= python3
 VENV   ?= .venv
-PLUGINS := plugins/deepseg_unet64 plugins/deepseg_resunet plugins/deepseg_maskrcnn plugins/deepseg_kea_io
+PLUGINS := plugins/deepseg_unet64 plugins/deepseg_resunet plugins/deepseg_maskrcnn plugins/deepseg_kea_io \
+           plugins/deepseg_albumentations
+# plugins/deepseg_imgaug needs numpy < 2 (imgaug 0.4): `nox -s imgaug` tests it in its own venv
 
 .PHONY: demo test lint venv
 

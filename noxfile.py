@@ -11,7 +11,12 @@ PLUGINS = {
     "resunet": "plugins/deepseg_resunet",
     "maskrcnn": "plugins/deepseg_maskrcnn",
     "kea_io": "plugins/deepseg_kea_io",
+    "albumentations": "plugins/deepseg_albumentations",
 }
+# imgaug 0.4 uses NumPy APIs removed in NumPy 2: its plugin gets its own environment (imgaug)
+# and stays out of `tests`, which would otherwise downgrade NumPy for everything.
+IMGAUG = "plugins/deepseg_imgaug"
+IMGAUG_NUMPY = "numpy>=1.26,<2"
 
 
 @nox.session(reuse_venv=True)
@@ -39,6 +44,17 @@ def plugin_session(name: str, folder: str):
 
     session_function.__doc__ = f"The {name} plugin alone, against the core."
     return nox.session(name=name, reuse_venv=True)(session_function)
+
+
+@nox.session(reuse_venv=True)
+def imgaug(session):
+    """The imgaug plugin with the core in a NumPy 1.26 environment (TensorFlow accepts it)."""
+    session.install("-e", CORE, "-e", IMGAUG, IMGAUG_NUMPY)
+    session.run("python", "-c", "import numpy, tensorflow, imgaug; "
+                "assert numpy.__version__ < '2', numpy.__version__; "
+                "print('numpy', numpy.__version__, 'tensorflow', tensorflow.__version__, "
+                "'imgaug', imgaug.__version__)")
+    session.run("pytest", f"{IMGAUG}/tests", "tests/test_augment.py", *session.posargs)
 
 
 for _name, _folder in PLUGINS.items():

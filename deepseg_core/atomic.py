@@ -43,10 +43,14 @@ def fsync_dir(path: Path) -> None:
 
 
 def replace_durably(tmp: Path, path: Path) -> None:
-    """fsync ``tmp``, rename it to ``path`` and fsync the folder."""
+    """fsync ``tmp`` (and its GDAL sidecars), rename them to ``path`` and fsync the folder."""
+    from .sidecars import replace_output, sidecars
+
     try:
-        fsync_file(tmp)
-        os.replace(tmp, path)
+        for file in [tmp, *sidecars(tmp)]:
+            if file.exists():
+                fsync_file(file)
+        replace_output(tmp, path)
     except OSError as exc:
         raise io_error(path, exc) from None
     fsync_dir(path.parent)

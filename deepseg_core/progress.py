@@ -1,44 +1,69 @@
-"""A small progress reporter: a live bar on a terminal, a few log lines elsewhere (Slurm logs)."""
+"""Progress of long loops: a tqdm bar on a terminal, plain log lines elsewhere (Slurm logs).
+
+A Slurm job's stderr is a file: a live bar there is one endless line of carriage returns, so
+off a terminal (or with ``mode="plain"``) the same tqdm text is written as one line every
+``interval`` seconds and once at the end.
+"""
 
 from __future__ import annotations
 
 import sys
 import time
 
+from tqdm import tqdm
+
+PLAIN_INTERVAL = 30.0  # seconds between plain lines
+BAR_FORMAT = "{l_bar}{bar}| {n_fmt}/{total_fmt} [{elapsed}<{remaining}, {rate_fmt}]"
+PLAIN_FORMAT = "{desc}: {n_fmt}/{total_fmt} ({percentage:.0f}%) [{elapsed}<{remaining}, " \
+               "{rate_fmt}]"
+
 
 class Progress:
-    """Counts work items and prints rate and ETA to stderr."""
+    """Counts work items (``update``); ``mode`` is 'auto' (a bar on a TTY, else plain lines),
+    'bar' or 'plain'. ``enabled=False`` prints nothing but still counts."""
 
-    def __init__(self, total: int, label: str, enabled: bool = True, stream=None):
+    def __init__(self, total: int, label: str, enabled: bool = True, stream=None,
+                 mode: str = "auto", interval: float = PLAIN_INTERVAL, unit: str = "tile"):
+        if mode not in ("auto", "bar", "plain"):
+            raise ValueError(f"progress mode {mode!r}: expected auto, bar or plain")
         self.total, self.label, self.done = max(total, 0), label, 0
         self.stream = stream or sys.stderr
         self.enabled = enabled
-        self.tty = enabled and getattr(self.stream, "isatty", lambda: False)()
+        tty = getattr(self.stream, "isatty", lambda: False)()
+        self.tty = enabled and (mode == "bar" or (mode == "auto" and tty))
+        self.interval, self.unit = interval, unit
         self.start = self.last = time.monotonic()
+        self._ended = False  # the final plain line is written
+        self._bar = tqdm(total=self.total, desc=label, file=self.stream, unit=unit,
+                         mininterval=0.2, dynamic_ncols=True, bar_format=BAR_FORMAT,
+                         leave=True) if self.tty else None
 
     def update(self, n: int = 1) -> None:
+        """Count ``n`` more items done."""
         self.done += n
-        now = time.monotonic()
-        if not self.enabled or (now - self.last < (0.2 if self.tty else 30)
-                                and self.done < self.total):
-            return
-        self.last = now
-        self._print(now)
-
-    def _print(self, now):
-        rate = self.done / max(now - self.start, 1e-9)
-        eta = (self.total - self.done) / rate if rate > 0 else 0
-        text = (f"{self.label}: {self.done}/{self.total} ({rate:.1f}/s, "
-                f"ETA {int(eta) // 60}:{int(eta) % 60:02d})")
-        if self.tty:
-            width = 30
-            filled = int(width * self.done / max(self.total, 1))
-            self.stream.write(f"\r[{'#' * filled}{'.' * (width - filled)}] {text}")
+        if self._bar is not None:
+            self._bar.update(n)
             if self.done >= self.total:
-                self.stream.write("\n")
-        else:
-            self.stream.write(text + "\n")
-        self.stream.flush()
+                self.close()
+            return
+        now = time.monotonic()
+        finished = self.done >= self.total
+        if self.enabled and not self._ended and (finished or now - self.last >= self.interval):
+            self.last, self._ended = now, finished
+            self.stream.write(self.line(now) + "\n")
+            self.stream.flush()
+
+    def line(self, now: float | None = None) -> str:
+        """The plain-line text: label, count, percentage, elapsed, ETA and rate (tqdm's)."""
+        elapsed = (now or time.monotonic()) - self.start
+        return tqdm.format_meter(self.done, self.total or None, elapsed, prefix=self.label,
+                                 unit=self.unit, bar_format=PLAIN_FORMAT if self.total else None)
+
+    def close(self) -> None:
+        """End the bar (a finished bar closes itself)."""
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
 
     @property
     def elapsed(self) -> float:

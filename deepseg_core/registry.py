@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import DeepSegError, RegistryError
+from .gdalpaths import is_virtual
 
 KINDS = ("reader", "writer", "tiler", "model", "augmenter", "metric")
 
@@ -90,7 +91,7 @@ class Registry:
 
     def reader_for(self, path) -> Any:
         """The reader for ``path``: one claiming its suffix, else a catch-all that opens it."""
-        if not Path(path).exists():
+        if not is_virtual(path) and not Path(path).exists():
             raise RegistryError(f"{path}: file not found")
         suffix = Path(path).suffix.lower()
         for entry in self.entries("reader"):

@@ -7,19 +7,21 @@ tests skip and say why. No Slurm command is mocked.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
+import time
 
 import numpy as np
 import pytest
 import slurmcluster
-from hpcjobs import band, deepseg, tiny_experiment
+from hpcjobs import band, deepseg, tiny_experiment, untrained_model
+from scenes import squares_scene
 
 from deepseg_core import predict
 from deepseg_core.config import load_experiment
 from deepseg_core.plugins import load_plugins
-from deepseg_core.predict import writers as semantic
 
 pytestmark = pytest.mark.slurm
 
@@ -57,7 +59,7 @@ def assert_completed(cluster, exp, ids: list[str], timeout: float) -> dict[str, 
     return states
 
 
-def test_sbatch_trains_predicts_in_an_array_and_merges(slurm, tmp_path, monkeypatch):
+def test_sbatch_trains_predicts_in_an_array_and_merges(slurm, tmp_path):
     path = tiny_experiment(tmp_path, training={"batch_size": 8, "seed": 1, "distribute": True})
     result = deepseg("sbatch", str(path), "--stages", "dataprep,train,predict", "--shards", "3",
                      "--submit")
@@ -79,21 +81,41 @@ def test_sbatch_trains_predicts_in_an_array_and_merges(slurm, tmp_path, monkeypa
     predict.run(exp, registry, progress=False)
     assert np.array_equal(band(out), merged)
 
-    # shard 1 is killed after 2 tiles; resubmitted alone, it resumes, and the merge is the same
+
+def test_a_requeued_prediction_task_resumes_and_the_merge_equals_one_run(slurm, tmp_path):
+    """Preemption as Slurm does it: ``scontrol requeue`` of a running array task mid-shard."""
+    big, _, _ = squares_scene(tmp_path / "big", size=1500, nsquares=200, seed=5)
+    path = tiny_experiment(tmp_path, predict={"images": [{"path": str(big)}],
+                                              "commit_seconds": 0})
+    exp = load_experiment(path)
+    registry = load_plugins().registry
+    untrained_model(exp, registry)
+    out = predict.output_path(exp)
+    predict.run(exp, registry, progress=False)
+    single = band(out)
     out.unlink()
-    monkeypatch.setattr(semantic, "CHECKPOINT_SECONDS", 0.0)  # checkpoint after every tile
-    for shard in ("0/3", "2/3"):
-        predict.run(exp, registry, shard=shard, progress=False)
-    with pytest.raises(KeyboardInterrupt):
-        predict.run(exp, registry, shard="1/3", progress=False, stop_after=2)
+    result = deepseg("sbatch", str(path), "--stages", "predict", "--shards", "3")
+    assert result.returncode == 0, result.stderr
     folder = exp.outdir / "slurm"
-    task = sbatch("--array=1", folder / "predict.sh")
-    merge = sbatch(f"--dependency=afterok:{task}", "--kill-on-invalid-dep=yes",
-                   folder / "merge.sh")
-    assert_completed(slurm, exp, [task, merge], timeout=300)
-    assert "resuming shard 1/3 after 2 of" in (logs / f"{exp.name}-predict-{task}_1.out"
-                                               ).read_text()
-    assert np.array_equal(band(out), merged)
+    array = sbatch(folder / "predict.sh")
+    record = out.with_name(f"{out.name}.part-0001-of-0003.commit.json")
+    deadline = time.monotonic() + 300
+    while not (record.exists() and 0 < json.loads(record.read_text())["tiles"]
+               and not json.loads(record.read_text())["complete"]):
+        assert time.monotonic() < deadline, job_logs(exp)
+        time.sleep(0.02)
+    requeued = subprocess.run(["scontrol", "requeue", f"{array}_1"], capture_output=True,
+                              text=True)
+    assert requeued.returncode == 0, requeued.stderr
+    committed = json.loads(record.read_text())["tiles"]
+    assert_completed(slurm, exp, [array], timeout=300)
+    shown = subprocess.run(["scontrol", "-o", "show", "job", f"{array}_1"],
+                           capture_output=True, text=True).stdout
+    assert "Restarts=1" in shown, shown
+    merge = sbatch(folder / "merge.sh")
+    assert_completed(slurm, exp, [merge], timeout=300)
+    assert np.array_equal(band(out), single)
+    assert committed > 0 and not list(out.parent.glob("*.part-*"))
 
 
 def sbatch(*args) -> str:

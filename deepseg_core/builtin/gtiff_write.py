@@ -26,7 +26,10 @@ from rasterio.windows import Window as RioWindow
 from deepseg_core.errors import DeepSegError
 from deepseg_core.raster import RasterInfo, SinkBase, Window
 
-CLASS_NAMES_TAG = "CLASS_NAMES"  # band 1: JSON list, index = pixel value
+from .gtiff_pam import write_class_sidecar, write_table_sidecar
+
+CLASS_NAMES_TAG = "CLASS_NAMES"  # band 1: JSON list, index = pixel value (DeepSeg's reader);
+# GDAL and QGIS get the names from the .aux.xml sidecar (gtiff_pam)
 LAYER_TYPE_TAG = "LAYER_TYPE"  # band 1: 'thematic' (the KEA/GDAL convention)
 PALETTE_DTYPES = ("uint8", "uint16")  # the only types a GeoTIFF colour table accepts
 _DEFAULTS = dict(compress="deflate", tiled=True, blocksize=256, bigtiff="IF_SAFER",
@@ -159,6 +162,7 @@ class GTiffSink(SinkBase):
         self._ds = None
         try:
             self._finish()
+            write_class_sidecar(self.path, self.info)
         except Exception as exc:
             raise DeepSegError(f"{self.path}: cannot finish the raster: {reason(exc)}") from exc
 
@@ -206,7 +210,17 @@ class CogSink(GTiffSink):
             os.remove(self._target)
 
 
-class GTiffWriter:
+class _Tables:
+    def add_attribute_table(self, path, columns: dict) -> None:
+        """Give a finished raster band 1's attribute table ``{name: values}`` (in .aux.xml)."""
+        try:
+            write_table_sidecar(path, columns)
+        except OSError as exc:
+            raise DeepSegError(f"{path}.aux.xml: cannot write the attribute table: "
+                               f"{exc.strerror or exc}") from None
+
+
+class GTiffWriter(_Tables):
     """Writes tiled, compressed GeoTIFFs window by window."""
 
     extensions: tuple[str, ...] = (".tif", ".tiff")
@@ -217,7 +231,7 @@ class GTiffWriter:
         return GTiffSink(path, info, str(path), _profile(info, settings, extra), settings)
 
 
-class CogWriter:
+class CogWriter(_Tables):
     """Writes Cloud Optimized GeoTIFFs (via a temporary GeoTIFF, converted at close)."""
 
     extensions: tuple[str, ...] = ()  # writes .tif too, but only when asked by name

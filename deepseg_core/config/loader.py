@@ -13,6 +13,7 @@ import yaml
 from pydantic import ValidationError
 
 from ..errors import ConfigError
+from ..gdalpaths import gdal_open_problem, is_virtual
 from .problems import schema_problems
 from .schema import Experiment
 
@@ -58,7 +59,7 @@ def _read_yaml(path: Path) -> dict:
 def _resolve(value, folder: Path):
     if isinstance(value, list):
         return [_resolve(v, folder) for v in value]
-    if isinstance(value, str) and value and not os.path.isabs(value):
+    if isinstance(value, str) and value and not os.path.isabs(value) and not is_virtual(value):
         return str(folder / os.path.expanduser(value))
     return value
 
@@ -136,14 +137,21 @@ def _check_files(path: Path, exp: Experiment) -> list[str]:
             if not matches:
                 problems.append(f"{path}: images[{i}].path: no files match {item}")
             for p in matches:
-                if not Path(p).exists():
-                    problems.append(f"{path}: images[{i}].path: file not found: {p}")
+                problems += _missing(path, f"images[{i}].path", p)
     if exp.labels is not None:
         for key in ("path", "raster"):
             value = getattr(exp.labels, key)
-            if value and not Path(value).exists():
-                problems.append(f"{path}: labels.{key}: file not found: {value}")
+            if value:
+                problems += _missing(path, f"labels.{key}", value)
     return problems
+
+
+def _missing(path: Path, key: str, value: str) -> list[str]:
+    """A local file must exist; a GDAL virtual path or URL must open in GDAL."""
+    if not is_virtual(value):
+        return [] if Path(value).exists() else [f"{path}: {key}: file not found: {value}"]
+    why = gdal_open_problem(value)
+    return [f"{path}: {key}: GDAL cannot open {value}: {why}"] if why else []
 
 
 def expand_paths(value) -> list[str]:
@@ -151,7 +159,8 @@ def expand_paths(value) -> list[str]:
     items = value if isinstance(value, list) else [value]
     out = []
     for item in items:
-        matches = sorted(glob.glob(item)) if glob.has_magic(item) else [item]
+        magic = glob.has_magic(item) and not is_virtual(item)  # a URL's '?' is no pattern
+        matches = sorted(glob.glob(item)) if magic else [item]
         out.extend(matches)
     return out
 

@@ -17,6 +17,7 @@ import numpy as np
 from ..atomic import full_disk_hint, io_error, replace_durably
 from ..errors import DeepSegError
 from ..raster import RasterInfo
+from ..sidecars import remove_output
 from . import partials
 
 
@@ -68,13 +69,13 @@ def write_output(out: Path, writer, reader_for, info: RasterInfo, fill, options=
             fill(checked)
         verify(tmp, reader_for, info, checked.blocks)
     except OSError as exc:
-        tmp.unlink(missing_ok=True)
+        remove_output(tmp)
         raise io_error(out, exc, "cannot write the prediction") from None
     except DeepSegError as exc:
-        tmp.unlink(missing_ok=True)
+        remove_output(tmp)
         raise DeepSegError(f"{exc}{full_disk_hint(out.parent)}") from None
     except BaseException:
-        tmp.unlink(missing_ok=True)
+        remove_output(tmp)
         raise
     return tmp
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from ..sidecars import remove_output
 from . import partials
 from .assemble import assemble, publish
 from .writers import BlendWriter, CoreWriter, Encoding
@@ -56,7 +57,7 @@ def assemble_outputs(plan, registry, n: int) -> list:
                                             s.classes, s.vectorize))
     except BaseException:
         for tmp in written:
-            tmp.unlink(missing_ok=True)
+            remove_output(tmp)
         raise
     outputs = publish(written)
     for base, _ in parts:

@@ -18,6 +18,8 @@ import click
 
 from ...atomic import fsync_dir, replace_durably, temporary_name, write_atomic
 from ...errors import DeepSegError
+from ...instance_table import attach_instance_table
+from ...sidecars import remove_output
 from ..assemble import Checked, temporary, verify
 from .output import read_candidates
 from .shards import merge_shards
@@ -143,6 +145,7 @@ def merge_instance_shards(plan, registry, n: int) -> list[Path]:
             checked = Checked(sink.write)
             merge_shards(paths, info, tmp_gpkg, s.classes, checked, **s.merge)
         verify(tmp_raster, registry.reader_for, info, checked.blocks)
+        attach_instance_table(registry.writer_for(out, s.format), tmp_raster, tmp_gpkg)
         replace_durably(tmp_gpkg, gpkg)
         replace_durably(tmp_raster, out)
     except OSError as exc:
@@ -154,7 +157,7 @@ def merge_instance_shards(plan, registry, n: int) -> list[Path]:
         raise DeepSegError(f"{gpkg}: cannot write the instances "
                            f"({' '.join(str(exc).split())})") from None
     finally:
-        tmp_raster.unlink(missing_ok=True)
+        remove_output(tmp_raster)
         tmp_gpkg.unlink(missing_ok=True)
     for i in range(n):
         for path in shard_files(plan, i, n):

@@ -15,6 +15,7 @@ IMAGE_CLASS = ("IMAGE", 6)  # fixed-length NULLTERM string and its size in bytes
 IMAGE_VERSION = ("1.2", 4)
 DEFAULT_BLOCK = 256
 DEFAULT_ATT_BLOCK = 1000
+PALETTE_USAGE = 2  # LAYER_USAGE code GDAL reads as GCI_PaletteIndex
 CACHE_BUDGET = 256 << 20  # bytes of chunk cache for all bands of a file together
 
 # KEA DATATYPE code <-> little-endian numpy type (0 = undefined)

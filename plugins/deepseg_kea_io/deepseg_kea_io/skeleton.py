@@ -11,6 +11,7 @@ from . import rat
 from .layout import (
     CODE_BY_DTYPE,
     GENERATOR,
+    PALETTE_USAGE,
     STRING,
     WRITE_VERSION,
     create_image,
@@ -54,7 +55,10 @@ def add_band(f: h5py.File, index: int, info: RasterInfo, s: dict) -> None:
     create_image(group, "DATA", (info.height, info.width), dtype, s["block"], s["deflate"])
     write_values(group, "DATATYPE", [CODE_BY_DTYPE[dtype.name]], "<u2")
     write_values(group, "LAYER_TYPE", [1 if s["thematic"] else 0], "u1")
-    write_values(group, "LAYER_USAGE", [0], "u1")
+    # GDAL reads LAYER_USAGE as the colour interpretation: 2 = Palette (its own palette files
+    # use it), so gdalinfo shows the colour table and gdal_translate keeps the palette
+    palette = index == 1 and bool(info.colormap)
+    write_values(group, "LAYER_USAGE", [PALETTE_USAGE if palette else 0], "u1")
     given = info.descriptions[index - 1] if index <= len(info.descriptions) else None
     write_str(group, "DESCRIPTION", given or f"Band {index}")
     if info.nodata is not None:

@@ -78,6 +78,10 @@ def band_statistics(ds: h5py.Dataset, nodata, block: int,
 
 
 def histogram_metadata(bins: int) -> dict[str, str]:
-    """The band metadata GDAL and rsgislib write beside a direct 'Histogram' column."""
-    return {"STATISTICS_HISTOMIN": "0", "STATISTICS_HISTOMAX": str(bins),
+    """The band metadata GDAL writes beside a direct 'Histogram' column of ``bins`` rows.
+
+    HISTOMIN/HISTOMAX are the values of the first and last bin: GDAL's KEA driver derives the
+    bin width as (max - min) / (bins - 1), so HISTOMAX = bins - 1 gives width 1 (one value
+    per bin)."""
+    return {"STATISTICS_HISTOMIN": "0", "STATISTICS_HISTOMAX": str(max(bins - 1, 0)),
             "STATISTICS_HISTONUMBINS": str(bins), "STATISTICS_HISTOBINFUNCTION": "direct"}

@@ -105,3 +105,21 @@ class KeaWriter:
     def create(self, path, info: RasterInfo, **options) -> KeaSink:
         """Start writing ``path`` (options: see :mod:`deepseg_kea_io.options`)."""
         return KeaSink(path, info, options)
+
+    def add_attribute_table(self, path, columns: dict) -> None:
+        """Add ``{name: values}`` columns to band 1's attribute table of a finished file (a
+        column of the same name is replaced; the others, such as Histogram, stay)."""
+        try:
+            with h5py.File(path, "r+") as f:
+                att = f["BAND1/ATT"]
+                extra = {name: np.asarray(values) for name, values in columns.items()}
+                kept = {c.name: c.values for c in rat.read_columns(att)}
+                merged = rat.band_columns(None, None, None, {**kept, **extra})
+                block = int(np.asarray(att["HEADER/CHUNKSIZE"][()]).reshape(-1)[0]) or 1000
+                rat.write_columns(att, merged, block, 1)
+                rows = max(len(c.values) for c in merged)
+                if "Histogram" in kept:  # the table grew: the histogram's bins with it
+                    write_metadata(f["BAND1/METADATA"], histogram_metadata(rows))
+        except (OSError, KeyError, ValueError) as exc:
+            raise DeepSegError(f"{path}: cannot add the attribute table: {reason(exc)}") \
+                from exc

@@ -1,0 +1,1 @@
+"""DeepSeg augmenter plugin built on imgaug (the original DeepSeg tool's augmentation)."""
