@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 import json
 import sys
 from pathlib import Path
@@ -11,9 +10,8 @@ import click
 
 from . import __version__
 from .errors import DeepSegError
+from .runner import load, parse_stages, run_stage
 
-STAGE_MODULES = {**{s: f"deepseg_core.stages.{s}" for s in ("dataprep", "train", "crossval")},
-                 "predict": "deepseg_core.predict"}
 EXPERIMENT = click.argument("experiment", required=False, type=click.Path(dir_okay=False))
 
 
@@ -22,28 +20,6 @@ def fail(message: str, code: int = 2):
     for line in str(message).splitlines() or ["error"]:
         click.echo(f"error: {line}", err=True)
     sys.exit(code)
-
-
-def load(experiment, check_files=True):
-    """Load the experiment and check it against the registry."""
-    from .config import check_registry, load_experiment
-    from .plugins import get_plugins
-
-    exp = load_experiment(experiment, check_files=check_files)
-    loaded = get_plugins()
-    for info in loaded.failures:  # the user may be about to miss what it registers
-        click.echo(f"warning: plugin {info.name!r} failed ({info.error}); see 'deepseg plugins'",
-                   err=True)
-    check_registry(exp, loaded.registry)
-    return exp
-
-
-def run_stage(stage: str, exp, **options):
-    """Run one stage of a loaded experiment."""
-    from .plugins import get_registry
-
-    module = importlib.import_module(STAGE_MODULES[stage])
-    return module.run(exp, get_registry(), **options)
 
 
 class Group(click.Group):
@@ -117,18 +93,9 @@ def validate(experiment, no_check_files):
 @click.option("--stages", help="comma-separated stages (default: the experiment's 'stages')")
 def run(experiment, stages):
     """Run the experiment's stages in order."""
-    from .config import STAGES
-
-    chosen = None
-    if stages is not None:  # checked before the experiment, so a typo fails at once
-        chosen = [s.strip() for s in stages.split(",") if s.strip()]
-        unknown = [s for s in chosen if s not in STAGES]
-        if unknown or not chosen:
-            what = f"unknown stage(s) {', '.join(unknown)}" if unknown else "no stage given"
-            raise DeepSegError(f"--stages: {what}; expected some of {', '.join(STAGES)}")
+    chosen = parse_stages(stages, []) if stages is not None else None  # a typo fails at once
     exp = load(experiment)
-    chosen = chosen or exp.stages
-    for stage in (s for s in STAGES if s in chosen):
+    for stage in chosen or parse_stages(None, exp.stages):
         click.echo(f"== {stage}")
         run_stage(stage, exp)
 

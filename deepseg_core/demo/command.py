@@ -36,8 +36,8 @@ def prepare_workdir(folder: Path) -> None:
 def run_demo(workdir, size: int = DEFAULT_SIZE, epochs: int = DEFAULT_EPOCHS, seed: int = 0,
              vectors: bool = True, crossval_folds=(0, 1, 2), progress: bool = True) -> dict:
     """Generate the scene, write experiment.yaml, run the four stages; returns the summary."""
-    from ..cli import load, run_stage
     from ..config import STAGES
+    from ..runner import load, run_stage
     from .experiment import write_experiment
     from .scene import make_scene
 

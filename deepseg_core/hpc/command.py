@@ -4,23 +4,9 @@ from __future__ import annotations
 
 import click
 
-from ..errors import DeepSegError
+from ..runner import parse_stages
 
 EXPERIMENT = click.argument("experiment", required=False, type=click.Path(dir_okay=False))
-
-
-def parse_stages(text: str | None, default: list[str]) -> list[str]:
-    """``--stages a,b`` checked against the stage names (``default`` when not given)."""
-    from ..config import STAGES
-
-    if text is None:
-        return list(default)
-    chosen = [s.strip() for s in text.split(",") if s.strip()]
-    unknown = [s for s in chosen if s not in STAGES]
-    if unknown or not chosen:
-        what = f"unknown stage(s) {', '.join(unknown)}" if unknown else "no stage given"
-        raise DeepSegError(f"--stages: {what}; expected some of {', '.join(STAGES)}")
-    return [s for s in STAGES if s in chosen]
 
 
 @click.command()
@@ -31,7 +17,7 @@ def parse_stages(text: str | None, default: list[str]) -> list[str]:
 @click.option("--submit", is_flag=True, help="submit the jobs with their dependencies")
 def sbatch(experiment, stages, shards, submit):
     """Write the Slurm job scripts of an experiment (and submit them)."""
-    from ..cli import load
+    from ..runner import load
     from .files import count_files
     from .scripts import gpu_count, logs_folder, write_scripts
     from .submit import submit_all
@@ -66,8 +52,8 @@ def sbatch(experiment, stages, shards, submit):
               help="processes predicting at once")
 def shards(experiment, shards, workers):
     """Predict in shards with a pool of processes, then merge (Slurm arrays without Slurm)."""
-    from ..cli import load
     from ..plugins import get_registry
+    from ..runner import load
     from .local import run_shards
 
     exp = load(experiment)

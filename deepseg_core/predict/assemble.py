@@ -18,7 +18,7 @@ from ..atomic import full_disk_hint, io_error, replace_durably
 from ..errors import DeepSegError
 from ..raster import RasterInfo
 from ..sidecars import remove_output
-from . import partials
+from .partials import blocks, check_complete
 
 
 def temporary(path: Path) -> Path:
@@ -98,11 +98,11 @@ def assemble(parts: list[tuple[Path, dict]], layer: str, writer, reader_for, out
     """Copy ``layer`` of every partial (row bands of one raster) into the verified temporary
     of ``out``; returns the temporary (see ``publish``)."""
     for base, key in parts:
-        partials.check_complete(base, key)
+        check_complete(base, key)
 
     def fill(write):
         for base, key in parts:
-            for window, array in partials.blocks(base, key, layer):
+            for window, array in blocks(base, key, layer):
                 write(array, window)
 
     return write_output(out, writer, reader_for, info, fill, options)

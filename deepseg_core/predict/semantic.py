@@ -5,8 +5,8 @@ from __future__ import annotations
 import click
 
 from ..sidecars import remove_output
-from . import partials
 from .assemble import assemble, publish
+from .partials import Partial, remove
 from .writers import BlendWriter, CoreWriter, Encoding
 
 
@@ -18,7 +18,7 @@ def encoding(plan) -> Encoding:
 
 def predict_shard(plan, run_tiles, windows, cores, rows, i: int, n: int):
     """Predict the shard's ``windows`` into its partial (resuming a committed one)."""
-    partial = partials.Partial(plan.partial_base(i, n), plan.shard_key(i, n))
+    partial = Partial(plan.partial_base(i, n), plan.shard_key(i, n))
     try:
         if partial.complete:
             click.echo(f"shard {i}/{n} already complete: {partial.log}")
@@ -61,5 +61,5 @@ def assemble_outputs(plan, registry, n: int) -> list:
         raise
     outputs = publish(written)
     for base, _ in parts:
-        partials.remove(base)
+        remove(base)
     return outputs

@@ -8,10 +8,10 @@ from pathlib import Path
 import click
 
 from ..errors import DeepSegError
-from . import semantic
 from .instances.run import merge_instance_shards, stitch_shard
 from .plan import Plan, Settings, parse_shard
 from .runner import tile_runner
+from .semantic import assemble_outputs, predict_shard
 
 
 def load_model_info(outdir: Path, nbands: int, classes) -> tuple[dict, Path]:
@@ -58,13 +58,13 @@ def _predict_shard(plan, registry, info, weights, i: int, n: int, progress: bool
     run_tiles = tile_runner(registry, info, weights, plan.stack, windows, s, label, progress)
     if s.instance:
         return stitch_shard(plan, i, n, cores, run_tiles)
-    return semantic.predict_shard(plan, run_tiles, windows, cores, (row0, row1), i, n)
+    return predict_shard(plan, run_tiles, windows, cores, (row0, row1), i, n)
 
 
 def _finish(plan, registry, n: int):
     if plan.settings.instance:
         outputs = merge_instance_shards(plan, registry, n)
     else:
-        outputs = semantic.assemble_outputs(plan, registry, n)
+        outputs = assemble_outputs(plan, registry, n)
     click.echo("prediction: " + ", ".join(str(p) for p in outputs))
     return outputs[0]
