@@ -17,14 +17,17 @@ It is written under a temporary name and renamed when complete.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 from pathlib import Path
 
+import click
 import h5py
 import numpy as np
 
 from . import __version__
+from .atomic import commit
 from .errors import DeepSegError
 
 
@@ -51,7 +54,7 @@ class StoreWriter:
         self.tmp = self.path.with_name(f"{self.path.name}.tmp-{os.getpid()}")
         self.file = create_hdf5(self.tmp, "store.path", self.path)
         comp = None if compression == "none" else compression
-        kw = dict(compression=comp, shuffle=comp is not None)
+        kw = dict(compression=comp, shuffle=comp is not None, fletcher32=True)
         t = tilesize
         self.images = self.file.create_dataset("images", (0, t, t, nbands), dtype=dtype,
                                                maxshape=(None, t, t, nbands),
@@ -67,39 +70,72 @@ class StoreWriter:
             geotransform) -> None:
         """Append one tile: image ``(T, T, B)``, label and valid ``(T, T)``."""
         n = len(self.tiles)
-        for ds, value in ((self.images, image), (self.labels, label), (self.valid, valid)):
-            ds.resize(n + 1, axis=0)
-            ds[n] = value
+        try:
+            for ds, value in ((self.images, image), (self.labels, label), (self.valid, valid)):
+                ds.resize(n + 1, axis=0)
+                ds[n] = value
+        except OSError as exc:
+            raise self._failed(exc) from None
         self.tiles.append((row, col, 0, tuple(geotransform)))
+
+    def _failed(self, exc: OSError) -> DeepSegError:
+        cause = write_cause(exc, self.tmp)
+        return DeepSegError(f"store.path: writing the store {self.path} failed ({cause}); "
+                            "free space and rerun 'deepseg dataprep'")
+
+    def _dataset(self, name, data):
+        return self.file.create_dataset(name, data=data, fletcher32=True)
 
     def commit(self, folds: np.ndarray, attrs: dict, stats: dict, class_counts,
                instance_classes=None) -> None:
         """Write tiles, folds, statistics and attributes; rename to the final path."""
         table = np.array(self.tiles, dtype=TILE_DTYPE)
         table["fold"] = folds
-        self.file.create_dataset("tiles", data=table)
-        group = self.file.create_group("stats")
-        for key, value in stats.items():
-            group.create_dataset(key, data=np.asarray(value))
-        self.file.create_dataset("class_counts", data=np.asarray(class_counts, dtype=np.int64))
-        if instance_classes is not None:
-            table = np.zeros(max(instance_classes, default=0) + 1, dtype=np.int32)
-            for iid, cls in instance_classes.items():
-                table[iid] = cls
-            self.file.create_dataset("instance_classes", data=table)
-        for key, value in attrs.items():
-            self.file.attrs[key] = json.dumps(value) if isinstance(value, (list, dict)) else value
-        self.file.attrs["deepseg_version"] = __version__
-        self.file.attrs["complete"] = True
-        self.file.close()
-        os.replace(self.tmp, self.path)
+        try:
+            self._dataset("tiles", table)
+            for key, value in stats.items():
+                self._dataset(f"stats/{key}", np.asarray(value))
+            self._dataset("class_counts", np.asarray(class_counts, dtype=np.int64))
+            if instance_classes is not None:
+                table = np.zeros(max(instance_classes, default=0) + 1, dtype=np.int32)
+                for iid, cls in instance_classes.items():
+                    table[iid] = cls
+                self._dataset("instance_classes", table)
+            for key, value in attrs.items():
+                self.file.attrs[key] = (json.dumps(value) if isinstance(value, (list, dict))
+                                        else value)
+            self.file.attrs["deepseg_version"] = __version__
+            self.file.attrs["complete"] = True
+            self.file.close()
+            commit(self.tmp, self.path)
+        except OSError as exc:
+            raise self._failed(exc) from None
 
     def abort(self) -> None:
-        """Close and delete the temporary file."""
+        """Close and delete the temporary file (a close that fails, e.g. on a full disk,
+        must not hide the first error)."""
         try:
-            self.file.close()
+            if self.file.id.valid:
+                self.file.close()
+        except OSError:
+            pass
         finally:
             self.tmp.unlink(missing_ok=True)
+
+
+def write_cause(exc: OSError, path: Path) -> str:
+    """The cause of a failed HDF5 write: h5py's message hides errno, so ask the filesystem."""
+    if exc.errno:
+        return exc.strerror or str(exc)
+    try:
+        stat = os.statvfs(path.parent)
+        if stat.f_flag & os.ST_RDONLY:
+            return os.strerror(errno.EROFS)
+        if stat.f_bavail * stat.f_frsize < 2 ** 20:
+            return os.strerror(errno.ENOSPC)
+    except OSError:
+        pass
+    return " ".join(str(exc).split())
 
 
 class Store:
@@ -112,13 +148,20 @@ class Store:
         try:
             self.file = h5py.File(self.path, "r")
         except OSError as exc:
-            raise DeepSegError(f"{self.path}: not a readable HDF5 store ({exc})") from None
-        if not self.file.attrs.get("complete", False):
+            raise DeepSegError(f"{self.path}: not a readable HDF5 store ({exc}); delete it "
+                               "and rerun 'deepseg dataprep'") from None
+        try:
+            if not self.file.attrs.get("complete", False):
+                raise DeepSegError(f"{self.path}: store is incomplete; rerun 'deepseg dataprep'")
+            self.attrs = {k: _decode(v) for k, v in self.file.attrs.items()}
+            self.instance = "instances" in self.file
+            self.tiles = self.file["tiles"][:]
+        except (OSError, KeyError) as exc:
             self.file.close()
-            raise DeepSegError(f"{self.path}: store is incomplete; rerun 'deepseg dataprep'")
-        self.attrs = {k: _decode(v) for k, v in self.file.attrs.items()}
-        self.instance = "instances" in self.file
-        self.tiles = self.file["tiles"][:]
+            raise self.damaged("the tile table", exc) from None
+        except DeepSegError:
+            self.file.close()
+            raise
 
     def __len__(self):
         return len(self.tiles)
@@ -138,8 +181,49 @@ class Store:
 
     def tile(self, index: int):
         """(image (T, T, B), label (T, T), valid (T, T)) of tile ``index``."""
-        return (self.file["images"][index], self.labels[index],
-                self.file["valid"][index].astype(bool))
+        try:
+            return (self.file["images"][index], self.labels[index],
+                    self.file["valid"][index].astype(bool))
+        except OSError as exc:
+            raise self.damaged(f"tile {index}", exc) from None
+
+    def damaged(self, what: str, exc: Exception) -> DeepSegError:
+        """One line naming the store, the damaged part and the fix."""
+        cause = " ".join(str(exc).split())
+        return DeepSegError(f"store {self.path}: {what} is damaged ({cause}); delete the "
+                            "store and rerun 'deepseg dataprep' to rebuild it")
+
+    def verify(self, batch_bytes: int = 64 * 2 ** 20) -> None:
+        """Read every chunk of every dataset, so HDF5 checks each chunk's Fletcher32 checksum
+        (and the chunk index and compressed stream); a DeepSegError names the first damaged
+        tile or dataset. Costs one full read and decompression of the file."""
+        names = []
+        self.file.visititems(lambda name, obj: names.append(name)
+                             if isinstance(obj, h5py.Dataset) else None)
+        for name in names:
+            ds = self.file[name]
+            if not ds.fletcher32:
+                raise DeepSegError(f"store {self.path}: dataset {name} has no checksums "
+                                   "(written by an older deepseg)")
+            if ds.ndim == 0 or ds.shape[0] == 0:
+                continue
+            row_bytes = max(1, ds.dtype.itemsize * int(np.prod(ds.shape[1:])))
+            step = max(1, batch_bytes // row_bytes)
+            for start in range(0, ds.shape[0], step):
+                try:
+                    ds[start:start + step]
+                except OSError:
+                    self._find_damage(name, ds, start, min(start + step, ds.shape[0]))
+
+    def _find_damage(self, name, ds, start, stop):
+        tiled = name in ("images", "labels", "instances", "valid")
+        for index in range(start, stop):
+            try:
+                ds[index]
+            except OSError as exc:
+                raise self.damaged(f"tile {index} ({name})" if tiled else f"dataset {name}",
+                                   exc) from None
+        raise self.damaged(f"dataset {name}", OSError("read failed"))
 
     def close(self):
         self.file.close()
@@ -164,12 +248,45 @@ def _decode(value):
     return value
 
 
-def existing_store_matches(path: Path, settings_hash: str) -> bool:
-    """True when ``path`` is a complete, readable store built from the same data settings."""
+def existing_store(path: Path, settings_hash: str, replace: bool = False) -> str:
+    """What dataprep may do with ``path``: 'absent', 'reuse' (complete, same settings, every
+    checksum verified) or 'rebuild' (damaged, incomplete or other settings with ``replace``).
+    A readable store of other settings, or a file that is no store, is an error unless
+    ``replace``: ``store.path`` must not silently overwrite another experiment's data."""
     if not path.exists():
-        return False
+        return "absent"
     try:
-        with Store(path) as store:
-            return store.attrs.get("settings_hash") == settings_hash and len(store.tiles) >= 0
-    except (DeepSegError, OSError, KeyError):
-        return False
+        store = Store(path)
+    except DeepSegError as exc:
+        if replace or _hash_of(path) == settings_hash:
+            click.echo(f"store {path} cannot be reused ({exc}): rebuilding")
+            return "rebuild"
+        raise DeepSegError(f"store.path: {path} exists and is not a readable store of these "
+                           f"data settings ({exc}); delete it, or set 'store.replace: true' "
+                           "to overwrite it") from None
+    with store:
+        found = store.attrs.get("settings_hash")
+        if found != settings_hash:
+            if replace:
+                click.echo(f"store {path} was built from other data settings (hash {found}): "
+                           "replacing it (store.replace: true)")
+                return "rebuild"
+            raise DeepSegError(
+                f"store.path: {path} was built from other data settings (settings hash "
+                f"{found}, this experiment's is {settings_hash}); point store.path elsewhere, "
+                "or set 'store.replace: true' to overwrite it")
+        try:
+            store.verify()
+        except DeepSegError as exc:
+            click.echo(f"{exc}: rebuilding")
+            return "rebuild"
+    return "reuse"
+
+
+def _hash_of(path: Path) -> str | None:
+    """The settings hash of a store whose data is unreadable, if its attributes still read."""
+    try:
+        with h5py.File(path, "r") as file:
+            return _decode(file.attrs.get("settings_hash"))
+    except (OSError, KeyError):
+        return None

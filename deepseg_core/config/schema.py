@@ -87,6 +87,8 @@ class Labels(Strict):
 class Store(Strict):
     path: str | None = Field(None, description="HDF5 store (default: <workdir>/stores/<hash>.h5)")
     compression: Literal["gzip", "lzf", "none"] = Field("gzip", description="tile compression")
+    replace: bool = Field(False, description="let dataprep overwrite a store at 'path' that "
+                                             "was built from other data settings")
 
 
 class Training(Strict):

@@ -15,7 +15,7 @@ from ..labels import open_labels
 from ..progress import Progress
 from ..stack import ImageStack
 from ..stats import BandStats
-from ..store import StoreWriter, existing_store_matches
+from ..store import StoreWriter, existing_store
 from ..tiling import relative, tile_cores
 
 DATA_KEYS = ("segmentation_type", "crs", "resolution", "tilesize", "overlap", "nbands",
@@ -52,11 +52,12 @@ def run(exp, registry, progress: bool = True) -> Path:
     if exp.labels is None:
         raise DeepSegError(f"{exp.source}: labels: dataprep needs a 'labels' section")
     digest, path = settings_hash(exp), store_path(exp)
-    if existing_store_matches(path, digest):
-        click.echo(f"reusing store {path} (built from the same data settings)")
+    # a store named by its hash is ours to rebuild; one named by store.path may be another's
+    replace = exp.store.replace or not exp.store.path
+    if existing_store(path, digest, replace) == "reuse":
+        click.echo(f"reusing store {path} (built from the same data settings, checksums "
+                   "verified)")
         return path
-    if path.exists():
-        click.echo(f"store {path} is incomplete, corrupt or from other settings: rebuilding")
     for stale in path.parent.glob(f"{path.name}.tmp-*"):
         stale.unlink(missing_ok=True)
     with ImageStack(exp.images, registry, exp.crs, exp.resolution) as stack:

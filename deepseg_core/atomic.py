@@ -1,0 +1,79 @@
+"""Atomic file writes: a file is either absent, the old version, or the new one complete.
+
+Write to ``<name>.tmp-<pid>`` beside the target, fsync it, ``os.replace`` it into place, fsync
+the folder. A failed write (ENOSPC, EIO, EROFS, ...) leaves the old file as it was, removes the
+temporary file and raises one ``DeepSegError`` line naming the path and the cause.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from pathlib import Path
+
+from .errors import DeepSegError
+
+
+def io_error(path, exc: OSError, what: str = "cannot write") -> DeepSegError:
+    """One line naming ``path`` and the cause of ``exc`` (e.g. 'No space left on device')."""
+    cause = exc.strerror or str(exc) or type(exc).__name__
+    return DeepSegError(f"{path}: {what} ({cause}); free space or fix the folder's "
+                        "permissions and rerun")
+
+
+def fsync_dir(folder: Path) -> None:
+    """Make a rename in ``folder`` durable (a no-op where folders cannot be opened)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def temporary(path: Path) -> Path:
+    """The temporary name a new version of ``path`` is written under."""
+    return path.with_name(f"{path.name}.tmp-{os.getpid()}")
+
+
+@contextlib.contextmanager
+def replacing(path, what: str = "cannot write"):
+    """``with replacing(path) as tmp:`` write ``tmp`` (any library); it replaces ``path`` only
+    when the block succeeds, durably; OSError becomes one DeepSegError line naming ``path``."""
+    path = Path(path)
+    tmp = temporary(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        yield tmp
+        commit(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise io_error(path, exc, what) from None
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def commit(tmp: Path, path: Path) -> None:
+    """fsync ``tmp``, rename it to ``path`` and fsync the folder (raises OSError)."""
+    with open(tmp, "rb+") as handle:
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+    fsync_dir(path.parent)
+
+
+def write_bytes(path, data: bytes) -> Path:
+    """Write ``data`` to ``path`` atomically (see the module docstring)."""
+    with replacing(path) as tmp, open(tmp, "wb") as handle:
+        handle.write(data)
+        handle.flush()
+    return Path(path)
+
+
+def write_text(path, text: str, encoding: str = "utf-8") -> Path:
+    """Write ``text`` to ``path`` atomically."""
+    return write_bytes(path, text.encode(encoding))
