@@ -17,7 +17,6 @@ It is written under a temporary name and renamed when complete.
 
 from __future__ import annotations
 
-import errno
 import json
 import os
 from pathlib import Path
@@ -29,6 +28,7 @@ import numpy as np
 from . import __version__
 from .atomic import commit
 from .errors import DeepSegError
+from .h5guard import create_guarded
 
 
 def create_hdf5(path: Path, setting: str, shown: Path | None = None) -> h5py.File:
@@ -46,13 +46,21 @@ TILE_DTYPE = np.dtype([("row", "i8"), ("col", "i8"), ("fold", "i2"), ("geotransf
 
 
 class StoreWriter:
-    """Appends tiles to a new store under a temporary name; ``commit()`` makes it final."""
+    """Appends tiles to a new store under a temporary name; ``commit()`` makes it final.
+
+    A failed write (full disk, EIO, read-only) raises one DeepSegError naming the store and
+    the cause; ``abort()`` then deletes the temporary file."""
 
     def __init__(self, path: Path, tilesize: int, nbands: int, dtype, instance: bool,
                  compression: str = "gzip"):
         self.path = Path(path)
         self.tmp = self.path.with_name(f"{self.path.name}.tmp-{os.getpid()}")
-        self.file = create_hdf5(self.tmp, "store.path", self.path)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.file, self.guard = create_guarded(self.tmp)
+        except OSError as exc:
+            raise DeepSegError(f"store.path: cannot write {self.path} "
+                               f"({exc.strerror or exc})") from None
         comp = None if compression == "none" else compression
         kw = dict(compression=comp, shuffle=comp is not None, fletcher32=True)
         t = tilesize
@@ -70,18 +78,18 @@ class StoreWriter:
             geotransform) -> None:
         """Append one tile: image ``(T, T, B)``, label and valid ``(T, T)``."""
         n = len(self.tiles)
-        try:
-            for ds, value in ((self.images, image), (self.labels, label), (self.valid, valid)):
-                ds.resize(n + 1, axis=0)
-                ds[n] = value
-        except OSError as exc:
-            raise self._failed(exc) from None
+        for ds, value in ((self.images, image), (self.labels, label), (self.valid, valid)):
+            ds.resize(n + 1, axis=0)
+            ds[n] = value
+        self._check()
         self.tiles.append((row, col, 0, tuple(geotransform)))
 
-    def _failed(self, exc: OSError) -> DeepSegError:
-        cause = write_cause(exc, self.tmp)
-        return DeepSegError(f"store.path: writing the store {self.path} failed ({cause}); "
-                            "free space and rerun 'deepseg dataprep'")
+    def _check(self) -> None:
+        exc = self.guard.error
+        if exc is not None:
+            raise DeepSegError(f"store.path: writing the store {self.path} failed "
+                               f"({exc.strerror or exc}); free space and rerun "
+                               "'deepseg dataprep'")
 
     def _dataset(self, name, data):
         return self.file.create_dataset(name, data=data, fletcher32=True)
@@ -91,51 +99,36 @@ class StoreWriter:
         """Write tiles, folds, statistics and attributes; rename to the final path."""
         table = np.array(self.tiles, dtype=TILE_DTYPE)
         table["fold"] = folds
+        self._dataset("tiles", table)
+        for key, value in stats.items():
+            self._dataset(f"stats/{key}", np.asarray(value))
+        self._dataset("class_counts", np.asarray(class_counts, dtype=np.int64))
+        if instance_classes is not None:
+            table = np.zeros(max(instance_classes, default=0) + 1, dtype=np.int32)
+            for iid, cls in instance_classes.items():
+                table[iid] = cls
+            self._dataset("instance_classes", table)
+        for key, value in attrs.items():
+            self.file.attrs[key] = json.dumps(value) if isinstance(value, (list, dict)) else value
+        self.file.attrs["deepseg_version"] = __version__
+        self.file.attrs["complete"] = True
+        self.file.close()
+        self.guard.close()
+        self._check()
         try:
-            self._dataset("tiles", table)
-            for key, value in stats.items():
-                self._dataset(f"stats/{key}", np.asarray(value))
-            self._dataset("class_counts", np.asarray(class_counts, dtype=np.int64))
-            if instance_classes is not None:
-                table = np.zeros(max(instance_classes, default=0) + 1, dtype=np.int32)
-                for iid, cls in instance_classes.items():
-                    table[iid] = cls
-                self._dataset("instance_classes", table)
-            for key, value in attrs.items():
-                self.file.attrs[key] = (json.dumps(value) if isinstance(value, (list, dict))
-                                        else value)
-            self.file.attrs["deepseg_version"] = __version__
-            self.file.attrs["complete"] = True
-            self.file.close()
             commit(self.tmp, self.path)
         except OSError as exc:
-            raise self._failed(exc) from None
+            self.guard.error = exc
+            self._check()
 
     def abort(self) -> None:
-        """Close and delete the temporary file (a close that fails, e.g. on a full disk,
-        must not hide the first error)."""
+        """Close and delete the temporary file."""
         try:
             if self.file.id.valid:
                 self.file.close()
-        except OSError:
-            pass
+            self.guard.close()
         finally:
             self.tmp.unlink(missing_ok=True)
-
-
-def write_cause(exc: OSError, path: Path) -> str:
-    """The cause of a failed HDF5 write: h5py's message hides errno, so ask the filesystem."""
-    if exc.errno:
-        return exc.strerror or str(exc)
-    try:
-        stat = os.statvfs(path.parent)
-        if stat.f_flag & os.ST_RDONLY:
-            return os.strerror(errno.EROFS)
-        if stat.f_bavail * stat.f_frsize < 2 ** 20:
-            return os.strerror(errno.ENOSPC)
-    except OSError:
-        pass
-    return " ".join(str(exc).split())
 
 
 class Store:
