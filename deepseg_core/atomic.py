@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 from pathlib import Path
 
 from .errors import DeepSegError
@@ -35,6 +36,15 @@ def fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
+def discard(path: Path) -> None:
+    """Delete ``path`` if it is there; a filesystem that refuses (EROFS) must not hide the
+    error being reported."""
+    try:
+        Path(path).unlink(missing_ok=True)
+    except OSError:
+        pass
+
+
 def temporary(path: Path) -> Path:
     """The temporary name a new version of ``path`` is written under."""
     return path.with_name(f"{path.name}.tmp-{os.getpid()}")
@@ -51,10 +61,10 @@ def replacing(path, what: str = "cannot write"):
         yield tmp
         commit(tmp, path)
     except OSError as exc:
-        tmp.unlink(missing_ok=True)
+        discard(tmp)
         raise io_error(path, exc, what) from None
     except BaseException:
-        tmp.unlink(missing_ok=True)
+        discard(tmp)
         raise
 
 
@@ -77,3 +87,24 @@ def write_bytes(path, data: bytes) -> Path:
 def write_text(path, text: str, encoding: str = "utf-8") -> Path:
     """Write ``text`` to ``path`` atomically."""
     return write_bytes(path, text.encode(encoding))
+
+
+@contextlib.contextmanager
+def staged(folder, label: str):
+    """``with staged(folder, stem) as stage:`` write several files into ``stage``; they are
+    moved into ``folder`` only when all of them were written (reports: no half-written HTML
+    next to a complete CSV). OSError becomes one DeepSegError naming ``folder/label``."""
+    folder = Path(folder)
+    stage = folder / f".staging-{os.getpid()}"
+    try:
+        stage.mkdir(parents=True, exist_ok=True)
+        yield stage
+        for name in sorted(p.name for p in stage.iterdir()):
+            commit(stage / name, folder / name)
+        stage.rmdir()
+    except OSError as exc:
+        shutil.rmtree(stage, ignore_errors=True)
+        raise io_error(folder / label, exc) from None
+    except BaseException:
+        shutil.rmtree(stage, ignore_errors=True)
+        raise

@@ -26,7 +26,7 @@ import h5py
 import numpy as np
 
 from . import __version__
-from .atomic import commit
+from .atomic import commit, discard
 from .errors import DeepSegError
 from .h5guard import create_guarded
 
@@ -128,7 +128,7 @@ class StoreWriter:
                 self.file.close()
             self.guard.close()
         finally:
-            self.tmp.unlink(missing_ok=True)
+            discard(self.tmp)
 
 
 class Store:

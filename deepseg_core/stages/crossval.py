@@ -12,6 +12,7 @@ import json
 import click
 import numpy as np
 
+from ..atomic import io_error, write_text
 from ..errors import DeepSegError
 from ..folds import split
 from ..metrics.summary import fold_statistics, fold_summary
@@ -41,12 +42,15 @@ def chosen_folds(exp, store) -> list[int]:
 def run(exp, registry, progress: bool = True) -> dict:
     """Run the chosen folds, then summarize every finished fold; returns the summary table."""
     root = exp.outdir / "crossval"
-    save_resolved(exp, exp.outdir)
-    with open_store(exp) as store:
-        for fold in chosen_folds(exp, store):
-            click.echo(f"== crossval fold {fold}")
-            run_fold(exp, registry, store, fold, root / f"fold{fold}", progress)
-    return summarize(exp, registry, root)
+    try:
+        save_resolved(exp, exp.outdir)
+        with open_store(exp) as store:
+            for fold in chosen_folds(exp, store):
+                click.echo(f"== crossval fold {fold}")
+                run_fold(exp, registry, store, fold, root / f"fold{fold}", progress)
+        return summarize(exp, registry, root)
+    except OSError as exc:  # a folder that cannot be made; the writers name their files
+        raise io_error(exc.filename or root, exc) from None
 
 
 def run_fold(exp, registry, store, fold: int, folder, progress: bool) -> None:
@@ -70,7 +74,7 @@ def run_fold(exp, registry, store, fold: int, folder, progress: bool) -> None:
     finally:
         evaluator.close()
     states = {name: m.state() for name, m in metrics.items()}
-    (folder / "metrics.json").write_text(json.dumps({"fold": fold, "states": states}))
+    write_text(folder / "metrics.json", json.dumps({"fold": fold, "states": states}))
     for name, metric in metrics.items():
         metric.write_report(folder, f"fold{fold}_{name}")
 
