@@ -189,6 +189,24 @@ class Experiment(Strict):
     def class_names(self) -> list[str]:
         return [c.name for c in self.classes]
 
+    @field_validator("crs")
+    @classmethod
+    def _crs(cls, value):
+        if value is None:
+            return value
+        import rasterio
+        from rasterio.crs import CRS
+        from rasterio.errors import CRSError
+
+        try:
+            with rasterio.Env():  # PROJ's complaint goes to rasterio's logger, not stderr
+                CRS.from_user_input(value)
+        except CRSError as exc:
+            reason = str(exc).split("PROJ:")[0].strip().rstrip(".") or "unknown"
+            raise ValueError(f"{value!r} is not a CRS PROJ knows ({reason}); expected e.g. "
+                             "'EPSG:2193' or a WKT string") from None
+        return value
+
     @field_validator("stages", mode="before")
     @classmethod
     def _stages(cls, value):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import warnings
 from pathlib import Path
 
@@ -10,6 +9,7 @@ import click
 import numpy as np
 
 from ..errors import DeepSegError
+from ..model_files import pick_weights, read_model_info
 from ..prediction.assemble import assemble
 from ..prediction.instance import (
     merge_instance_shards,
@@ -44,11 +44,12 @@ def load_model_info(exp) -> tuple[dict, Path]:
     """model.json and the weights file of the trained model (best, else last)."""
     model_dir = exp.outdir / "model"
     info_path = model_dir / "model.json"
-    weights = next((p for p in (model_dir / "best.keras", model_dir / "last.keras")
-                    if p.exists()), None)
-    if not info_path.exists() or weights is None:
+    if not info_path.exists():
         raise DeepSegError(f"no trained model in {model_dir}: run 'deepseg train' first")
-    info = json.loads(info_path.read_text())
+    weights = pick_weights(model_dir)  # best.keras unless damaged, then last.keras (warns)
+    if weights is None:
+        raise DeepSegError(f"no trained model in {model_dir}: run 'deepseg train' first")
+    info = read_model_info(info_path)
     if info["nbands"] != exp.nbands or info["classes"] != exp.class_names:
         raise DeepSegError(f"the model in {model_dir} was trained with nbands={info['nbands']} "
                            f"and classes {info['classes']}, the experiment has "
