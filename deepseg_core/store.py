@@ -21,7 +21,6 @@ import json
 import os
 from pathlib import Path
 
-import click
 import h5py
 import numpy as np
 
@@ -29,6 +28,7 @@ from . import __version__
 from .atomic import commit, discard
 from .errors import DeepSegError
 from .h5guard import create_guarded
+from .store_check import damage
 
 
 def create_hdf5(path: Path, setting: str, shown: Path | None = None) -> h5py.File:
@@ -146,7 +146,7 @@ class Store:
         try:
             if not self.file.attrs.get("complete", False):
                 raise DeepSegError(f"{self.path}: store is incomplete; rerun 'deepseg dataprep'")
-            self.attrs = {k: _decode(v) for k, v in self.file.attrs.items()}
+            self.attrs = {k: decode_attr(v) for k, v in self.file.attrs.items()}
             self.instance = "instances" in self.file
             self.tiles = self.file["tiles"][:]
         except (OSError, KeyError) as exc:
@@ -186,37 +186,18 @@ class Store:
         return DeepSegError(f"store {self.path}: {what} is damaged ({cause}); delete the "
                             "store and rerun 'deepseg dataprep' to rebuild it")
 
-    def verify(self, batch_bytes: int = 64 * 2 ** 20) -> None:
-        """Read every chunk of every dataset, so HDF5 checks each chunk's Fletcher32 checksum
-        (and the chunk index and compressed stream); a DeepSegError names the first damaged
-        tile or dataset. Costs one full read and decompression of the file."""
-        names = []
-        self.file.visititems(lambda name, obj: names.append(name)
-                             if isinstance(obj, h5py.Dataset) else None)
-        for name in names:
-            ds = self.file[name]
-            if not ds.fletcher32:
-                raise DeepSegError(f"store {self.path}: dataset {name} has no checksums "
-                                   "(written by an older deepseg)")
-            if ds.ndim == 0 or ds.shape[0] == 0:
-                continue
-            row_bytes = max(1, ds.dtype.itemsize * int(np.prod(ds.shape[1:])))
-            step = max(1, batch_bytes // row_bytes)
-            for start in range(0, ds.shape[0], step):
-                try:
-                    ds[start:start + step]
-                except OSError:
-                    self._find_damage(name, ds, start, min(start + step, ds.shape[0]))
-
-    def _find_damage(self, name, ds, start, stop):
-        tiled = name in ("images", "labels", "instances", "valid")
-        for index in range(start, stop):
-            try:
-                ds[index]
-            except OSError as exc:
-                raise self.damaged(f"tile {index} ({name})" if tiled else f"dataset {name}",
-                                   exc) from None
-        raise self.damaged(f"dataset {name}", OSError("read failed"))
+    def verify(self) -> None:
+        """Check every chunk of every dataset against its Fletcher32 checksum (and the chunk
+        count); a DeepSegError names the first damaged tile or dataset (store_check.py)."""
+        try:
+            found = damage(self.file, self.path)
+        except OSError as exc:
+            raise self.damaged("the file", exc) from None
+        if found is not None:
+            name, index, why = found
+            tiled = name in ("images", "labels", "instances", "valid") and index is not None
+            raise self.damaged(f"tile {index} ({name})" if tiled else f"dataset {name}",
+                               OSError(why))
 
     def close(self):
         self.file.close()
@@ -228,7 +209,8 @@ class Store:
         self.close()
 
 
-def _decode(value):
+def decode_attr(value):
+    """An HDF5 attribute as Python: bytes decoded, JSON lists and dicts parsed."""
     if isinstance(value, bytes):
         value = value.decode()
     if isinstance(value, str) and value[:1] in "[{":
@@ -239,47 +221,3 @@ def _decode(value):
     if isinstance(value, np.generic):
         return value.item()
     return value
-
-
-def existing_store(path: Path, settings_hash: str, replace: bool = False) -> str:
-    """What dataprep may do with ``path``: 'absent', 'reuse' (complete, same settings, every
-    checksum verified) or 'rebuild' (damaged, incomplete or other settings with ``replace``).
-    A readable store of other settings, or a file that is no store, is an error unless
-    ``replace``: ``store.path`` must not silently overwrite another experiment's data."""
-    if not path.exists():
-        return "absent"
-    try:
-        store = Store(path)
-    except DeepSegError as exc:
-        if replace or _hash_of(path) == settings_hash:
-            click.echo(f"store {path} cannot be reused ({exc}): rebuilding")
-            return "rebuild"
-        raise DeepSegError(f"store.path: {path} exists and is not a readable store of these "
-                           f"data settings ({exc}); delete it, or set 'store.replace: true' "
-                           "to overwrite it") from None
-    with store:
-        found = store.attrs.get("settings_hash")
-        if found != settings_hash:
-            if replace:
-                click.echo(f"store {path} was built from other data settings (hash {found}): "
-                           "replacing it (store.replace: true)")
-                return "rebuild"
-            raise DeepSegError(
-                f"store.path: {path} was built from other data settings (settings hash "
-                f"{found}, this experiment's is {settings_hash}); point store.path elsewhere, "
-                "or set 'store.replace: true' to overwrite it")
-        try:
-            store.verify()
-        except DeepSegError as exc:
-            click.echo(f"{exc}: rebuilding")
-            return "rebuild"
-    return "reuse"
-
-
-def _hash_of(path: Path) -> str | None:
-    """The settings hash of a store whose data is unreadable, if its attributes still read."""
-    try:
-        with h5py.File(path, "r") as file:
-            return _decode(file.attrs.get("settings_hash"))
-    except (OSError, KeyError):
-        return None

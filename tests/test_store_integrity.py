@@ -113,3 +113,36 @@ def test_store_path_naming_a_file_that_is_no_store_is_left_alone(scene, tmp_path
     done = deepseg("dataprep", exp)
     assert_one_line_error(done, str(precious), "not a readable store", "store.replace: true")
     assert precious.read_bytes() == b"not hdf5 at all" * 100
+
+
+@pytest.mark.parametrize("nbytes", [1, 2, 3, 4097, 65535 * 2 + 1])
+def test_fletcher32_equals_hdf5s_own_checksum(tmp_path, nbytes):
+    from deepseg_core.store_check import fletcher32
+
+    rng = np.random.default_rng(nbytes)
+    cases = [rng.integers(0, 256, nbytes), np.full(nbytes, 255), np.zeros(nbytes)]
+    path = tmp_path / "f.h5"
+    with h5py.File(path, "w") as file:
+        for i, data in enumerate(cases):
+            file.create_dataset(f"d{i}", data=data.astype(np.uint8), chunks=(max(nbytes, 1),),
+                                fletcher32=True, maxshape=(None,))
+    raw = path.read_bytes()
+    with h5py.File(path, "r") as file:
+        for i in range(len(cases)):
+            info = file[f"d{i}"].id.get_chunk_info(0)
+            chunk = raw[info.byte_offset:info.byte_offset + info.size]
+            assert fletcher32(chunk[:-4]) == int.from_bytes(chunk[-4:], "little")
+
+
+def test_verify_names_the_damaged_tile_without_decompressing(scene, tmp_path):
+    _, store = built_store(scene, tmp_path)
+    with h5py.File(store, "r") as file:
+        info = file["labels"].id.get_chunk_info(5)
+    with open(store, "r+b") as handle:  # one bit flipped in tile 5's label chunk
+        handle.seek(info.byte_offset + info.size // 2)
+        byte = handle.read(1)[0]
+        handle.seek(-1, 1)
+        handle.write(bytes([byte ^ 0x01]))
+    with Store(store) as damaged, pytest.raises(DeepSegError) as caught:
+        damaged.verify()
+    assert "tile 5 (labels) is damaged (Fletcher32 checksum mismatch)" in str(caught.value)

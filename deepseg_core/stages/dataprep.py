@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import click
+import h5py
 import numpy as np
 
 from ..errors import DeepSegError
@@ -15,7 +16,7 @@ from ..labels import open_labels
 from ..progress import Progress
 from ..stack import ImageStack
 from ..stats import BandStats
-from ..store import StoreWriter, existing_store
+from ..store import Store, StoreWriter, decode_attr
 from ..tiling import relative, tile_cores
 
 DATA_KEYS = ("segmentation_type", "crs", "resolution", "tilesize", "overlap", "nbands",
@@ -177,3 +178,47 @@ def _summary(path, ntiles, skipped, exp, counts, folds, instance):
     if not instance:
         click.echo("labelled pixels: " + ", ".join(f"{n}={int(c)}" for n, c in
                                                     zip(exp.class_names, counts)))
+
+
+def existing_store(path: Path, settings_hash: str, replace: bool = False) -> str:
+    """What dataprep may do with ``path``: 'absent', 'reuse' (complete, same settings, every
+    checksum verified) or 'rebuild' (damaged, incomplete or other settings with ``replace``).
+    A readable store of other settings, or a file that is no store, is an error unless
+    ``replace``: ``store.path`` must not silently overwrite another experiment's data."""
+    if not path.exists():
+        return "absent"
+    try:
+        store = Store(path)
+    except DeepSegError as exc:
+        if replace or _hash_of(path) == settings_hash:
+            click.echo(f"store {path} cannot be reused ({exc}): rebuilding")
+            return "rebuild"
+        raise DeepSegError(f"store.path: {path} exists and is not a readable store of these "
+                           f"data settings ({exc}); delete it, or set 'store.replace: true' "
+                           "to overwrite it") from None
+    with store:
+        found = store.attrs.get("settings_hash")
+        if found != settings_hash:
+            if replace:
+                click.echo(f"store {path} was built from other data settings (hash {found}): "
+                           "replacing it (store.replace: true)")
+                return "rebuild"
+            raise DeepSegError(
+                f"store.path: {path} was built from other data settings (settings hash "
+                f"{found}, this experiment's is {settings_hash}); point store.path elsewhere, "
+                "or set 'store.replace: true' to overwrite it")
+        try:
+            store.verify()
+        except DeepSegError as exc:
+            click.echo(f"{exc}: rebuilding")
+            return "rebuild"
+    return "reuse"
+
+
+def _hash_of(path: Path) -> str | None:
+    """The settings hash of a store whose data is unreadable, if its attributes still read."""
+    try:
+        with h5py.File(path, "r") as file:
+            return decode_attr(file.attrs.get("settings_hash"))
+    except (OSError, KeyError):
+        return None
