@@ -188,16 +188,22 @@ class Store:
 
     def verify(self) -> None:
         """Check every chunk of every dataset against its Fletcher32 checksum (and the chunk
-        count); a DeepSegError names the first damaged tile or dataset (store_check.py)."""
+        count); a DeepSegError names the first damaged tile or dataset and the fix."""
+        problem = self.problem()
+        if problem is not None:
+            raise self.damaged(*problem)
+
+    def problem(self) -> tuple[str, Exception] | None:
+        """(damaged part, why) found by the checksum check (store_check.py), or None."""
         try:
             found = damage(self.file, self.path)
         except OSError as exc:
-            raise self.damaged("the file", exc) from None
-        if found is not None:
-            name, index, why = found
-            tiled = name in ("images", "labels", "instances", "valid") and index is not None
-            raise self.damaged(f"tile {index} ({name})" if tiled else f"dataset {name}",
-                               OSError(why))
+            return "the file", exc
+        if found is None:
+            return None
+        name, index, why = found
+        tiled = name in ("images", "labels", "instances", "valid") and index is not None
+        return (f"tile {index} ({name})" if tiled else f"dataset {name}"), OSError(why)
 
     def close(self):
         self.file.close()

@@ -207,10 +207,9 @@ def existing_store(path: Path, settings_hash: str, replace: bool = False) -> str
                 f"store.path: {path} was built from other data settings (settings hash "
                 f"{found}, this experiment's is {settings_hash}); point store.path elsewhere, "
                 "or set 'store.replace: true' to overwrite it")
-        try:
-            store.verify()
-        except DeepSegError as exc:
-            click.echo(f"{exc}: rebuilding")
+        problem = store.problem()
+        if problem is not None:
+            click.echo(f"store {path}: {problem[0]} is damaged ({problem[1]}): rebuilding")
             return "rebuild"
     return "reuse"
 
