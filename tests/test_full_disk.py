@@ -110,22 +110,31 @@ def test_train_outputs_on_a_full_or_read_only_disk(scene, case):
             assert leftovers(outdir) == []
 
 
-@pytest.mark.parametrize("free, named", [(0, "metrics.json"), (8192, "fold0_pycm.html")])
-def test_crossval_reports_on_a_full_disk(scene, free, named):
+@pytest.mark.parametrize("free, maps, named", [(0, True, "fold0_errors.tif"),
+                                               (0, False, "metrics.json"),
+                                               (8192, False, "fold0_pycm.html")])
+def test_crossval_outputs_on_a_full_disk(scene, free, maps, named):
     folder, image, gpkg = scene
-    outdir = folder / "runs" / f"cv{free}"
-    exp = experiment(folder, image, gpkg, folder / "store.h5", name=f"cv{free}",
-                     crossval={"folds": [0]})
+    name = f"cv{free}{maps}"
+    outdir = folder / "runs" / name
+    exp = experiment(folder, image, gpkg, folder / "store.h5", name=name,
+                     crossval={"folds": [0], "error_maps": maps})
     fold = outdir / "crossval" / "fold0"
     specs = [("crossval/fold0", "1m", free), ("crossval/fold0/model", "8m", None),
              ("crossval/fold0/logs", "8m", None)]
     with mounts(outdir, specs):
         done = deepseg("crossval", exp)
         line = assert_one_line_error(done, str(fold / named), ENOSPC)
-        assert leftovers(outdir) == [], line
+        assert not (fold / "fold0_errors.tif").exists(), line  # no unreadable error map
         assert not (fold / "fold0_pycm.html").exists()
+        assert leftovers(outdir) == []
         grow(fold)
         again = deepseg("crossval", exp)
         assert again.returncode == 0, again.stderr
         assert (fold / "fold0_pycm.html").stat().st_size > 1000
         assert (outdir / "crossval" / "folds.csv").exists()
+        if maps:
+            import rasterio
+
+            with rasterio.open(fold / "fold0_errors.tif") as errors:
+                assert errors.read().any()

@@ -12,9 +12,10 @@ import json
 import click
 import numpy as np
 
-from ..atomic import io_error, write_text
+from ..atomic import discard, io_error, write_text
 from ..errors import DeepSegError
 from ..folds import split
+from ..gdal_errors import gdal_errors
 from ..metrics.summary import fold_statistics, fold_summary
 from ..prediction.pipeline import run_pipeline
 from ..prediction.tile_eval import TileEvaluator
@@ -68,11 +69,16 @@ def run_fold(exp, registry, store, fold: int, folder, progress: bool) -> None:
     windows = [Window(int(tiles["row"][i]), int(tiles["col"][i]), exp.tilesize, exp.tilesize)
                for i in test_idx]
     try:
-        run_pipeline(lambda w: evaluator.read(w), windows, 0,
-                     lambda x: plugin.predict_tiles(model, x), evaluator.consume,
-                     exp.training.batch_size, 2)
-    finally:
-        evaluator.close()
+        with gdal_errors(evaluator.path):  # the error map: GDAL reports a full disk only so
+            try:
+                run_pipeline(lambda w: evaluator.read(w), windows, 0,
+                             lambda x: plugin.predict_tiles(model, x), evaluator.consume,
+                             exp.training.batch_size, 2)
+            finally:
+                evaluator.close()
+    except DeepSegError:
+        discard(evaluator.path)  # never a half-written error map beside the reports
+        raise
     states = {name: m.state() for name, m in metrics.items()}
     write_text(folder / "metrics.json", json.dumps({"fold": fold, "states": states}))
     for name, metric in metrics.items():
