@@ -193,8 +193,9 @@ def existing_store(path: Path, settings_hash: str, replace: bool = False) -> str
         if replace or _hash_of(path) == settings_hash:
             click.echo(f"store {path} cannot be reused ({exc}): rebuilding")
             return "rebuild"
+        what = "not an HDF5 file" if not h5py.is_hdf5(path) else "an unreadable or other store"
         raise DeepSegError(f"store.path: {path} exists and is not a readable store of these "
-                           f"data settings ({exc}); delete it, or set 'store.replace: true' "
+                           f"data settings ({what}); delete it, or set 'store.replace: true' "
                            "to overwrite it") from None
     with store:
         found = store.attrs.get("settings_hash")
