@@ -58,6 +58,12 @@ class VectorLabels:
             if cfg.class_field and cfg.class_field not in frame.columns:
                 raise DeepSegError(f"labels.class_field: {path} layer {layer!r} has no field "
                                    f"{cfg.class_field!r} (fields: {', '.join(frame.columns[:-1])})")
+            if frame.crs is not None and not grid.crs:
+                raise DeepSegError(
+                    f"images: the image grid has no CRS but the labels {path} (layer {layer!r}) "
+                    f"are in {frame.crs.to_string()}; give the images their CRS (e.g. "
+                    f"'gdal_edit.py -a_srs {frame.crs.to_string()} IMAGE') rather than let "
+                    "dataprep guess that they match")
             if frame.crs is not None and grid.crs and not same_crs(frame.crs.to_wkt(), grid.crs):
                 frame = frame.to_crs(grid.crs)
             values = frame[cfg.class_field] if cfg.class_field else [layer] * len(frame)

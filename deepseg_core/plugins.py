@@ -8,6 +8,7 @@ matches no specification (a misspelling) is always an error.
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import importlib
 import os
@@ -115,8 +116,34 @@ def _check_pending(pm: pluggy.PluginManager, infos: dict[str, PluginInfo]) -> No
             f"{DISABLE_VAR}={name}") from None
 
 
+@contextlib.contextmanager
+def _stdout_to_stderr():
+    """Whatever plugins print while they load goes to stderr, so stdout stays machine-readable
+    (``deepseg plugins --json``); C-level writes to fd 1 are redirected too."""
+    sys.stdout.flush()
+    try:
+        saved = os.dup(1)
+    except OSError:  # no fd 1 at all
+        saved = None
+    try:
+        if saved is not None:
+            os.dup2(2, 1)
+        with contextlib.redirect_stdout(sys.stderr):
+            yield
+    finally:
+        sys.stderr.flush()
+        if saved is not None:
+            os.dup2(saved, 1)
+            os.close(saved)
+
+
 def load_plugins(extra: list[tuple[str, object]] = ()) -> Plugins:
     """Load built-ins, entry points and ``extra`` (name, module) pairs; run the hooks."""
+    with _stdout_to_stderr():
+        return _load(extra)
+
+
+def _load(extra) -> Plugins:
     pm = pluggy.PluginManager(GROUP)
     pm.add_hookspecs(hookspecs)
     blocked = _disabled()
@@ -128,7 +155,9 @@ def load_plugins(extra: list[tuple[str, object]] = ()) -> Plugins:
         listed.append(info)
         try:
             pm.register(loader(), name=info.name)
-        except Exception as exc:  # one broken plugin must not lock the user out
+        except KeyboardInterrupt:  # Ctrl-C still stops the command
+            raise
+        except BaseException as exc:  # sys.exit() too: one broken plugin must not lock us out
             _fail(info, exc, "load")
         else:
             infos[info.name] = info
@@ -143,9 +172,9 @@ def load_plugins(extra: list[tuple[str, object]] = ()) -> Plugins:
             registry.provider = info.name
             try:
                 impl.function(*[{"registry": registry}[a] for a in impl.argnames])
-            except (PluginLoadError, RegistryError):
+            except (PluginLoadError, RegistryError, KeyboardInterrupt):
                 raise
-            except Exception as exc:
+            except BaseException as exc:
                 _fail(info, exc, f"register {hook}")
     registry.provider = "?"
     for info in listed:

@@ -25,7 +25,10 @@ import h5py
 import numpy as np
 
 from . import __version__
+from .atomic import commit, discard
 from .errors import DeepSegError
+from .h5guard import create_guarded
+from .store_check import damage
 
 
 def create_hdf5(path: Path, setting: str, shown: Path | None = None) -> h5py.File:
@@ -43,15 +46,23 @@ TILE_DTYPE = np.dtype([("row", "i8"), ("col", "i8"), ("fold", "i2"), ("geotransf
 
 
 class StoreWriter:
-    """Appends tiles to a new store under a temporary name; ``commit()`` makes it final."""
+    """Appends tiles to a new store under a temporary name; ``commit()`` makes it final.
+
+    A failed write (full disk, EIO, read-only) raises one DeepSegError naming the store and
+    the cause; ``abort()`` then deletes the temporary file."""
 
     def __init__(self, path: Path, tilesize: int, nbands: int, dtype, instance: bool,
                  compression: str = "gzip"):
         self.path = Path(path)
         self.tmp = self.path.with_name(f"{self.path.name}.tmp-{os.getpid()}")
-        self.file = create_hdf5(self.tmp, "store.path", self.path)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.file, self.guard = create_guarded(self.tmp)
+        except OSError as exc:
+            raise DeepSegError(f"store.path: cannot write {self.path} "
+                               f"({exc.strerror or exc})") from None
         comp = None if compression == "none" else compression
-        kw = dict(compression=comp, shuffle=comp is not None)
+        kw = dict(compression=comp, shuffle=comp is not None, fletcher32=True)
         t = tilesize
         self.images = self.file.create_dataset("images", (0, t, t, nbands), dtype=dtype,
                                                maxshape=(None, t, t, nbands),
@@ -70,36 +81,54 @@ class StoreWriter:
         for ds, value in ((self.images, image), (self.labels, label), (self.valid, valid)):
             ds.resize(n + 1, axis=0)
             ds[n] = value
+        self._check()
         self.tiles.append((row, col, 0, tuple(geotransform)))
+
+    def _check(self) -> None:
+        exc = self.guard.error
+        if exc is not None:
+            raise DeepSegError(f"store.path: writing the store {self.path} failed "
+                               f"({exc.strerror or exc}); free space and rerun "
+                               "'deepseg dataprep'")
+
+    def _dataset(self, name, data):
+        return self.file.create_dataset(name, data=data, fletcher32=True)
 
     def commit(self, folds: np.ndarray, attrs: dict, stats: dict, class_counts,
                instance_classes=None) -> None:
         """Write tiles, folds, statistics and attributes; rename to the final path."""
         table = np.array(self.tiles, dtype=TILE_DTYPE)
         table["fold"] = folds
-        self.file.create_dataset("tiles", data=table)
-        group = self.file.create_group("stats")
+        self._dataset("tiles", table)
         for key, value in stats.items():
-            group.create_dataset(key, data=np.asarray(value))
-        self.file.create_dataset("class_counts", data=np.asarray(class_counts, dtype=np.int64))
+            self._dataset(f"stats/{key}", np.asarray(value))
+        self._dataset("class_counts", np.asarray(class_counts, dtype=np.int64))
         if instance_classes is not None:
             table = np.zeros(max(instance_classes, default=0) + 1, dtype=np.int32)
             for iid, cls in instance_classes.items():
                 table[iid] = cls
-            self.file.create_dataset("instance_classes", data=table)
+            self._dataset("instance_classes", table)
         for key, value in attrs.items():
             self.file.attrs[key] = json.dumps(value) if isinstance(value, (list, dict)) else value
         self.file.attrs["deepseg_version"] = __version__
         self.file.attrs["complete"] = True
         self.file.close()
-        os.replace(self.tmp, self.path)
+        self.guard.close()
+        self._check()
+        try:
+            commit(self.tmp, self.path)
+        except OSError as exc:
+            self.guard.error = exc
+            self._check()
 
     def abort(self) -> None:
         """Close and delete the temporary file."""
         try:
-            self.file.close()
+            if self.file.id.valid:
+                self.file.close()
+            self.guard.close()
         finally:
-            self.tmp.unlink(missing_ok=True)
+            discard(self.tmp)
 
 
 class Store:
@@ -112,13 +141,20 @@ class Store:
         try:
             self.file = h5py.File(self.path, "r")
         except OSError as exc:
-            raise DeepSegError(f"{self.path}: not a readable HDF5 store ({exc})") from None
-        if not self.file.attrs.get("complete", False):
+            raise DeepSegError(f"{self.path}: not a readable HDF5 store ({exc}); delete it "
+                               "and rerun 'deepseg dataprep'") from None
+        try:
+            if not self.file.attrs.get("complete", False):
+                raise DeepSegError(f"{self.path}: store is incomplete; rerun 'deepseg dataprep'")
+            self.attrs = {k: decode_attr(v) for k, v in self.file.attrs.items()}
+            self.instance = "instances" in self.file
+            self.tiles = self.file["tiles"][:]
+        except (OSError, KeyError) as exc:
             self.file.close()
-            raise DeepSegError(f"{self.path}: store is incomplete; rerun 'deepseg dataprep'")
-        self.attrs = {k: _decode(v) for k, v in self.file.attrs.items()}
-        self.instance = "instances" in self.file
-        self.tiles = self.file["tiles"][:]
+            raise self.damaged("the tile table", exc) from None
+        except DeepSegError:
+            self.file.close()
+            raise
 
     def __len__(self):
         return len(self.tiles)
@@ -138,8 +174,36 @@ class Store:
 
     def tile(self, index: int):
         """(image (T, T, B), label (T, T), valid (T, T)) of tile ``index``."""
-        return (self.file["images"][index], self.labels[index],
-                self.file["valid"][index].astype(bool))
+        try:
+            return (self.file["images"][index], self.labels[index],
+                    self.file["valid"][index].astype(bool))
+        except OSError as exc:
+            raise self.damaged(f"tile {index}", exc) from None
+
+    def damaged(self, what: str, exc: Exception) -> DeepSegError:
+        """One line naming the store, the damaged part and the fix."""
+        cause = " ".join(str(exc).split())
+        return DeepSegError(f"store {self.path}: {what} is damaged ({cause}); delete the "
+                            "store and rerun 'deepseg dataprep' to rebuild it")
+
+    def verify(self) -> None:
+        """Check every chunk of every dataset against its Fletcher32 checksum (and the chunk
+        count); a DeepSegError names the first damaged tile or dataset and the fix."""
+        problem = self.problem()
+        if problem is not None:
+            raise self.damaged(*problem)
+
+    def problem(self) -> tuple[str, Exception] | None:
+        """(damaged part, why) found by the checksum check (store_check.py), or None."""
+        try:
+            found = damage(self.file, self.path)
+        except OSError as exc:
+            return "the file", exc
+        if found is None:
+            return None
+        name, index, why = found
+        tiled = name in ("images", "labels", "instances", "valid") and index is not None
+        return (f"tile {index} ({name})" if tiled else f"dataset {name}"), OSError(why)
 
     def close(self):
         self.file.close()
@@ -151,7 +215,8 @@ class Store:
         self.close()
 
 
-def _decode(value):
+def decode_attr(value):
+    """An HDF5 attribute as Python: bytes decoded, JSON lists and dicts parsed."""
     if isinstance(value, bytes):
         value = value.decode()
     if isinstance(value, str) and value[:1] in "[{":
@@ -162,14 +227,3 @@ def _decode(value):
     if isinstance(value, np.generic):
         return value.item()
     return value
-
-
-def existing_store_matches(path: Path, settings_hash: str) -> bool:
-    """True when ``path`` is a complete, readable store built from the same data settings."""
-    if not path.exists():
-        return False
-    try:
-        with Store(path) as store:
-            return store.attrs.get("settings_hash") == settings_hash and len(store.tiles) >= 0
-    except (DeepSegError, OSError, KeyError):
-        return False

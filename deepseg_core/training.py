@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .atomic import write_text
 from .errors import DeepSegError
 from .models import TrainSettings
 
@@ -58,6 +59,7 @@ def fit(exp, registry, store, train_idx, val_idx, outdir: Path, progress: bool =
 
     from .callbacks import callbacks_for, load_resume_state
     from .dataset import StoreDataset
+    from .safe_callbacks import guard
 
     plugin = registry.get("model", exp.model.name)
     model_dir, log_dir = outdir / "model", outdir / "logs"
@@ -91,7 +93,7 @@ def fit(exp, registry, store, train_idx, val_idx, outdir: Path, progress: bool =
     steps = exp.training.steps_per_epoch
     model.fit(train, validation_data=val, epochs=exp.epochs, initial_epoch=initial_epoch,
               steps_per_epoch=min(steps, len(train)) if steps else None,
-              callbacks=callbacks_for(exp, model_dir, log_dir, has_val=val is not None),
+              callbacks=guard(callbacks_for(exp, model_dir, log_dir, has_val=val is not None)),
               verbose=1 if progress and os.isatty(2) else 2 if progress else 0)
     return model
 
@@ -100,7 +102,7 @@ def write_model_info(exp, store, model_dir: Path) -> None:
     """model.json: what predict needs besides the weights (normalization, bands, classes)."""
     info = model_info(exp, store.stats(), store.attrs["band_names"], store.attrs["crs"],
                       abs(store.attrs["transform"][1]))
-    (model_dir / "model.json").write_text(json.dumps(info, indent=1))
+    write_text(model_dir / "model.json", json.dumps(info, indent=1))
 
 
 def model_info(exp, stats: dict, band_names, crs, resolution) -> dict:

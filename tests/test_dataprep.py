@@ -166,9 +166,14 @@ def test_interrupted_dataprep_leaves_no_store_that_a_rerun_would_reuse(tmp_path,
 
 
 def test_corrupt_store_is_detected_and_rebuilt(tmp_path, registry, capsys):
+    """A store named by its settings hash is dataprep's own: rebuilt when unreadable (one
+    named by store.path is refused unless store.replace: tests/test_store_integrity.py)."""
     img, gpkg, _ = squares_scene(tmp_path)
-    path = write_experiment(tmp_path, img, gpkg, store={"path": str(tmp_path / "s.h5")})
-    (tmp_path / "s.h5").write_bytes(b"not an hdf5 file")
+    path = write_experiment(tmp_path, img, gpkg)
+    exp = load_experiment(path)
+    target = dataprep.store_path(exp)
+    target.parent.mkdir(parents=True)
+    target.write_bytes(b"not an hdf5 file")
     _, built = run_dataprep(path, registry)
     assert "rebuilding" in capsys.readouterr().out
     with Store(built) as store:

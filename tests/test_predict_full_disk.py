@@ -10,7 +10,6 @@ import tinymodels
 from faults import run
 from scenes import squares_scene
 from test_predict import experiment, fake_training
-from tmpfs import tmpfs  # noqa: F401 - the fixture
 
 from deepseg_core.plugins import load_plugins
 
@@ -56,9 +55,9 @@ def failed_cleanly(done, disk) -> str:
 
 
 @pytest.mark.parametrize("name", list(OUTPUTS))
-def test_a_full_disk_is_an_error_and_a_rerun_with_space_completes(tmp_path, registry, tmpfs,
+def test_a_full_disk_is_an_error_and_a_rerun_with_space_completes(tmp_path, registry, small_disk,
                                                                    name):
-    disk = tmpfs(8 * 1024 * KB)
+    disk = small_disk(8 * 1024 * KB)
     exp = setup(tmp_path, registry, name, disk.path)
     path = str(exp.source)
     assert run("predict", path).returncode == 0
@@ -88,8 +87,8 @@ def test_a_full_disk_is_an_error_and_a_rerun_with_space_completes(tmp_path, regi
     assert files(disk.path) == reference
 
 
-def test_a_read_only_output_folder_is_an_error(tmp_path, registry, tmpfs):
-    disk = tmpfs(4 * 1024 * KB)
+def test_a_read_only_output_folder_is_an_error(tmp_path, registry, small_disk):
+    disk = small_disk(4 * 1024 * KB)
     exp = setup(tmp_path, registry, "geotiff", disk.path)
     disk.read_only()
     message = failed_cleanly(run("predict", str(exp.source)), disk.path)

@@ -34,7 +34,7 @@ class Tmpfs:
 
 
 @pytest.fixture
-def tmpfs(tmp_path):
+def small_disk(tmp_path):
     """``make(size)`` -> a mounted Tmpfs (unmounted after the test)."""
     if os.geteuid() != 0:
         pytest.skip("full-disk tests mount a tmpfs, which needs root (CI runs as root)")

@@ -33,6 +33,10 @@ def check_registry(exp: Experiment, registry) -> None:
     for i, aug in enumerate(exp.augmentation):
         factory = lookup("augmenter", aug.name, f"augmentation[{i}].name")
         if factory is not None:
+            unknown = unknown_parameters(factory, aug.params)
+            if unknown:
+                problems.append(f"{where}: augmentation[{i}]: {unknown}")
+                continue
             try:
                 factory(**aug.params)
             except (DeepSegError, TypeError) as exc:
@@ -48,3 +52,26 @@ def check_registry(exp: Experiment, registry) -> None:
         lookup("metric", name, f"crossval.metrics[{i}]")
     if problems:
         raise ConfigError(problems)
+
+
+def unknown_parameters(factory, params: dict) -> str | None:
+    """A message naming the parameters ``factory`` does not take and the ones it does."""
+    import difflib
+    import inspect
+
+    try:
+        signature = inspect.signature(factory)
+    except (TypeError, ValueError):
+        return None
+    accepted = [n for n, p in signature.parameters.items() if n != "self" and p.kind in
+                (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+    if any(p.kind == p.VAR_KEYWORD for p in signature.parameters.values()):
+        return None
+    unknown = sorted(set(params) - set(accepted))
+    if not unknown:
+        return None
+    hints = [f" (did you mean {close[0]!r}?)" if close else "" for close in
+             (difflib.get_close_matches(u, accepted, n=1) for u in unknown)]
+    named = ", ".join(f"{u!r}{h}" for u, h in zip(unknown, hints))
+    return (f"augmenter parameter(s) {named} unknown; expected some of: "
+            f"{', '.join(sorted(accepted)) or 'none'}")

@@ -41,6 +41,9 @@ def _read_yaml(path: Path) -> dict:
         raise ConfigError(f"{path}: experiment file not found") from None
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read experiment file ({exc.strerror})") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not a text file (byte {exc.start} is not UTF-8 text); "
+                          "the experiment must be a YAML file such as experiment.yaml") from None
     try:
         data = yaml.load(text, Loader=_Loader)
     except yaml.YAMLError as exc:

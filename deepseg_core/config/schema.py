@@ -87,6 +87,8 @@ class Labels(Strict):
 class Store(Strict):
     path: str | None = Field(None, description="HDF5 store (default: <workdir>/stores/<hash>.h5)")
     compression: Literal["gzip", "lzf", "none"] = Field("gzip", description="tile compression")
+    replace: bool = Field(False, description="let dataprep overwrite a store at 'path' that "
+                                             "was built from other data settings")
 
 
 class Training(Strict):
@@ -188,6 +190,24 @@ class Experiment(Strict):
     @property
     def class_names(self) -> list[str]:
         return [c.name for c in self.classes]
+
+    @field_validator("crs")
+    @classmethod
+    def _crs(cls, value):
+        if value is None:
+            return value
+        import rasterio
+        from rasterio.crs import CRS
+        from rasterio.errors import CRSError
+
+        try:
+            with rasterio.Env():  # PROJ's complaint goes to rasterio's logger, not stderr
+                CRS.from_user_input(value)
+        except CRSError as exc:
+            reason = str(exc).split("PROJ:")[0].strip().rstrip(".") or "unknown"
+            raise ValueError(f"{value!r} is not a CRS PROJ knows ({reason}); expected e.g. "
+                             "'EPSG:2193' or a WKT string") from None
+        return value
 
     @field_validator("stages", mode="before")
     @classmethod

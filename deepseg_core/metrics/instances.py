@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..atomic import staged
 from ..errors import DeepSegError
 from . import matching
 from .base import INSTANCE, check_class_names, keep_mask, merged_metric
@@ -136,14 +137,8 @@ class InstanceMetric:
         from .plots import plot_pr_curves
 
         folder = Path(folder)
-        folder.mkdir(parents=True, exist_ok=True)
-        table_path, text_path = folder / f"{stem}_instances.csv", folder / f"{stem}_instances.txt"
+        names = f"{stem}_instances.csv", f"{stem}_instances.txt", f"{stem}_pr.png"
         rows = self.table()
-        with open(table_path, "w", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=list(rows[0]) if rows else ["group"])
-            writer.writeheader()
-            writer.writerows(rows)
-        text_path.write_text("".join(f"{k}: {v:.4f}\n" for k, v in self.summary().items()))
         pooled = [self._arrays(key) for key in sorted(self.groups)]
         ntruth = sum(p[0] for p in pooled)
         scores = np.concatenate([p[1] for p in pooled]) if pooled else np.zeros(0)
@@ -153,8 +148,15 @@ class InstanceMetric:
             precision = matching.interpolated_precision(scores, hits, ntruth)
             label = f"IoU {IOU_THRESHOLDS[index]:.2f}, AP {precision.mean() if ntruth else 0:.3f}"
             curves[label] = (matching.RECALL_POINTS, precision)
-        png = plot_pr_curves(curves, folder / f"{stem}_pr.png", title=stem)
-        return [table_path, text_path, png]
+        with staged(folder, f"{stem}_instances.*") as stage:
+            with open(stage / names[0], "w", newline="") as f:
+                writer = csv.DictWriter(f, fieldnames=list(rows[0]) if rows else ["group"])
+                writer.writeheader()
+                writer.writerows(rows)
+            (stage / names[1]).write_text("".join(f"{k}: {v:.4f}\n"
+                                                  for k, v in self.summary().items()))
+            plot_pr_curves(curves, stage / names[2], title=stem)
+        return [folder / name for name in names]
 
 
 class ClassAwareInstanceMetric(InstanceMetric):

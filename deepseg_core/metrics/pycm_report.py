@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..atomic import staged
 from ..errors import DeepSegError
 from .base import SEMANTIC, as_float, check_class_names, merged_metric
 from .confusion import as_pycm_matrix, confusion_counts
@@ -79,20 +80,23 @@ class PycmMetric:
         from .plots import plot_confusion
 
         folder = Path(folder)
-        folder.mkdir(parents=True, exist_ok=True)
-        cm, base = self.confusion_matrix(), str(folder / stem)
+        cm = self.confusion_matrix()
         written = [(cm.save_html, [".html"]), (partial(cm.save_csv, header=True),
                                                 [".csv", "_matrix.csv"]), (cm.save_stat, [".pycm"])]
         paths = []
-        for save, suffixes in written:
-            with warnings.catch_warnings():  # pycm 4.x leaves save_csv's files to be collected
-                warnings.simplefilter("ignore", ResourceWarning)
-                result = save(base, address=False)
-            if not result.get("Status"):
-                raise DeepSegError(f"pycm could not write {base}: {result.get('Message')}")
-            paths += [folder / f"{stem}{suffix}" for suffix in suffixes]
-        paths.append(plot_confusion(self.counts, self.class_names, folder / f"{stem}_confusion.png",
-                                    title=stem))
+        with staged(folder, f"{stem}.*") as stage:
+            for save, suffixes in written:
+                with warnings.catch_warnings():  # pycm 4.x leaves save_csv's files behind
+                    warnings.simplefilter("ignore", ResourceWarning)
+                    result = save(str(stage / stem), address=False)
+                if not result.get("Status"):
+                    cause = " ".join(str(result.get("Message")).split())
+                    raise DeepSegError(f"{folder / stem}{suffixes[0]}: cannot write ({cause}); "
+                                       "free space or fix the folder's permissions and rerun")
+                paths += [folder / f"{stem}{suffix}" for suffix in suffixes]
+            plot_confusion(self.counts, self.class_names, stage / f"{stem}_confusion.png",
+                           title=stem)
+            paths.append(folder / f"{stem}_confusion.png")
         return paths
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..atomic import staged
 from .base import as_float
 
 
@@ -33,23 +34,22 @@ def fold_statistics(summaries: dict) -> dict[str, dict]:
 def fold_summary(summaries: dict, folder, stem: str = "folds", digits: int = 4) -> list[Path]:
     """Write ``stem.csv`` and ``stem.md`` tables of the statistics per fold and mean ± std."""
     folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
     folds = [str(f) for f in summaries]
     table = fold_statistics(summaries)
-    csv_path, md_path = folder / f"{stem}.csv", folder / f"{stem}.md"
-    with open(csv_path, "w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(["statistic", "mean", "std"] + [f"fold {n}" for n in folds])
-        for key, row in table.items():
-            writer.writerow([key, _fmt(row["mean"], digits), _fmt(row["std"], digits)]
-                            + [_fmt(v, digits) for v in row["folds"]])
     header = ["statistic", "mean ± std"] + [f"fold {n}" for n in folds]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for key, row in table.items():
         cells = [key, f"{_fmt(row['mean'], digits)} ± {_fmt(row['std'], digits)}"]
         lines.append("| " + " | ".join(cells + [_fmt(v, digits) for v in row["folds"]]) + " |")
-    md_path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    return [csv_path, md_path]
+    with staged(folder, f"{stem}.*") as stage:
+        with open(stage / f"{stem}.csv", "w", newline="") as f:
+            writer = csv.writer(f)
+            writer.writerow(["statistic", "mean", "std"] + [f"fold {n}" for n in folds])
+            for key, row in table.items():
+                writer.writerow([key, _fmt(row["mean"], digits), _fmt(row["std"], digits)]
+                                + [_fmt(v, digits) for v in row["folds"]])
+        (stage / f"{stem}.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return [folder / f"{stem}.csv", folder / f"{stem}.md"]
 
 
 def _fmt(value: float, digits: int) -> str:

@@ -27,7 +27,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..atomic import fsync_dir, io_error, temporary_name, write_atomic
+from ..atomic import fsync_dir, io_error, write_text
+from ..atomic import temporary as temporary_file
 from ..errors import DeepSegError
 from ..raster import Window
 
@@ -97,7 +98,7 @@ class Partial:
             raise self._failed(exc) from None
         state = {**self.state, **values, "tiles": int(tiles), "bytes": self.offset,
                  "complete": bool(complete)}
-        write_atomic(self.record, json.dumps({"format": FORMAT, "key": self.key, **state}))
+        write_text(self.record, json.dumps({"format": FORMAT, "key": self.key, **state}))
         self.state = state
 
     def _failed(self, exc: OSError) -> DeepSegError:
@@ -177,6 +178,6 @@ def _damaged(log: Path, offset: int) -> DeepSegError:
 def remove(base: Path) -> None:
     """Delete a partial's files (after its output is verified)."""
     record = base.with_name(base.name + ".commit.json")
-    for path in (record, temporary_name(record), base.with_name(base.name + ".blocks")):
+    for path in (record, temporary_file(record), base.with_name(base.name + ".blocks")):
         path.unlink(missing_ok=True)
     fsync_dir(base.parent)

@@ -38,8 +38,8 @@ def predict_shard(plan, run_tiles, windows, cores, rows, i: int, n: int):
 
 
 def assemble_outputs(plan, registry, n: int) -> list:
-    """The class raster (and probabilities, polygons) from the ``n`` finished partials;
-    the partials are deleted once every output is written and verified."""
+    """The class raster (and probabilities, polygons) from the ``n`` finished partials,
+    published together once every one is written and verified."""
     s = plan.settings
     out = s.output
     writer, reader_for = registry.writer_for(out, s.format), registry.reader_for
@@ -59,7 +59,10 @@ def assemble_outputs(plan, registry, n: int) -> list:
         for tmp in written:
             remove_output(tmp)
         raise
-    outputs = publish(written)
-    for base, _ in parts:
-        remove(base)
-    return outputs
+    return publish(written)
+
+
+def remove_shards(plan, n: int) -> None:
+    """Delete the ``n`` shards' partials (once the outputs are published)."""
+    for i in range(n):
+        remove(plan.partial_base(i, n))

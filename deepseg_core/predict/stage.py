@@ -7,27 +7,13 @@ from pathlib import Path
 
 import click
 
-from ..errors import DeepSegError
+from ..atomic import write_text
+from ..model_files import load_model_info
 from .instances.run import merge_instance_shards, stitch_shard
+from .instances.run import remove_shards as remove_instance_shards
 from .plan import Plan, Settings, parse_shard
 from .runner import tile_runner
-from .semantic import assemble_outputs, predict_shard
-
-
-def load_model_info(outdir: Path, nbands: int, classes) -> tuple[dict, Path]:
-    """model.json and the weights file of the trained model (best, else last)."""
-    model_dir = outdir / "model"
-    info_path = model_dir / "model.json"
-    weights = next((p for p in (model_dir / "best.keras", model_dir / "last.keras")
-                    if p.exists()), None)
-    if not info_path.exists() or weights is None:
-        raise DeepSegError(f"no trained model in {model_dir}: run 'deepseg train' first")
-    info = json.loads(info_path.read_text())
-    if info["nbands"] != nbands or info["classes"] != list(classes):
-        raise DeepSegError(f"the model in {model_dir} was trained with nbands={info['nbands']} "
-                           f"and classes {info['classes']}, the experiment has "
-                           f"nbands={nbands} and classes {list(classes)}")
-    return info, weights
+from .semantic import assemble_outputs, predict_shard, remove_shards
 
 
 def run(exp, registry, shard=None, merge=False, progress=True):
@@ -38,6 +24,8 @@ def run(exp, registry, shard=None, merge=False, progress=True):
     i, n = parse_shard(shard)
     plan = Plan(settings, registry, info)
     try:
+        if (merge or n == 1) and _published(plan) is not None:
+            return _finish(plan, registry, 0)
         if merge:
             return _finish(plan, registry, plan.count_shards())
         done = _predict_shard(plan, registry, info, weights, i, n, progress)
@@ -62,9 +50,35 @@ def _predict_shard(plan, registry, info, weights, i: int, n: int, progress: bool
 
 
 def _finish(plan, registry, n: int):
-    if plan.settings.instance:
-        outputs = merge_instance_shards(plan, registry, n)
-    else:
-        outputs = assemble_outputs(plan, registry, n)
-    click.echo("prediction: " + ", ".join(str(p) for p in outputs))
-    return outputs[0]
+    """Assemble the ``n`` shards and publish the outputs, recording that they are; then
+    delete the shards. After a kill while deleting, a rerun only finishes the deleting."""
+    record = _published_record(plan)
+    state = _published(plan)
+    if state is None:
+        if plan.settings.instance:
+            outputs = merge_instance_shards(plan, registry, n)
+        else:
+            outputs = assemble_outputs(plan, registry, n)
+        state = {"key": plan.key, "shards": n, "outputs": [str(p) for p in outputs]}
+        write_text(record, json.dumps(state))
+    (remove_instance_shards if plan.settings.instance else remove_shards)(plan, state["shards"])
+    record.unlink(missing_ok=True)
+    click.echo("prediction: " + ", ".join(state["outputs"]))
+    return Path(state["outputs"][0])
+
+
+def _published_record(plan) -> Path:
+    out = plan.settings.output
+    return out.with_name(f".{out.name}.published.json")
+
+
+def _published(plan) -> dict | None:
+    """The record of outputs published but whose shards may not all be deleted yet."""
+    try:
+        state = json.loads(_published_record(plan).read_text())
+    except (OSError, ValueError):
+        return None
+    outputs = [Path(p) for p in state.get("outputs", [])] if isinstance(state, dict) else []
+    if state.get("key") != plan.key or not outputs or not all(p.exists() for p in outputs):
+        return None
+    return state

@@ -12,8 +12,10 @@ import json
 import click
 import numpy as np
 
+from ..atomic import discard, io_error, write_text
 from ..errors import DeepSegError
 from ..folds import split
+from ..gdal_errors import gdal_errors
 from ..geo.tiling import tile_cores
 from ..metrics.summary import fold_statistics, fold_summary
 from ..predict.pipeline import run_pipeline
@@ -41,12 +43,15 @@ def chosen_folds(exp, store) -> list[int]:
 def run(exp, registry, progress: bool = True) -> dict:
     """Run the chosen folds, then summarize every finished fold; returns the summary table."""
     root = exp.outdir / "crossval"
-    save_resolved(exp, exp.outdir)
-    with open_store(exp) as store:
-        for fold in chosen_folds(exp, store):
-            click.echo(f"== crossval fold {fold}")
-            run_fold(exp, registry, store, fold, root / f"fold{fold}", progress)
-    return summarize(exp, registry, root)
+    try:
+        save_resolved(exp, exp.outdir)
+        with open_store(exp) as store:
+            for fold in chosen_folds(exp, store):
+                click.echo(f"== crossval fold {fold}")
+                run_fold(exp, registry, store, fold, root / f"fold{fold}", progress)
+        return summarize(exp, registry, root)
+    except OSError as exc:  # a folder that cannot be made; the writers name their files
+        raise io_error(exc.filename or root, exc) from None
 
 
 def run_fold(exp, registry, store, fold: int, folder, progress: bool) -> None:
@@ -64,13 +69,18 @@ def run_fold(exp, registry, store, fold: int, folder, progress: bool) -> None:
     windows = [Window(int(tiles["row"][i]), int(tiles["col"][i]), exp.tilesize, exp.tilesize)
                for i in test_idx]
     try:
-        run_pipeline(lambda w: evaluator.read(w), windows, 0,
-                     lambda x: plugin.predict_tiles(model, x), evaluator.consume,
-                     exp.training.batch_size, 2)
-    finally:
-        evaluator.close()
+        with gdal_errors(evaluator.path):  # the error map: GDAL reports a full disk only so
+            try:
+                run_pipeline(lambda w: evaluator.read(w), windows, 0,
+                             lambda x: plugin.predict_tiles(model, x), evaluator.consume,
+                             exp.training.batch_size, 2)
+            finally:
+                evaluator.close()
+    except DeepSegError:
+        discard(evaluator.path)  # never a half-written error map beside the reports
+        raise
     states = {name: m.state() for name, m in metrics.items()}
-    (folder / "metrics.json").write_text(json.dumps({"fold": fold, "states": states}))
+    write_text(folder / "metrics.json", json.dumps({"fold": fold, "states": states}))
     for name, metric in metrics.items():
         metric.write_report(folder, f"fold{fold}_{name}")
 

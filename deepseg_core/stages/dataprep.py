@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import click
+import h5py
 import numpy as np
 
 from ..errors import DeepSegError
@@ -16,7 +17,7 @@ from ..labels import open_labels
 from ..progress import Progress
 from ..stack import ImageStack
 from ..stats import BandStats
-from ..store import StoreWriter, existing_store_matches
+from ..store import Store, StoreWriter, decode_attr
 
 DATA_KEYS = ("segmentation_type", "crs", "resolution", "tilesize", "overlap", "nbands",
              "images", "labels", "classes", "ignore_label", "padding", "tiler", "folds")
@@ -52,11 +53,12 @@ def run(exp, registry, progress: bool = True) -> Path:
     if exp.labels is None:
         raise DeepSegError(f"{exp.source}: labels: dataprep needs a 'labels' section")
     digest, path = settings_hash(exp), store_path(exp)
-    if existing_store_matches(path, digest):
-        click.echo(f"reusing store {path} (built from the same data settings)")
+    # a store named by its hash is ours to rebuild; one named by store.path may be another's
+    replace = exp.store.replace or not exp.store.path
+    if existing_store(path, digest, replace) == "reuse":
+        click.echo(f"reusing store {path} (built from the same data settings, checksums "
+                   "verified)")
         return path
-    if path.exists():
-        click.echo(f"store {path} is incomplete, corrupt or from other settings: rebuilding")
     for stale in path.parent.glob(f"{path.name}.tmp-*"):
         stale.unlink(missing_ok=True)
     with ImageStack(exp.images, registry, exp.crs, exp.resolution) as stack:
@@ -176,3 +178,47 @@ def _summary(path, ntiles, skipped, exp, counts, folds, instance):
     if not instance:
         click.echo("labelled pixels: " + ", ".join(f"{n}={int(c)}" for n, c in
                                                     zip(exp.class_names, counts)))
+
+
+def existing_store(path: Path, settings_hash: str, replace: bool = False) -> str:
+    """What dataprep may do with ``path``: 'absent', 'reuse' (complete, same settings, every
+    checksum verified) or 'rebuild' (damaged, incomplete or other settings with ``replace``).
+    A readable store of other settings, or a file that is no store, is an error unless
+    ``replace``: ``store.path`` must not silently overwrite another experiment's data."""
+    if not path.exists():
+        return "absent"
+    try:
+        store = Store(path)
+    except DeepSegError as exc:
+        if replace or _hash_of(path) == settings_hash:
+            click.echo(f"store {path} cannot be reused ({exc}): rebuilding")
+            return "rebuild"
+        what = "not an HDF5 file" if not h5py.is_hdf5(path) else "an unreadable or other store"
+        raise DeepSegError(f"store.path: {path} exists and is not a readable store of these "
+                           f"data settings ({what}); delete it, or set 'store.replace: true' "
+                           "to overwrite it") from None
+    with store:
+        found = store.attrs.get("settings_hash")
+        if found != settings_hash:
+            if replace:
+                click.echo(f"store {path} was built from other data settings (hash {found}): "
+                           "replacing it (store.replace: true)")
+                return "rebuild"
+            raise DeepSegError(
+                f"store.path: {path} was built from other data settings (settings hash "
+                f"{found}, this experiment's is {settings_hash}); point store.path elsewhere, "
+                "or set 'store.replace: true' to overwrite it")
+        problem = store.problem()
+        if problem is not None:
+            click.echo(f"store {path}: {problem[0]} is damaged ({problem[1]}): rebuilding")
+            return "rebuild"
+    return "reuse"
+
+
+def _hash_of(path: Path) -> str | None:
+    """The settings hash of a store whose data is unreadable, if its attributes still read."""
+    try:
+        with h5py.File(path, "r") as file:
+            return decode_attr(file.attrs.get("settings_hash"))
+    except (OSError, KeyError):
+        return None

@@ -8,6 +8,7 @@ import click
 import numpy as np
 import yaml
 
+from ..atomic import io_error, write_text
 from ..errors import DeepSegError
 from ..folds import split
 from ..store import Store
@@ -46,16 +47,22 @@ def validation_folds(exp) -> list[int]:
 
 def save_resolved(exp, outdir: Path) -> None:
     """The resolved config actually used, as experiment.yaml in the experiment folder."""
-    outdir.mkdir(parents=True, exist_ok=True)
     text = yaml.safe_dump(exp.model_dump(mode="json"), sort_keys=False)
-    (outdir / "experiment.yaml").write_text(f"# resolved from {exp.source}\n{text}")
+    write_text(outdir / "experiment.yaml", f"# resolved from {exp.source}\n{text}")
 
 
 def run(exp, registry, progress: bool = True):
     """Train and return the trained keras model."""
+    outdir = exp.outdir
+    try:
+        return _train(exp, registry, outdir, progress)
+    except OSError as exc:  # e.g. a folder that cannot be made; the callbacks name their files
+        raise io_error(exc.filename or outdir, exc) from None
+
+
+def _train(exp, registry, outdir: Path, progress: bool):
     from ..training import fit
 
-    outdir = exp.outdir
     save_resolved(exp, outdir)
     with open_store(exp) as store:
         tiles = store.tiles

@@ -16,7 +16,8 @@ from pathlib import Path
 
 import click
 
-from ...atomic import fsync_dir, replace_durably, temporary_name, write_atomic
+from ...atomic import fsync_dir, replace_durably, write_text
+from ...atomic import temporary as temporary_file
 from ...errors import DeepSegError
 from ...instance_table import attach_instance_table
 from ...sidecars import remove_output
@@ -78,7 +79,7 @@ def stitch_shard(plan, i: int, n: int, cores: dict, run_tiles) -> Path:
         fsync_dir(kept.parent)
 
     def commit(stripe, tiles):
-        write_atomic(progress, json.dumps({"key": key, "stripe": int(stripe),
+        write_text(progress, json.dumps({"key": key, "stripe": int(stripe),
                                            "tiles": int(tiles)}))
 
     stitcher = InstanceStitcher(instance_info(plan), work, s.classes, shard=True,
@@ -92,9 +93,9 @@ def stitch_shard(plan, i: int, n: int, cores: dict, run_tiles) -> Path:
         click.echo(f"resuming shard {i}/{n} after {start} tiles")
     run_tiles(tile_consumer(s.score_threshold, stitcher, cores), start)
     stitcher.finish()
-    write_atomic(final.with_name(final.name + ".json"), json.dumps({"key": key}))
+    write_text(final.with_name(final.name + ".json"), json.dumps({"key": key}))
     replace_durably(work, final)
-    for path in (progress, temporary_name(progress)):
+    for path in (progress, temporary_file(progress)):
         path.unlink(missing_ok=True)
     return final
 
@@ -115,8 +116,8 @@ def shard_files(plan, i: int, n: int) -> list[Path]:
     work = temporary(final)
     progress = work.with_name(f"{work.stem}.progress.json")
     marker = final.with_name(final.name + ".json")
-    return [final, marker, temporary_name(marker), work, work.with_name(f"{work.stem}.resume.gpkg"),
-            progress, temporary_name(progress)]
+    return [final, marker, temporary_file(marker), work, work.with_name(f"{work.stem}.resume.gpkg"),
+            progress, temporary_file(progress)]
 
 
 def _load_progress(path: Path, key: dict) -> dict | None:
@@ -159,7 +160,11 @@ def merge_instance_shards(plan, registry, n: int) -> list[Path]:
     finally:
         remove_output(tmp_raster)
         tmp_gpkg.unlink(missing_ok=True)
+    return [out, gpkg]
+
+
+def remove_shards(plan, n: int) -> None:
+    """Delete the ``n`` shards' files (once the outputs are published)."""
     for i in range(n):
         for path in shard_files(plan, i, n):
             path.unlink(missing_ok=True)
-    return [out, gpkg]

@@ -1,0 +1,88 @@
+"""Training callbacks that fail in one line and never leave a half-written model file.
+
+``guard(callbacks)`` wraps the hooks of every callback of a run, whatever class it is:
+
+- a ``.keras`` checkpoint (any callback with a ``filepath`` ending in ``.keras``) is written
+  under a temporary name and renamed into place only when the save succeeded, so a full disk
+  keeps the previous good ``best.keras``/``last.keras``;
+- an OSError (ENOSPC, EIO, EROFS) or a TensorFlow I/O error in a hook becomes one
+  ``DeepSegError`` naming the file the callback writes and the cause.
+"""
+
+from __future__ import annotations
+
+import errno
+import functools
+import os
+from pathlib import Path
+
+from .atomic import commit, discard, io_error
+from .errors import DeepSegError
+
+HOOKS = ("on_train_begin", "on_train_end", "on_epoch_begin", "on_epoch_end",
+         "on_train_batch_begin", "on_train_batch_end", "on_test_begin", "on_test_end",
+         "on_test_batch_begin", "on_test_batch_end")
+PATH_ATTRIBUTES = ("filepath", "filename", "png_path", "path", "log_dir")
+
+
+def target_of(callback) -> str:
+    """The file or folder a callback writes (for the error message)."""
+    for name in PATH_ATTRIBUTES:
+        value = getattr(callback, name, None)
+        if isinstance(value, (str, Path)):
+            return str(value)
+    return type(callback).__name__
+
+
+def _io_errors() -> tuple[type[BaseException], ...]:
+    try:
+        import tensorflow as tf
+    except ImportError:  # another Keras backend
+        return (OSError,)
+    return (OSError, tf.errors.OpError)
+
+
+def _cause(exc: BaseException) -> OSError:
+    """The OSError of ``exc``; TensorFlow's I/O errors carry only a long message."""
+    if isinstance(exc, OSError):
+        return exc
+    message = getattr(exc, "message", None) or str(exc)
+    for code in (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EIO, errno.EACCES):
+        if os.strerror(code) in message:
+            return OSError(code, os.strerror(code))
+    return OSError(" ".join(message.split())[:200])
+
+
+def guard(callbacks: list) -> list:
+    """``callbacks``, each hook wrapped as described in the module docstring (in place)."""
+    errors = _io_errors()
+    for callback in callbacks:
+        final = getattr(callback, "filepath", None)
+        atomic = isinstance(final, str) and final.endswith(".keras") and "{" not in final
+        if atomic:  # Keras wants the suffix: best.keras -> best.keras.tmp-<pid>.keras
+            callback.filepath = f"{final}.tmp-{os.getpid()}.keras"
+        for hook in HOOKS:
+            method = getattr(callback, hook, None)
+            if method is not None:
+                setattr(callback, hook, _wrap(method, callback, errors,
+                                              Path(final) if atomic else None))
+    return callbacks
+
+
+def _wrap(method, callback, errors, final: Path | None):
+    @functools.wraps(method)
+    def hook(*args, **kwargs):
+        tmp = Path(callback.filepath) if final is not None else None
+        try:
+            result = method(*args, **kwargs)
+            if tmp is not None and tmp.exists():
+                commit(tmp, final)
+            return result
+        except DeepSegError:
+            raise
+        except errors as exc:
+            if tmp is not None:
+                discard(tmp)
+            shown = final or getattr(exc, "filename", None) or target_of(callback)
+            raise io_error(shown, _cause(exc)) from None
+    return hook
