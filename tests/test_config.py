@@ -186,7 +186,8 @@ BAD = [
      "file not found: {folder}/data/nothere.gpkg"),
     ("unknown-model", {"model": "unet65"}, "model.name", "unknown model 'unet65'; available: "),
     ("unknown-model-param", {"model": {"name": "unet64", "filterz": 8}}, "model",
-     "model parameter(s) filterz unknown; expected some of: depth, dropout, filters"),
+     "model parameter(s) filterz unknown; expected some of: depth, dropout, encoder, "
+     "encoder_weights, filters, weights"),
     ("bad-model-param", {"model": {"name": "unet64", "depth": 0}}, "model",
      "model parameter depth must be a whole number >= 1, not 0"),
     ("unknown-writer", {"predict": {"format": "bmp"}}, "predict.format",

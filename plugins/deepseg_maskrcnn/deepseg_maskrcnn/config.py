@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import numbers
+
 from deepseg_core.errors import DeepSegError
 from deepseg_core.pretrained import check_weights_path
 

@@ -28,9 +28,9 @@ class MaskRCNNPlugin:
     def build(self, nbands, nclasses, tilesize, params):
         """A new uncompiled MaskRCNN model; ``params['weights']`` is loaded by layer name."""
         merged = check_params(params, tilesize, nbands, nclasses)
-        from .model import MaskRCNN
         from deepseg_core.pretrained import show
 
+        from .model import MaskRCNN
         from .weights import load_by_name
 
         model = MaskRCNN(nbands, nclasses, merged, name="maskrcnn")

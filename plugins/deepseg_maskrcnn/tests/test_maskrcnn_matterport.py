@@ -59,7 +59,7 @@ def test_heads_are_folded_exactly_and_class_heads_reinitialized(tmp_path, capsys
     assert "skipped 3," in printed and "0 model layers not in the file" in printed
     for head in ("mrcnn_class_logits", "mrcnn_bbox_fc", "mrcnn_mask"):
         assert f"skipped {head}: shape" in printed
-        assert f"in the model (re-initialized for the model's 3 classes)" in printed
+        assert "in the model (re-initialized for the model's 3 classes)" in printed
     assert "adapted conv1_conv: 3 bands in the file, 4 in the model" in printed
     conv1 = layers["conv1"]["conv1/kernel:0"]
     kernel = weights_of(model, "conv1_conv")[0]
