@@ -240,8 +240,8 @@ def test_several_problems_give_one_line_each(project):
         f"error: {path}: epochs: Input should be greater than or equal to 1 (got 0)",
         f"error: {path}: foo: unknown key; expected one of: name, workdir, segmentation_type, "
         "stages, crs, resolution, tilesize, overlap, nbands, epochs, learning_rate, images, "
-        "labels, classes, ignore_label, padding, tiler, folds, store, model, training, "
-        "augmentation, crossval, predict, hpc"]
+        "scenes, labels, classes, ignore_label, padding, tiler, folds, fold_by, store, model, "
+        "training, augmentation, crossval, predict, hpc"]
 
 
 def test_circular_extends(tmp_path):

@@ -92,10 +92,24 @@ def _resolve_paths(data: dict, folder: Path) -> dict:
         sub = data.get(section)
         if isinstance(sub, dict):
             data[section] = {k: (_resolve(v, folder) if k in keys else v) for k, v in sub.items()}
+    if isinstance(data.get("scenes"), list):
+        data["scenes"] = [_scene_paths(scene, folder) for scene in data["scenes"]]
     pred = data.get("predict")
     if isinstance(pred, dict) and "images" in pred:
         data["predict"] = {**pred, "images": _images(pred["images"], folder)}
     return data
+
+
+def _scene_paths(scene, folder: Path):
+    if not isinstance(scene, dict):
+        return scene
+    scene = dict(scene)
+    if "images" in scene:
+        scene["images"] = _images(scene["images"], folder)
+    if isinstance(scene.get("labels"), dict):
+        scene["labels"] = {k: (_resolve(v, folder) if k in ("path", "raster") else v)
+                           for k, v in scene["labels"].items()}
+    return scene
 
 
 def _merge(base: dict, over: dict) -> dict:
@@ -130,19 +144,23 @@ def load_raw(path: Path, chain: tuple[Path, ...] = ()) -> dict:
 
 def _check_files(path: Path, exp: Experiment) -> list[str]:
     problems = []
-    for i, src in enumerate(exp.images):
-        for item in src.path if isinstance(src.path, list) else [src.path]:
-            matches = expand_paths(item)
-            if not matches:
-                problems.append(f"{path}: images[{i}].path: no files match {item}")
-            for p in matches:
-                if not Path(p).exists():
-                    problems.append(f"{path}: images[{i}].path: file not found: {p}")
-    if exp.labels is not None:
-        for key in ("path", "raster"):
-            value = getattr(exp.labels, key)
-            if value and not Path(value).exists():
-                problems.append(f"{path}: labels.{key}: file not found: {value}")
+    groups = [("images", exp.images, exp.labels, "labels")] if not exp.scenes else [
+        (f"scenes[{n}].images", scene.images, scene.labels, f"scenes[{n}].labels")
+        for n, scene in enumerate(exp.scenes)] + [("images", [], exp.labels, "labels")]
+    for where, images, labels, lwhere in groups:
+        for i, src in enumerate(images):
+            for item in src.path if isinstance(src.path, list) else [src.path]:
+                matches = expand_paths(item)
+                if not matches:
+                    problems.append(f"{path}: {where}[{i}].path: no files match {item}")
+                for p in matches:
+                    if not Path(p).exists():
+                        problems.append(f"{path}: {where}[{i}].path: file not found: {p}")
+        if labels is not None:
+            for key in ("path", "raster"):
+                value = getattr(labels, key)
+                if value and not Path(value).exists():
+                    problems.append(f"{path}: {lwhere}.{key}: file not found: {value}")
     return problems
 
 
