@@ -134,3 +134,57 @@ def test_crossval_runs_over_scenes(tmp_path, registry):
     dataprep.run(exp, registry, progress=False)
     table = crossval.run(exp, registry, progress=False)
     assert "overall_accuracy" in table
+
+
+def test_scene_paths_resolve_against_the_yaml_and_missing_files_are_named(tmp_path):
+    import yaml
+
+    from deepseg_core.errors import ConfigError
+
+    (tmp_path / "plots").mkdir()
+    (tmp_path / "plots" / "a.tif").write_bytes(b"")
+    exp = {"nbands": 3, "classes": [{"name": "bg"}, {"name": "tree"}], "model": "unet64",
+           "scenes": [{"images": "plots/a.tif", "labels": {"path": "plots/a.tif"}},
+                      {"name": "b", "images": ["plots/b.tif"]}]}
+    path = tmp_path / "exp.yaml"
+    path.write_text(yaml.safe_dump(exp))
+    loaded = load_experiment(path, check_files=False)
+    assert loaded.scenes[0].images[0].path == str(tmp_path / "plots" / "a.tif")
+    assert loaded.scenes[0].labels.path == str(tmp_path / "plots" / "a.tif")
+    assert loaded.images == loaded.scenes[0].images  # what predict uses by default
+    with pytest.raises(ConfigError, match="scenes\\[1\\].images\\[0\\].path: file not found: "
+                                          f"{tmp_path}/plots/b.tif"):
+        load_experiment(path)
+
+
+def test_real_sentinel2_corner_tiles_as_scenes_tile_only_their_extent(shared_data, tmp_path,
+                                                                      registry):
+    rs = shared_data / "rsgislib"
+    corners = [rs / "s2_over_tiles" / f"sen2_20210527_aber_tile{i}.tif" for i in (0, 15)]
+    common = dict(nbands=10, tilesize=64, overlap=16, folds=2, images=None,
+                  classes=[{"name": "background"}] + [{"name": f"c{v}", "value": v}
+                                                      for v in range(1, 6)],
+                  labels={"raster": str(rs / "sen2_20210527_aber_cls.tif"), "path": None,
+                          "class_field": None, "outside": "ignore"})
+    stores = {}
+    for name, scenes in (("both", [{"images": str(p)} for p in corners]),
+                         ("first", [{"images": str(corners[0])}]),
+                         ("last", [{"images": str(corners[1])}])):
+        (tmp_path / name).mkdir()
+        path = write_experiment(tmp_path / name, corners[0], corners[0], name=name,
+                                scenes=scenes, **common)
+        store = Store(dataprep.run(load_experiment(path), registry, progress=False))
+        stores[name] = store
+    both, first, last = stores["both"], stores["first"], stores["last"]
+    # the two corners are 9 km apart: a mosaic grid of 930 x 947 px; the scenes tile 271 x 270
+    # and 200 x 216 px only, exactly as each tile on its own
+    assert (both.attrs["width"], both.attrs["height"]) == (930, 947)
+    assert np.bincount(both.tiles["scene"]).tolist() == [len(first), len(last)]
+    images = both.file["images"]
+    np.testing.assert_array_equal(images[:len(first)], first.file["images"][:])
+    np.testing.assert_array_equal(images[len(first):], last.file["images"][:])
+    np.testing.assert_array_equal(both.tiles["geotransform"][len(first):],
+                                  last.tiles["geotransform"])
+    assert set(both.tiles["fold"][both.tiles["scene"] == 1]) >= {0, 1}  # both folds get each
+    for store in stores.values():
+        store.close()

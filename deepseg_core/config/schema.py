@@ -186,7 +186,7 @@ class Experiment(Strict):
     folds: int = Field(5, ge=1, description="spatial folds")
     fold_by: Literal["tiles", "scenes"] = Field(
         "tiles", description="folds balanced over tiles within every scene, or whole scenes "
-                             "to folds (at most one fold per scene)")
+                             "to folds (at most as many folds as scenes)")
     store: Store = Field(default_factory=Store, description="the HDF5 tile store")
     model: Named = Field(description="registered model name and its parameters")
     training: Training = Field(default_factory=Training, description="training settings")
