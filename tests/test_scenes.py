@@ -169,10 +169,12 @@ def test_real_sentinel2_corner_tiles_as_scenes_tile_only_their_extent(shared_dat
     stores = {}
     for name, scenes in (("both", [{"images": str(p)} for p in corners]),
                          ("first", [{"images": str(corners[0])}]),
-                         ("last", [{"images": str(corners[1])}])):
+                         ("last", [{"images": str(corners[1])}]),
+                         ("mosaic", None)):
         (tmp_path / name).mkdir()
+        kw = {"scenes": scenes} if scenes else {"images": [{"path": [str(p) for p in corners]}]}
         path = write_experiment(tmp_path / name, corners[0], corners[0], name=name,
-                                scenes=scenes, **common)
+                                **{**common, **kw})
         store = Store(dataprep.run(load_experiment(path), registry, progress=False))
         stores[name] = store
     both, first, last = stores["both"], stores["first"], stores["last"]
@@ -186,5 +188,11 @@ def test_real_sentinel2_corner_tiles_as_scenes_tile_only_their_extent(shared_dat
     np.testing.assert_array_equal(both.tiles["geotransform"][len(first):],
                                   last.tiles["geotransform"])
     assert set(both.tiles["fold"][both.tiles["scene"] == 1]) >= {0, 1}  # both folds get each
+    # every pixel of both tiles is labelled once: in the scenes and in the one-grid mosaic
+    # (whose windows past a file's edge are not valid pixels, the files having no nodata)
+    pixels = 271 * 270 + 200 * 216
+    assert both.class_counts().sum() == pixels
+    np.testing.assert_array_equal(stores["mosaic"].class_counts(), both.class_counts())
+    assert len(stores["mosaic"]) > len(both)  # its windows straddle the scenes' edges
     for store in stores.values():
         store.close()
