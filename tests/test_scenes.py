@@ -196,3 +196,16 @@ def test_real_sentinel2_corner_tiles_as_scenes_tile_only_their_extent(shared_dat
     assert len(stores["mosaic"]) > len(both)  # its windows straddle the scenes' edges
     for store in stores.values():
         store.close()
+
+
+def test_instance_ids_stay_unique_over_scenes(tmp_path, registry):
+    exp = two_scenes(tmp_path, 3_000, segmentation_type="instance",
+                     model={"name": "maskrcnn"}, tilesize=64, overlap=16)
+    with build(exp, registry) as store:
+        ids = store.file["instances"][:]
+        classes = store.instance_classes()
+        scene = store.tiles["scene"]
+        north = set(np.unique(ids[scene == 0])) - {0}
+        south = set(np.unique(ids[scene == 1])) - {0}
+    assert north and south and not north & south
+    assert all(classes[i] == 1 for i in north | south)  # every id has its class (square)
