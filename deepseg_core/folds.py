@@ -89,3 +89,40 @@ def split(folds: np.ndarray, rows, cols, size: int, held_out) -> tuple[np.ndarra
         blocked |= (np.abs(rows - rows[t]) < size) & (np.abs(cols - cols[t]) < size)
     train = np.flatnonzero(~mask & ~blocked)
     return train, test
+
+
+def assign_scene_folds(rows, cols, scenes, size: int, k: int,
+                       by_scene: bool = False) -> np.ndarray:
+    """Fold per tile over several scenes (``scenes``: the scene index of each tile).
+
+    By tiles: each scene is split into k spatial folds on its own (as :func:`assign_folds`),
+    the largest scenes first, each scene's largest fold going to the emptiest overall fold,
+    so every fold gets tiles of every large-enough scene. By scenes: whole scenes go to
+    folds, largest first into the emptiest fold.
+    """
+    rows, cols, scenes = np.asarray(rows), np.asarray(cols), np.asarray(scenes)
+    if by_scene:
+        return _balance(scenes, k) if len(scenes) and k > 1 else np.zeros(len(scenes), np.int16)
+    labels, counts = np.unique(scenes, return_counts=True)
+    if len(labels) <= 1:
+        return assign_folds(rows, cols, size, k)
+    folds = np.zeros(len(rows), dtype=np.int16)
+    totals = np.zeros(k, dtype=np.int64)
+    for label in labels[np.lexsort((labels, -counts))]:
+        idx = np.flatnonzero(scenes == label)
+        own = assign_folds(rows[idx], cols[idx], size, k)
+        sizes = np.bincount(own[own >= 0], minlength=k)
+        target = {int(f): int(g) for f, g in zip(np.argsort(-sizes, kind="stable"),
+                                                 np.argsort(totals, kind="stable"))}
+        folds[idx] = [target[f] if f >= 0 else -1 for f in own]
+        totals += np.bincount(folds[idx][folds[idx] >= 0], minlength=k)
+    return folds
+
+
+def most_folds(rows, cols, scenes, size: int, k: int, by_scene: bool = False) -> int:
+    """The largest fold count <= ``k`` that leaves no fold without tiles (0: no tiles)."""
+    for n in range(k, 0, -1):
+        folds = assign_scene_folds(rows, cols, scenes, size, n, by_scene)
+        if len(folds) and np.all(np.bincount(folds[folds >= 0], minlength=n) > 0):
+            return n
+    return 0

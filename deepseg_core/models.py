@@ -118,7 +118,11 @@ class ModelPlugin(Protocol):
 
 
 class SemanticModel(abc.ABC):
-    """Base for semantic plugins: subclasses provide ``network()`` and ``defaults``."""
+    """Base for semantic plugins: subclasses provide ``network()`` and ``defaults``.
+
+    Every semantic model also takes ``weights``: a previous model (``best.keras``) or a Keras
+    weights file loaded by layer name after building (:mod:`deepseg_core.pretrained`).
+    """
 
     segmentation_type = "semantic"
     defaults: dict = {}
@@ -128,11 +132,12 @@ class SemanticModel(abc.ABC):
         """Build the keras network (softmax output over ``nclasses``)."""
 
     def params(self, params: dict) -> dict:
-        unknown = sorted(set(params) - set(self.defaults))
+        known = {**self.defaults, "weights": None}
+        unknown = sorted(set(params) - set(known))
         if unknown:
             raise DeepSegError(f"model parameter(s) {', '.join(unknown)} unknown; "
-                               f"expected some of: {', '.join(sorted(self.defaults))}")
-        return {**self.defaults, **params}
+                               f"expected some of: {', '.join(sorted(known))}")
+        return {**known, **params}
 
     def validate(self, params, tilesize, nbands, nclasses):
         merged = self.params(params)
@@ -146,6 +151,9 @@ class SemanticModel(abc.ABC):
                 or not 0 <= dropout < 1:
             raise DeepSegError(f"model parameter dropout must be a number in [0, 1), "
                                f"not {dropout!r}")
+        from .pretrained import check_weights_path
+
+        check_weights_path(merged["weights"])
         if nclasses < 2:
             raise DeepSegError(f"a softmax model needs at least 2 classes, not {nclasses}")
         depth = int(merged.get("depth", 0))
@@ -155,7 +163,14 @@ class SemanticModel(abc.ABC):
 
     def build(self, nbands, nclasses, tilesize, params):
         self.validate(params, tilesize, nbands, nclasses)
-        return self.network(nbands, nclasses, **self.params(params))
+        merged = self.params(params)
+        weights = merged.pop("weights")
+        model = self.network(nbands, nclasses, **merged)
+        if weights:
+            from .pretrained import check_weights_path, load_weights
+
+            load_weights(model, check_weights_path(weights), nbands, self.custom_objects())
+        return model
 
     def compile(self, model, settings: TrainSettings):
         import keras

@@ -91,11 +91,20 @@ class _File:
         if self.offset is not None:
             shifted = window.shift(*self.offset)
             inside = shifted.clip(self.info.height, self.info.width)
+            out = np.zeros((len(self.bands), window.height, window.width), dtype)
+            valid = np.zeros((window.height, window.width), dtype=bool)
             if inside.height == 0 or inside.width == 0:
-                empty = np.zeros((len(self.bands), window.height, window.width), dtype)
-                return empty, np.zeros((window.height, window.width), dtype=bool)
-            data = self.handle.read(shifted, self.bands)
-            return data.astype(dtype, copy=False), ~invalid_mask(data, self.nodata)
+                return out, valid
+            # only the file's own pixels are valid: a file without nodata would otherwise
+            # turn the padding of a window reaching past its edge into valid zeros
+            data = self.handle.read(inside, self.bands)
+            rows = slice(inside.row_off - shifted.row_off, inside.row_off - shifted.row_off
+                         + inside.height)
+            cols = slice(inside.col_off - shifted.col_off, inside.col_off - shifted.col_off
+                         + inside.width)
+            out[:, rows, cols] = data
+            valid[rows, cols] = ~invalid_mask(data, self.nodata)
+            return out, valid
         return self._warp(grid, window, dtype)
 
     def _warp(self, grid, window, dtype):

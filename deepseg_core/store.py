@@ -6,11 +6,12 @@ Layout (docs/store.md)::
     /labels     (N, T, T)     uint16 class ids (semantic)  -- or --
     /instances  (N, T, T)     uint32 instance ids + /instance_classes (M,) class of id 1..M
     /valid      (N, T, T)     uint8, 1 where every image source has data
-    /tiles      (N,) compound row, col, fold, geotransform[6]
+    /tiles      (N,) compound row, col, fold, geotransform[6], scene
     /stats/{count,mean,std,min,max}  per band, over valid grid pixels
     /class_counts (C,)        labelled pixels per class (tile cores: each pixel once)
-    attrs       crs, transform, width, height, tilesize, overlap, nbands, band_names, classes,
-                colours, segmentation_type, folds, settings_hash, deepseg_version, complete
+    attrs       crs, transform, width, height, scenes, tilesize, overlap, nbands, band_names,
+                classes, colours, segmentation_type, folds, settings_hash, deepseg_version,
+                complete
 
 It is written under a temporary name and renamed when complete.
 """
@@ -42,7 +43,8 @@ def create_hdf5(path: Path, setting: str, shown: Path | None = None) -> h5py.Fil
                            f"({exc.strerror or exc})") from None
 
 
-TILE_DTYPE = np.dtype([("row", "i8"), ("col", "i8"), ("fold", "i2"), ("geotransform", "f8", (6,))])
+TILE_DTYPE = np.dtype([("row", "i8"), ("col", "i8"), ("fold", "i2"), ("geotransform", "f8", (6,)),
+                       ("scene", "i2")])
 
 
 class StoreWriter:
@@ -75,14 +77,15 @@ class StoreWriter:
         self.tiles: list[tuple] = []
 
     def add(self, image: np.ndarray, label: np.ndarray, valid: np.ndarray, row: int, col: int,
-            geotransform) -> None:
-        """Append one tile: image ``(T, T, B)``, label and valid ``(T, T)``."""
+            geotransform, scene: int = 0) -> None:
+        """Append one tile of training scene ``scene``: image ``(T, T, B)``, label and valid
+        ``(T, T)``; ``row``/``col`` in the frame shared by the scenes."""
         n = len(self.tiles)
         for ds, value in ((self.images, image), (self.labels, label), (self.valid, valid)):
             ds.resize(n + 1, axis=0)
             ds[n] = value
         self._check()
-        self.tiles.append((row, col, 0, tuple(geotransform)))
+        self.tiles.append((row, col, 0, tuple(geotransform), scene))
 
     def _check(self) -> None:
         exc = self.guard.error

@@ -25,8 +25,9 @@ def write_raster(path: Path, data: np.ndarray, transform=None, crs=CRS, nodata=N
 
 
 def squares_scene(folder: Path, size=160, nbands=3, nsquares=12, seed=0, dtype="uint8",
-                  name="scene"):
-    """Bright squares on dark noise; returns (image path, labels gpkg path, class raster)."""
+                  name="scene", origin=(1_750_000, 5_900_000)):
+    """Bright squares on dark noise, top-left corner at ``origin`` (x, y); returns (image path,
+    labels gpkg path, class raster)."""
     import geopandas as gpd
     from affine import Affine
     from shapely.geometry import box
@@ -34,7 +35,7 @@ def squares_scene(folder: Path, size=160, nbands=3, nsquares=12, seed=0, dtype="
     rng = np.random.default_rng(seed)
     folder.mkdir(parents=True, exist_ok=True)
     truth = np.zeros((size, size), np.uint8)
-    transform = Affine(0.5, 0, 1_750_000, 0, -0.5, 5_900_000)
+    transform = Affine(0.5, 0, origin[0], 0, -0.5, origin[1])
     polys = []
     for _ in range(nsquares):
         h, w = rng.integers(8, 24, 2)

@@ -186,7 +186,8 @@ BAD = [
      "file not found: {folder}/data/nothere.gpkg"),
     ("unknown-model", {"model": "unet65"}, "model.name", "unknown model 'unet65'; available: "),
     ("unknown-model-param", {"model": {"name": "unet64", "filterz": 8}}, "model",
-     "model parameter(s) filterz unknown; expected some of: depth, dropout, filters"),
+     "model parameter(s) filterz unknown; expected some of: depth, dropout, encoder, "
+     "encoder_weights, filters, weights"),
     ("bad-model-param", {"model": {"name": "unet64", "depth": 0}}, "model",
      "model parameter depth must be a whole number >= 1, not 0"),
     ("unknown-writer", {"predict": {"format": "bmp"}}, "predict.format",
@@ -239,8 +240,8 @@ def test_several_problems_give_one_line_each(project):
         f"error: {path}: epochs: Input should be greater than or equal to 1 (got 0)",
         f"error: {path}: foo: unknown key; expected one of: name, workdir, segmentation_type, "
         "stages, crs, resolution, tilesize, overlap, nbands, epochs, learning_rate, images, "
-        "labels, classes, ignore_label, padding, tiler, folds, store, model, training, "
-        "augmentation, crossval, predict, hpc"]
+        "scenes, labels, classes, ignore_label, padding, tiler, folds, fold_by, store, model, "
+        "training, augmentation, crossval, predict, hpc"]
 
 
 def test_circular_extends(tmp_path):

@@ -3,7 +3,7 @@
 Along each axis the tile origins are 0, stride, 2*stride, ... (stride = tilesize - overlap) and
 the last origin snaps to ``size - tilesize`` so the last tile ends exactly at the raster edge.
 An axis shorter than a tile gets one tile at 0 reaching past the edge (padding). The cores
-that tiles own for prediction come from :func:`deepseg_core.tiling.tile_cores`.
+that tiles own for prediction come from :func:`deepseg_core.geo.tiling.tile_cores`.
 """
 
 from __future__ import annotations

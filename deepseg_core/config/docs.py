@@ -20,6 +20,11 @@ Generated from `deepseg_core/config/schema.py` by `python -m deepseg_core.config
 do not edit by hand. Relative paths resolve against the folder of the yaml file that names
 them (also through `extends:`). Unknown keys are errors. `extends: base.yaml` merges this
 file over another (nested sections merge key by key; lists are replaced).
+
+Training data is either `images` + `labels` (one scene) or `scenes`: several training areas,
+each its own image stack with its own or the shared `labels`, tiled separately
+([stages](stages.md#dataprep)). Every model plugin takes `model: {weights: PATH}`: a previous
+model (`best.keras`) or a Keras weights file loaded by layer name (the plugins' READMEs).
 """
 
 

@@ -96,10 +96,24 @@ def _resolve_paths(data: dict, folder: Path) -> dict:
         sub = data.get(section)
         if isinstance(sub, dict):
             data[section] = {k: (_resolve(v, folder) if k in keys else v) for k, v in sub.items()}
+    if isinstance(data.get("scenes"), list):
+        data["scenes"] = [_scene_paths(scene, folder) for scene in data["scenes"]]
     pred = data.get("predict")
     if isinstance(pred, dict) and "images" in pred:
         data["predict"] = {**pred, "images": _images(pred["images"], folder)}
     return data
+
+
+def _scene_paths(scene, folder: Path):
+    if not isinstance(scene, dict):
+        return scene
+    scene = dict(scene)
+    if "images" in scene:
+        scene["images"] = _images(scene["images"], folder)
+    if isinstance(scene.get("labels"), dict):
+        scene["labels"] = {k: (_resolve(v, folder) if k in ("path", "raster") else v)
+                           for k, v in scene["labels"].items()}
+    return scene
 
 
 def _merge(base: dict, over: dict) -> dict:
@@ -134,18 +148,22 @@ def load_raw(path: Path, chain: tuple[Path, ...] = ()) -> dict:
 
 def _check_files(path: Path, exp: Experiment) -> list[str]:
     problems = []
-    for i, src in enumerate(exp.images):
-        for item in src.path if isinstance(src.path, list) else [src.path]:
-            matches = expand_paths(item)
-            if not matches:
-                problems.append(f"{path}: images[{i}].path: no files match {item}")
-            for p in matches:
-                problems += _missing(path, f"images[{i}].path", p)
-    if exp.labels is not None:
-        for key in ("path", "raster"):
-            value = getattr(exp.labels, key)
-            if value:
-                problems += _missing(path, f"labels.{key}", value)
+    groups = [("images", exp.images, exp.labels, "labels")] if not exp.scenes else [
+        (f"scenes[{n}].images", scene.images, scene.labels, f"scenes[{n}].labels")
+        for n, scene in enumerate(exp.scenes)] + [("images", [], exp.labels, "labels")]
+    for where, images, labels, lwhere in groups:
+        for i, src in enumerate(images):
+            for item in src.path if isinstance(src.path, list) else [src.path]:
+                matches = expand_paths(item)
+                if not matches:
+                    problems.append(f"{path}: {where}[{i}].path: no files match {item}")
+                for p in matches:
+                    problems += _missing(path, f"{where}[{i}].path", p)
+        if labels is not None:
+            for key in ("path", "raster"):
+                value = getattr(labels, key)
+                if value:
+                    problems += _missing(path, f"{lwhere}.{key}", value)
     return problems
 
 

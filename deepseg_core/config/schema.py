@@ -84,6 +84,22 @@ class Labels(Strict):
         return self
 
 
+class Scene(Strict):
+    """One training area: its own image stack (the same bands) and labels, tiled on its own."""
+
+    name: str | None = Field(None, description="scene name (default: scene<index>)")
+    images: list[ImageSource] = Field(description="this scene's sources, stacked band-wise "
+                                                  "like 'images'")
+    labels: Labels | None = Field(None, description="this scene's labels (default: the "
+                                                    "experiment's labels, shared by scenes)")
+
+    @field_validator("images", mode="before")
+    @classmethod
+    def _images(cls, value):
+        items = value if isinstance(value, list) else [value]
+        return [{"path": v} if isinstance(v, str) else v for v in items]
+
+
 class Store(Strict):
     path: str | None = Field(None, description="HDF5 store (default: <workdir>/stores/<hash>.h5)")
     compression: Literal["gzip", "lzf", "none"] = Field("gzip", description="tile compression")
@@ -159,13 +175,22 @@ class Experiment(Strict):
     nbands: int = Field(gt=0, description="stacked band count of the images")
     epochs: int = Field(10, ge=1, description="training epochs")
     learning_rate: float = Field(1e-3, gt=0, description="optimizer learning rate")
-    images: list[ImageSource] = Field(description="sources stacked band-wise onto one grid")
-    labels: Labels | None = Field(None, description="training labels")
+    images: list[ImageSource] | None = Field(
+        None, description="sources stacked band-wise onto one grid: the one training scene "
+                          "(default with 'scenes': the first scene's images, e.g. for predict)")
+    scenes: list[Scene] | None = Field(
+        None, description="training areas anywhere in the CRS, each tiled on its own (never "
+                          "the space between them); instead of one 'images' grid")
+    labels: Labels | None = Field(None, description="training labels (with 'scenes': shared "
+                                                     "by the scenes that give none)")
     classes: list[ClassSpec] = Field(description="classes; index 0 is background")
     ignore_label: int = Field(255, ge=0, description="label value excluded from loss/metrics")
     padding: bool = Field(True, description="pad rasters smaller than a tile (as nodata)")
     tiler: str = Field("grid", description="registered tiler")
     folds: int = Field(5, ge=1, description="spatial folds")
+    fold_by: Literal["tiles", "scenes"] = Field(
+        "tiles", description="folds balanced over tiles within every scene, or whole scenes "
+                             "to folds (at most as many folds as scenes)")
     store: Store = Field(default_factory=Store, description="the HDF5 tile store")
     model: Named = Field(description="registered model name and its parameters")
     training: Training = Field(default_factory=Training, description="training settings")
@@ -219,8 +244,28 @@ class Experiment(Strict):
     @field_validator("images", mode="before")
     @classmethod
     def _images(cls, value):
+        if value is None:
+            return value
         items = value if isinstance(value, list) else [value]
         return [{"path": v} if isinstance(v, str) else v for v in items]
+
+    @model_validator(mode="before")
+    @classmethod
+    def _images_or_scenes(cls, data):
+        if isinstance(data, dict) and data.get("images") is None:
+            scenes = data.get("scenes")
+            if not scenes:
+                raise ValueError("give 'images' (one training scene) or 'scenes'")
+            if isinstance(scenes, list) and isinstance(scenes[0], dict) and "images" in scenes[0]:
+                data = {**data, "images": scenes[0]["images"]}
+        return data
+
+    @field_validator("scenes")
+    @classmethod
+    def _scenes(cls, value):
+        if value is not None and not value:
+            raise ValueError("needs at least one scene")
+        return value
 
     @field_validator("overlap")
     @classmethod

@@ -108,10 +108,14 @@ def bind_folders(exp) -> list[Path]:
     from ..config import expand_paths
 
     paths = [exp.source.resolve().parent, Path(exp.workdir).resolve(), logs_folder(exp)]
-    for src in [*exp.images, *(exp.predict.images or [])]:
+    scenes = exp.scenes or []
+    sources = [*exp.images, *(src for scene in scenes for src in scene.images),
+               *(exp.predict.images or [])]
+    for src in sources:
         paths += [Path(p).resolve().parent for p in expand_paths(src.path)]
-    if exp.labels:
-        paths += [Path(p).resolve().parent for p in (exp.labels.path, exp.labels.raster) if p]
+    for labels in [exp.labels, *(scene.labels for scene in scenes)]:
+        if labels:
+            paths += [Path(p).resolve().parent for p in (labels.path, labels.raster) if p]
     tops: list[Path] = []
     for path in sorted(set(paths), key=lambda p: len(p.parts)):
         if not any(path.is_relative_to(top) for top in tops):

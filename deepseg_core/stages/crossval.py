@@ -21,6 +21,7 @@ from ..metrics.summary import fold_statistics, fold_summary
 from ..predict.pipeline import run_pipeline
 from ..prediction.tile_eval import TileEvaluator
 from ..raster import Window
+from ..scenes import store_scenes
 from .train import open_store, save_resolved
 
 
@@ -86,11 +87,15 @@ def run_fold(exp, registry, store, fold: int, folder, progress: bool) -> None:
 
 
 def _grid_windows(exp, registry, store) -> dict[tuple[int, int], Window]:
-    """The core of every grid tile, by (row, col) origin."""
-    width, height = store.attrs["width"], store.attrs["height"]
-    windows = registry.get("tiler", exp.tiler)(width, height, exp.tilesize, exp.overlap)
-    return {(w.row_off, w.col_off): c for w, c in zip(windows, tile_cores(windows, width,
-                                                                         height))}
+    """The core of every tile of every scene, by (row, col) origin in the store's frame."""
+    tiler, cores = registry.get("tiler", exp.tiler), {}
+    for scene in store_scenes(store.attrs):
+        width, height = scene["width"], scene["height"]
+        drow, dcol = scene["row_off"], scene["col_off"]
+        windows = tiler(width, height, exp.tilesize, exp.overlap)
+        for w, core in zip(windows, tile_cores(windows, width, height)):
+            cores[(w.row_off + drow, w.col_off + dcol)] = core.shift(drow, dcol)
+    return cores
 
 
 def summarize(exp, registry, root) -> dict:

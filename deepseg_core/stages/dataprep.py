@@ -11,16 +11,18 @@ import h5py
 import numpy as np
 
 from ..errors import DeepSegError
-from ..folds import assign_folds
+from ..fold_check import scene_folds
 from ..geo.tiling import relative, tile_cores
 from ..labels import open_labels
 from ..progress import Progress
+from ..scenes import place_scenes, training_scenes
 from ..stack import ImageStack
 from ..stats import BandStats
 from ..store import Store, StoreWriter, decode_attr
 
 DATA_KEYS = ("segmentation_type", "crs", "resolution", "tilesize", "overlap", "nbands",
-             "images", "labels", "classes", "ignore_label", "padding", "tiler", "folds")
+             "images", "scenes", "labels", "classes", "ignore_label", "padding", "tiler",
+             "folds", "fold_by")
 
 
 def _fingerprint(path: str) -> list:
@@ -33,9 +35,12 @@ def settings_hash(exp) -> str:
     from ..config import expand_paths
 
     data = exp.model_dump(mode="json", include=set(DATA_KEYS))
-    files = [_fingerprint(p) for src in exp.images for p in expand_paths(src.path)]
-    if exp.labels is not None:
-        files += [_fingerprint(p) for p in (exp.labels.path, exp.labels.raster) if p]
+    scenes = exp.scenes or [exp]
+    files = [_fingerprint(p) for scene in scenes for src in scene.images
+             for p in expand_paths(src.path)]
+    for labels in [exp.labels, *(scene.labels for scene in exp.scenes or [])]:
+        if labels is not None:
+            files += [_fingerprint(p) for p in (labels.path, labels.raster) if p]
     data["files"] = files
     data["compression"] = exp.store.compression
     return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
@@ -50,7 +55,8 @@ def store_path(exp) -> Path:
 
 def run(exp, registry, progress: bool = True) -> Path:
     """Build (or reuse) the experiment's store and return its path."""
-    if exp.labels is None:
+    scenes = training_scenes(exp)
+    if scenes[0].labels is None:
         raise DeepSegError(f"{exp.source}: labels: dataprep needs a 'labels' section")
     digest, path = settings_hash(exp), store_path(exp)
     # a store named by its hash is ours to rebuild; one named by store.path may be another's
@@ -61,33 +67,74 @@ def run(exp, registry, progress: bool = True) -> Path:
         return path
     for stale in path.parent.glob(f"{path.name}.tmp-*"):
         stale.unlink(missing_ok=True)
-    with ImageStack(exp.images, registry, exp.crs, exp.resolution) as stack:
-        if stack.nbands != exp.nbands:
-            raise DeepSegError(f"{exp.source}: nbands is {exp.nbands} but the images stack to "
-                               f"{stack.nbands} bands ({', '.join(stack.band_names)})")
-        labels = open_labels(exp.labels, exp.classes, stack.grid, registry,
-                             exp.segmentation_type == "instance")
-        try:
-            return _build(exp, registry, stack, labels, path, digest, progress)
-        finally:
-            if hasattr(labels, "close"):
-                labels.close()
+    frame = place_scenes(exp, registry, scenes)
+    writer = None
+    try:
+        tally = Tally(exp)
+        for scene in scenes:
+            with ImageStack(scene.images, registry, grid=scene.grid, key=scene.key) as stack:
+                if stack.nbands != exp.nbands:
+                    what = "the images" if scene.key == "images" else scene.key
+                    raise DeepSegError(f"{exp.source}: nbands is {exp.nbands} but {what} "
+                                       f"stack to {stack.nbands} bands "
+                                       f"({', '.join(stack.band_names)})")
+                if writer is None:
+                    writer = StoreWriter(path, exp.tilesize, exp.nbands, stack.dtype,
+                                         tally.instance, exp.store.compression)
+                    attrs = _attrs(exp, stack, digest)
+                labels = open_labels(scene.labels, exp.classes, scene.grid, registry,
+                                     tally.instance)
+                try:
+                    _tile_scene(exp, registry, scene, stack, labels, writer, tally, progress)
+                finally:
+                    if hasattr(labels, "close"):
+                        labels.close()
+        if not writer.tiles:
+            raise DeepSegError(f"{exp.source}: no tile holds both labels and image data; "
+                               "check that labels and images overlap")
+        table = np.array([(r, c, s) for r, c, _, _, s in writer.tiles])
+        folds = scene_folds(exp, table[:, 0], table[:, 1], table[:, 2], len(scenes))
+        attrs.update(transform=list(frame.transform.to_gdal()), width=frame.width,
+                     height=frame.height, scenes=[s.record() for s in scenes])
+        writer.commit(folds, attrs, tally.stats.as_dict(), tally.counts,
+                      tally.instance_classes if tally.instance else None)
+    except BaseException:
+        if writer is not None:
+            writer.abort()
+        raise
+    _summary(path, len(table), tally.skipped, exp, tally.counts, folds, tally.instance)
+    if len(scenes) > 1:
+        per_scene = np.bincount(table[:, 2], minlength=len(scenes))
+        click.echo("scenes: " + ", ".join(f"{s.name}={int(n)}" for s, n in
+                                          zip(scenes, per_scene)) + " tiles")
+    return path
 
 
-def _build(exp, registry, stack, labels, path, digest, progress):
-    grid, t = stack.grid, exp.tilesize
+class Tally:
+    """What dataprep accumulates over the scenes: statistics, class counts, skips, instances."""
+
+    def __init__(self, exp):
+        self.instance = exp.segmentation_type == "instance"
+        self.stats = BandStats(exp.nbands)
+        self.counts = np.zeros(len(exp.classes), dtype=np.int64)
+        self.skipped = {"nodata": 0, "unlabelled": 0}
+        self.instance_classes: dict[int, int] = {}
+
+
+def _tile_scene(exp, registry, scene, stack, labels, writer, tally, progress):
+    grid, t = scene.grid, exp.tilesize
     if (grid.width < t or grid.height < t) and not exp.padding:
         raise DeepSegError(f"{exp.source}: tilesize {t} is larger than the raster "
-                           f"({grid.width} x {grid.height}) and padding is false")
+                           f"({grid.width} x {grid.height}) of {scene.key} and padding is false")
+    if np.dtype(stack.dtype) != writer.images.dtype and not np.can_cast(
+            stack.dtype, writer.images.dtype, "safe"):
+        raise DeepSegError(f"{exp.source}: {scene.key} are {np.dtype(stack.dtype)}, the first "
+                           f"scene's {writer.images.dtype}: scenes need the same data type")
     windows = registry.get("tiler", exp.tiler)(grid.width, grid.height, t, exp.overlap)
     cores = tile_cores(windows, grid.width, grid.height)
-    instance = exp.segmentation_type == "instance"
-    writer = StoreWriter(path, t, exp.nbands, stack.dtype, instance, exp.store.compression)
-    stats, nclasses = BandStats(exp.nbands), len(exp.classes)
-    counts = np.zeros(nclasses, dtype=np.int64)
-    skipped = {"nodata": 0, "unlabelled": 0}
-    bar = Progress(len(windows), "dataprep tiles", enabled=progress)
-    min_labelled = exp.labels.min_labelled
+    nclasses, min_labelled = len(exp.classes), scene.labels.min_labelled
+    offset = max(tally.instance_classes, default=0)  # instance ids unique over the scenes
+    bar = Progress(len(windows), f"dataprep tiles ({scene.name})", enabled=progress)
 
     def load(window):  # runs in a reader thread, one window ahead of the writer
         label, covered = labels.read(window)
@@ -95,37 +142,29 @@ def _build(exp, registry, stack, labels, path, digest, progress):
             return label, covered, None, None
         return (label, covered, *stack.read(window))
 
-    try:
-        for window, core, (label, covered, image, valid) in zip(
-                windows, cores, prefetch(load, windows)):
-            bar.update()
-            core_rc = relative(core, window)
-            if image is None:
-                skipped["unlabelled"] += 1
-                continue
-            if not valid.any():
-                skipped["nodata"] += 1
-                continue
-            stats.update(image[:, core_rc[0], core_rc[1]], valid[core_rc])
-            label = _finish_label(label, covered, valid, exp, instance)
-            if not instance:
-                core_label = label[core_rc][valid[core_rc]]
-                counts += np.bincount(core_label[core_label < nclasses], minlength=nclasses)
-            writer.add(np.moveaxis(image, 0, -1), label, valid, window.row_off,
-                       window.col_off, grid.window_transform(window).to_gdal())
-        if not writer.tiles:
-            raise DeepSegError(f"{exp.source}: no tile holds both labels and image data; "
-                               "check that labels and images overlap")
-        rows = np.array([r for r, *_ in writer.tiles])
-        cols = np.array([c for _, c, *_ in writer.tiles])
-        folds = assign_folds(rows, cols, t, exp.folds)
-        writer.commit(folds, _attrs(exp, stack, digest), stats.as_dict(), counts,
-                      labels.instance_classes if instance else None)
-    except BaseException:
-        writer.abort()
-        raise
-    _summary(path, len(rows), skipped, exp, counts, folds, instance)
-    return path
+    for window, core, (label, covered, image, valid) in zip(
+            windows, cores, prefetch(load, windows)):
+        bar.update()
+        core_rc = relative(core, window)
+        if image is None:
+            tally.skipped["unlabelled"] += 1
+            continue
+        if not valid.any():
+            tally.skipped["nodata"] += 1
+            continue
+        tally.stats.update(image[:, core_rc[0], core_rc[1]], valid[core_rc])
+        label = _finish_label(label, covered, valid, exp, scene.labels, tally.instance)
+        if tally.instance and offset:
+            label = np.where(label > 0, label + offset, 0).astype(label.dtype)
+        if not tally.instance:
+            core_label = label[core_rc][valid[core_rc]]
+            tally.counts += np.bincount(core_label[core_label < nclasses], minlength=nclasses)
+        writer.add(np.moveaxis(image, 0, -1), label, valid, window.row_off + scene.row_off,
+                   window.col_off + scene.col_off, grid.window_transform(window).to_gdal(),
+                   scene.index)
+    if tally.instance:
+        tally.instance_classes.update({i + offset: c for i, c in
+                                       (labels.instance_classes or {}).items()})
 
 
 def prefetch(load, items, depth: int = 2):
@@ -147,10 +186,10 @@ def prefetch(load, items, depth: int = 2):
                 future.cancel()
 
 
-def _finish_label(label, covered, valid, exp, instance):
+def _finish_label(label, covered, valid, exp, labels_cfg, instance):
     if instance:
         return np.where(valid, label, 0).astype(label.dtype)
-    if exp.labels.outside == "ignore":
+    if labels_cfg.outside == "ignore":
         label = np.where(covered, label, exp.ignore_label)
     return np.where(valid, label, exp.ignore_label).astype(np.uint16)
 

@@ -98,7 +98,7 @@ class InstanceOutput:
 
 
 class CandidateOutput:
-    """A shard's owned detections, undecided, for :func:`stitch_shards.merge_shards`.
+    """A shard's owned detections, undecided, for :func:`shards.merge_shards`.
 
     With ``on_commit(stripe, tiles)``, every finished stripe is written to disk before
     ``on_commit`` records that the first ``tiles`` tiles are safe (an interrupted shard then

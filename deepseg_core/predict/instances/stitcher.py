@@ -10,8 +10,8 @@ Ownership rule, for a detection in a tile with core window ``core``:
 With cores cut halfway through each overlap, an object that some tile sees whole is seen
 whole by the tile owning its centre too, so the rule loses only objects that no tile sees
 whole (larger than the overlap and badly placed): make the overlap larger than the objects.
-The duplicates this leaves are removed by a spatial-index pass (:mod:`stitch_merge`),
-streamed by tile rows; outputs are written as rows become final (:mod:`stitch_output`).
+The duplicates this leaves are removed by a spatial-index pass (:mod:`merge`),
+streamed by tile rows; outputs are written as rows become final (:mod:`output`).
 """
 
 from __future__ import annotations
@@ -67,7 +67,7 @@ class InstanceStitcher:
     score, area) and, through ``write_block(array, window)``, an instance-id raster (uint32,
     0 = nodata); both are written as rows of tiles become final, so memory holds about two
     rows of tiles' instances. With ``shard=True`` the owned detections are written undecided
-    to a ``candidates`` layer, for :func:`stitch_shards.merge_shards`; ``on_commit`` see
+    to a ``candidates`` layer, for :func:`shards.merge_shards`; ``on_commit`` see
     :class:`CandidateOutput`.
     """
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import math
 import numbers
-from pathlib import Path
 
 from deepseg_core.errors import DeepSegError
+from deepseg_core.pretrained import check_weights_path
 
 #: ResNet variants: (blocks per stage C2..C5, bottleneck width of C2).
 BACKBONES = {
@@ -21,6 +21,7 @@ STRIDES = (4, 8, 16, 32, 64)
 DEFAULTS = {
     "backbone": "resnet50",
     "fpn_channels": 256,
+    "rpn_channels": None,  # the RPN's shared 3x3 convolution (None: fpn_channels; matterport 512)
     "anchor_scales": [32, 64, 128, 256, 512],  # anchor side in pixels, one per level P2..P6
     "anchor_ratios": [0.5, 1.0, 2.0],  # width / height
     "rpn_train_anchors": 256,
@@ -93,6 +94,8 @@ def check_params(params: dict | None, tilesize: int, nbands: int, nclasses: int)
                            f"{', '.join(BACKBONES)}, not {p['backbone']!r}")
     for name in _COUNTS:
         p[name] = _whole(name, p[name])
+    if p["rpn_channels"] is not None:
+        p["rpn_channels"] = _whole("rpn_channels", p["rpn_channels"])
     for name in _FRACTIONS:
         p[name] = _fraction(name, p[name])
     p["anchor_scales"] = _positives("anchor_scales", p["anchor_scales"], len(STRIDES))
@@ -106,14 +109,7 @@ def check_params(params: dict | None, tilesize: int, nbands: int, nclasses: int)
     if p["pre_nms_limit"] < p["proposals_train"] or p["pre_nms_limit"] < p["proposals_infer"]:
         raise DeepSegError(f"model parameter pre_nms_limit ({p['pre_nms_limit']}) must be at "
                            f"least proposals_train and proposals_infer")
-    if p["weights"] is not None:
-        path = Path(str(p["weights"])).expanduser()
-        if not str(path).endswith((".h5", ".keras")):
-            raise DeepSegError(f"model parameter weights must be a .keras, .weights.h5 or .h5 "
-                               f"file, not {str(path)!r}")
-        if not path.is_file():
-            raise DeepSegError(f"model parameter weights: file {str(path)!r} not found")
-        p["weights"] = str(path)
+    p["weights"] = check_weights_path(p["weights"])
     if isinstance(tilesize, bool) or not isinstance(tilesize, numbers.Integral) or tilesize < 64 \
             or tilesize % 32:
         raise DeepSegError(f"tilesize {tilesize!r} cannot be taken by Mask R-CNN: it must be a "

@@ -5,8 +5,6 @@ Keras and TensorFlow are imported inside the methods only.
 
 from __future__ import annotations
 
-import logging
-
 import numpy as np
 
 from deepseg_core import hookimpl
@@ -14,8 +12,6 @@ from deepseg_core.errors import DeepSegError
 from deepseg_core.models import TileResult, TrainSettings
 
 from .config import DEFAULTS, check_params
-
-log = logging.getLogger(__name__)
 
 CLIP_NORM = 5.0  # global gradient norm clipping
 
@@ -32,14 +28,14 @@ class MaskRCNNPlugin:
     def build(self, nbands, nclasses, tilesize, params):
         """A new uncompiled MaskRCNN model; ``params['weights']`` is loaded by layer name."""
         merged = check_params(params, tilesize, nbands, nclasses)
+        from deepseg_core.pretrained import show
+
         from .model import MaskRCNN
         from .weights import load_by_name
 
         model = MaskRCNN(nbands, nclasses, merged, name="maskrcnn")
         if merged["weights"]:
-            loaded, skipped = load_by_name(model, merged["weights"])
-            log.info("loaded %d layers from %s; skipped %d of other shapes: %s", len(loaded),
-                     merged["weights"], len(skipped), ", ".join(skipped))
+            show(load_by_name(model, merged["weights"]))
         return model
 
     def compile(self, model, settings: TrainSettings):

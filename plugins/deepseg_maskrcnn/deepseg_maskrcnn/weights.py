@@ -5,7 +5,8 @@ a ``.keras`` archive is loaded as a model; a ``.weights.h5`` saved by :class:`Ma
 carries its model config (attribute ``deepseg_maskrcnn_config``) to rebuild and fill the
 source model. Legacy Keras ``.h5`` files (``layer_names``/``weight_names``, e.g. ResNet
 ImageNet weights) are read by name directly. Other ``.weights.h5`` files fall back to
-Keras' own positional loading with ``skip_mismatch``.
+Keras' own positional loading with ``skip_mismatch``. A file in matterport's layout
+(``mask_rcnn_coco.h5``) is translated first (:mod:`.matterport`).
 """
 
 from __future__ import annotations
@@ -13,48 +14,15 @@ from __future__ import annotations
 import json
 
 import h5py
-import numpy as np
 
 from deepseg_core.errors import DeepSegError
+from deepseg_core.pretrained import LoadReport, copy_named, legacy_layers, model_layers
 
 CONFIG_ATTR = "deepseg_maskrcnn_config"
 
 
 def _text(value) -> str:
     return value.decode("utf8") if isinstance(value, bytes) else str(value)
-
-
-def _legacy(root) -> dict:
-    """{layer name: [arrays]} of a legacy Keras h5 group having a ``layer_names`` attribute."""
-    found = {}
-    for name in map(_text, root.attrs["layer_names"]):
-        group = root[name]
-        values = [np.asarray(group[_text(w)]) for w in group.attrs.get("weight_names", [])]
-        if values:
-            found[name] = values
-    return found
-
-
-def named_layers(model) -> dict:
-    """{name: layer} of all layers inside ``model``, nested models included."""
-    found, stack = {}, list(getattr(model, "layers", []))
-    while stack:
-        layer = stack.pop()
-        found.setdefault(layer.name, layer)
-        stack.extend(getattr(layer, "layers", []))
-    return found
-
-
-def _own(layer) -> list:
-    """The layer's own variables (numpy) in its save order."""
-    store: dict = {}
-    layer.save_own_variables(store)
-    return [np.asarray(store[str(i)]) for i in range(len(store))]
-
-
-def _model_layers(model) -> dict:
-    return {name: values for name, layer in named_layers(model).items()
-            if (values := _own(layer))}
 
 
 def read_weights(path: str) -> dict | None:
@@ -65,44 +33,43 @@ def read_weights(path: str) -> dict | None:
 
     try:
         if path.endswith(".keras"):
-            return _model_layers(keras.saving.load_model(
+            return model_layers(keras.saving.load_model(
                 path, compile=False, custom_objects={"MaskRCNN": MaskRCNN}))
         with h5py.File(path, "r") as f:
             if "layer_names" in f.attrs:
-                return _legacy(f)
+                return legacy_layers(f)
             if "model_weights" in f and "layer_names" in f["model_weights"].attrs:
-                return _legacy(f["model_weights"])
+                return legacy_layers(f["model_weights"])
             config = f.attrs.get(CONFIG_ATTR)
         if config is None:
             return None
         source = MaskRCNN.from_config(json.loads(_text(config)))
         source.load_weights(path)
-        return _model_layers(source)
+        return model_layers(source)
     except (OSError, KeyError, ValueError, TypeError) as error:
         raise DeepSegError(f"model parameter weights: cannot read {path!r}: {error}") from None
 
 
-def load_by_name(model, path: str) -> tuple[list[str], list[str]]:
-    """Copy the weights of ``path`` into the same-named layers of ``model``.
+def load_by_name(model, path: str) -> LoadReport:
+    """Copy the weights of ``path`` into the same-named layers of ``model``: the report.
 
-    Returns (loaded layer names, skipped names: in both but with other variable shapes);
-    raises DeepSegError when no layer of the file matches.
+    A first convolution with another band count is adapted; the class-sized heads are
+    re-initialized when the file has another class count. DeepSegError when nothing matches.
     """
+    from .backbone import BN_EPSILON
+    from .matterport import CLASS_HEADS, is_matterport, translate
+
     source = read_weights(path)
     if source is None:  # no names to go by: Keras' positional loading
         model.load_weights(path, skip_mismatch=True)
-        return ["(by position)"], []
-    loaded, skipped = [], []
-    for name, layer in sorted(named_layers(model).items()):
-        if name not in source or not (current := _own(layer)):
-            continue
-        values = source[name]
-        if [v.shape for v in current] != [np.shape(v) for v in values]:
-            skipped.append(name)
-            continue
-        layer.load_own_variables({str(i): v for i, v in enumerate(values)})
-        loaded.append(name)
-    if not loaded:
+        return LoadReport(path, loaded=["(all, by position)"])
+    notes = []
+    if is_matterport(source):
+        source, notes = translate(source, BN_EPSILON)
+    report = copy_named(model, source, path, model.nbands, LoadReport(path, notes=notes))
+    report.skipped = [f"{line} (re-initialized for the model's {model.nclasses} classes)"
+                      if line.split(":")[0] in CLASS_HEADS else line for line in report.skipped]
+    if not report.loaded:
         raise DeepSegError(f"model parameter weights: no layer of {path!r} matches a Mask R-CNN "
-                           f"layer by name and shape ({len(skipped)} differ in shape)")
-    return loaded, skipped
+                           f"layer by name and shape ({len(report.skipped)} differ in shape)")
+    return report

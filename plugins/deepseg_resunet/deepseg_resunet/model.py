@@ -34,16 +34,27 @@ def _residual_block(x, filters: int, strides: int, name: str):
 
 
 def build_resunet(nbands: int, nclasses: int, filters: int = 32, depth: int = 4,
-                  dropout: float = 0.0) -> keras.Model:
-    """ResUNet from ``(rows, cols, nbands)`` tiles (sides divisible by 2^depth) to probabilities."""
+                  dropout: float = 0.0, encoder: str | None = None) -> keras.Model:
+    """ResUNet from ``(rows, cols, nbands)`` tiles (sides divisible by 2^depth) to probabilities.
+
+    With ``encoder`` (a Keras Applications backbone, e.g. resnet50) the encoding path is that
+    network: the image and its features at strides 2..16 are the skips, its stride-32 output
+    the bridge, so the decoder has 5 levels whatever ``depth`` says.
+    """
     inputs = keras.Input((None, None, nbands), name="image")
-    x = layers.Conv2D(filters, 3, padding="same", use_bias=False, kernel_initializer="he_normal",
-                      name="stem_conv")(inputs)
-    x = _residual_block(x, filters, 1, "down0")
-    skips = [x]
-    for level in range(1, depth + 1):  # strided convolutions halve the size at each level
-        x = _residual_block(x, filters * 2**level, 2, f"down{level}")
-        skips.append(x)
+    if encoder:
+        from deepseg_core.encoders import ENCODER_DEPTH, encoder_features
+
+        features = encoder_features(inputs, encoder)
+        skips, x, depth = [inputs, *features[:-1]], features[-1], ENCODER_DEPTH
+    else:
+        x = layers.Conv2D(filters, 3, padding="same", use_bias=False,
+                          kernel_initializer="he_normal", name="stem_conv")(inputs)
+        x = _residual_block(x, filters, 1, "down0")
+        skips = [x]
+        for level in range(1, depth + 1):  # strided convolutions halve the size at each level
+            x = _residual_block(x, filters * 2**level, 2, f"down{level}")
+            skips.append(x)
     if dropout > 0:
         x = layers.Dropout(dropout, name="bridge_dropout")(x)
     for level in reversed(range(depth)):

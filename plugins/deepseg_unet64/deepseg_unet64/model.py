@@ -22,15 +22,26 @@ def _conv_block(x, filters: int, name: str):
 
 
 def build_unet64(nbands: int, nclasses: int, filters: int = 64, depth: int = 4,
-                 dropout: float = 0.0) -> keras.Model:
-    """U-Net from ``(rows, cols, nbands)`` tiles (sides divisible by 2^depth) to probabilities."""
+                 dropout: float = 0.0, encoder: str | None = None) -> keras.Model:
+    """U-Net from ``(rows, cols, nbands)`` tiles (sides divisible by 2^depth) to probabilities.
+
+    With ``encoder`` (a Keras Applications backbone, e.g. resnet50) the contracting path is
+    that network: its features at strides 2..16 (and the image itself) are the skips, its
+    stride-32 output the bottom, so the decoder has 5 levels whatever ``depth`` says.
+    """
     inputs = keras.Input((None, None, nbands), name="image")
-    x, skips = inputs, []
-    for level in range(depth):
-        x = _conv_block(x, filters * 2**level, f"down{level}")
-        skips.append(x)
-        x = layers.MaxPooling2D(2, name=f"down{level}_pool")(x)
-    x = _conv_block(x, filters * 2**depth, "bottom")
+    if encoder:
+        from deepseg_core.encoders import ENCODER_DEPTH, encoder_features
+
+        features = encoder_features(inputs, encoder)
+        skips, x, depth = [inputs, *features[:-1]], features[-1], ENCODER_DEPTH
+    else:
+        x, skips = inputs, []
+        for level in range(depth):
+            x = _conv_block(x, filters * 2**level, f"down{level}")
+            skips.append(x)
+            x = layers.MaxPooling2D(2, name=f"down{level}_pool")(x)
+        x = _conv_block(x, filters * 2**depth, "bottom")
     if dropout > 0:  # as in the paper: dropout at the end of the contracting path
         x = layers.Dropout(dropout, name="bottom_dropout")(x)
     for level in reversed(range(depth)):

@@ -1,18 +1,38 @@
 """Hook implementations of the deepseg_unet64 plugin: registers the ``unet64`` model."""
 
 from deepseg_core import hookimpl
+from deepseg_core.errors import DeepSegError
 from deepseg_core.models import SemanticModel
 
 
 class UNet64(SemanticModel):
     """The classic U-Net: ``filters`` in the first level, doubled at each of ``depth`` levels."""
 
-    defaults = {"filters": 64, "depth": 4, "dropout": 0.0}
+    defaults = {"filters": 64, "depth": 4, "dropout": 0.0, "encoder": None,
+                "encoder_weights": None}
+
+    def validate(self, params, tilesize, nbands, nclasses):
+        """The U-Net checks, plus a Keras Applications ``encoder`` and its ``encoder_weights``
+        (a weights file, or ``imagenet``: the standard file in the Keras cache folder)."""
+        from deepseg_core.encoders import ENCODER_DEPTH, check_encoder
+
+        super().validate(params, tilesize, nbands, nclasses)
+        merged = self.params(params)
+        check_encoder(merged, tilesize)
+        if merged["encoder"] and "depth" in params and params["depth"] != ENCODER_DEPTH:
+            raise DeepSegError(f"model parameter depth is {ENCODER_DEPTH} with encoder "
+                               f"{merged['encoder']}, not {params['depth']!r}: leave it out")
 
     def network(self, nbands, nclasses, **params):
         from .model import build_unet64  # Keras is imported only when a model is built
 
-        return build_unet64(nbands, nclasses, **params)
+        weights = params.pop("encoder_weights", None)
+        model = build_unet64(nbands, nclasses, **params)
+        if weights:
+            from deepseg_core.encoders import load_encoder_weights
+
+            load_encoder_weights(model, params["encoder"], weights, nbands)
+        return model
 
 
 @hookimpl
