@@ -64,7 +64,7 @@ def one_round(folder: Path, registry, mode: str, kills: int, rng) -> tuple[int, 
 def main() -> None:
     import tinymodels
 
-    from deepseg_core.plugins import load_plugins
+    from deepseg_core.plugins.manager import load_plugins
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=20)

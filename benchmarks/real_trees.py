@@ -176,7 +176,7 @@ def main(argv=None) -> None:
     parser.add_argument("--smoke", action="store_true", help="a few steps: checks the pipeline")
     args = parser.parse_args(argv)
     from deepseg_core.config import load_experiment
-    from deepseg_core.plugins import load_plugins
+    from deepseg_core.plugins.manager import load_plugins
     from deepseg_core.stages import dataprep, train
 
     folder = args.workdir.resolve()

@@ -23,8 +23,8 @@ def build_store(folder: Path, size: int, tilesize: int, filters: int):
     from shapely.geometry import Point
 
     from deepseg_core.config import load_experiment
-    from deepseg_core.plugins import get_registry
-    from deepseg_core.stages import dataprep
+    from deepseg_core.dataprep import dataprep
+    from deepseg_core.plugins.manager import get_registry
 
     image = synthetic_raster(folder / f"synthetic_{size}.tif", size)
     rng = np.random.default_rng(2)
@@ -59,8 +59,8 @@ def main() -> None:
     args = parser.parse_args()
     exp, registry, store_path = build_store(args.workdir, args.size, args.tilesize,
                                             args.filters)
+    from deepseg_core.contracts.model import TrainSettings
     from deepseg_core.dataset import StoreDataset
-    from deepseg_core.models import TrainSettings
     from deepseg_core.store import Store
     from deepseg_core.training import augmenters
 

@@ -44,7 +44,7 @@ def main():
 @click.option("--json", "as_json", is_flag=True, help="machine-readable output")
 def plugins(as_json):
     """List plugins, their distributions and what they registered."""
-    from .plugins import get_plugins
+    from .plugins.manager import get_plugins
 
     loaded = get_plugins()
     rows = [{"name": p.name, "module": p.module, "distribution": p.distribution,

@@ -8,14 +8,14 @@ import click
 
 from .errors import DeepSegError
 
-STAGE_MODULES = {**{s: f"deepseg_core.stages.{s}" for s in ("dataprep", "train", "crossval")},
-                 "predict": "deepseg_core.predict"}
+STAGE_MODULES = {"dataprep": "deepseg_core.dataprep", "train": "deepseg_core.stages.train",
+                 "crossval": "deepseg_core.crossval", "predict": "deepseg_core.predict"}
 
 
 def load(experiment, check_files=True):
     """Load the experiment and check it against the registry."""
     from .config import check_registry, load_experiment
-    from .plugins import get_plugins
+    from .plugins.manager import get_plugins
 
     exp = load_experiment(experiment, check_files=check_files)
     loaded = get_plugins()
@@ -28,7 +28,7 @@ def load(experiment, check_files=True):
 
 def run_stage(stage: str, exp, **options):
     """Run one stage of a loaded experiment."""
-    from .plugins import get_registry
+    from .plugins.manager import get_registry
 
     module = importlib.import_module(STAGE_MODULES[stage])
     return module.run(exp, get_registry(), **options)

@@ -15,8 +15,8 @@ import numpy as np
 from affine import Affine
 
 from .config import expand_paths
+from .contracts.raster import Window
 from .errors import DeepSegError
-from .raster import Window
 
 
 @dataclass(frozen=True)

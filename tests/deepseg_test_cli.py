@@ -11,9 +11,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import tinymodels  # noqa: E402
 
-from deepseg_core import plugins  # noqa: E402
+from deepseg_core.plugins import manager  # noqa: E402
 
-plugins._cached = plugins.load_plugins(extra=[("tinymodels", tinymodels)])
+manager._cached = manager.load_plugins(extra=[("tinymodels", tinymodels)])
 
 from deepseg_core.cli import main  # noqa: E402
 

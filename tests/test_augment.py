@@ -5,7 +5,7 @@ import pytest
 
 from deepseg_core.builtin.augment import FlipRotate, RadiometricJitter, dihedral
 from deepseg_core.errors import DeepSegError
-from deepseg_core.plugins import load_plugins
+from deepseg_core.plugins.manager import load_plugins
 
 
 def pattern(rows=8, cols=8, bands=3):

@@ -8,9 +8,9 @@ from rasterio.crs import CRS
 
 from deepseg_core.builtin.gtiff_write import auto_overviews
 from deepseg_core.builtin.rasterio_io import CogWriter, GdalReader, GTiffWriter
+from deepseg_core.contracts.raster import RasterInfo, Window
 from deepseg_core.errors import DeepSegError, RegistryError
-from deepseg_core.plugins import load_plugins
-from deepseg_core.raster import RasterInfo, Window
+from deepseg_core.plugins.manager import load_plugins
 
 PRIMES = np.array([7, 11, 13, 17, 19, 23, 29, 31, 37, 41, 43])
 

@@ -11,13 +11,13 @@ from click.testing import CliRunner
 
 from deepseg_core import __version__, hookimpl
 from deepseg_core.cli import main
-from deepseg_core.plugins import load_plugins
+from deepseg_core.plugins.manager import load_plugins
 
 
 @pytest.fixture(autouse=True)
 def fresh_plugins(monkeypatch):
     """Each test loads the plugins anew (get_plugins caches them per process)."""
-    monkeypatch.setattr("deepseg_core.plugins._cached", None)
+    monkeypatch.setattr("deepseg_core.plugins.manager._cached", None)
     for var in ("DEEPSEG_EXPERIMENT", "DEEPSEG_STRICT_PLUGINS", "DEEPSEG_DISABLE_PLUGINS"):
         monkeypatch.delenv(var, raising=False)
 
@@ -131,7 +131,8 @@ def broken_plugin_loaded(monkeypatch):
     """The process-wide plugins include one whose registration hook fails."""
     broken = types.ModuleType("broken_mod")
     broken.deepseg_register_models = hookimpl(failing_models)
-    monkeypatch.setattr("deepseg_core.plugins._cached", load_plugins(extra=[("broken", broken)]))
+    monkeypatch.setattr("deepseg_core.plugins.manager._cached",
+                        load_plugins(extra=[("broken", broken)]))
 
 
 def test_a_broken_plugin_is_shown_and_commands_still_work(broken_plugin_loaded, template):

@@ -12,7 +12,7 @@ from click.testing import CliRunner
 from deepseg_core.cli import main
 from deepseg_core.config import check_registry, load_experiment
 from deepseg_core.errors import ConfigError
-from deepseg_core.plugins import load_plugins
+from deepseg_core.plugins.manager import load_plugins
 
 MINIMAL = {
     "nbands": 3, "tilesize": 32, "overlap": 8,
@@ -221,7 +221,7 @@ def test_each_bad_input_names_file_and_key(project, registry, case_id, content, 
 @pytest.mark.parametrize("case_id, content, key, message", BAD, ids=[c[0] for c in BAD])
 def test_cli_validate_reports_each_bad_input(project, monkeypatch, case_id, content, key,
                                              message):
-    monkeypatch.setattr("deepseg_core.plugins._cached", None)
+    monkeypatch.setattr("deepseg_core.plugins.manager._cached", None)
     path = bad_file(project, case_id, content)
     result = CliRunner().invoke(main, ["validate", str(path)])
     assert result.exit_code == 2 and result.stdout == ""

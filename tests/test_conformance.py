@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 from affine import Affine
 
-from deepseg_core.plugins import load_plugins
-from deepseg_core.raster import RasterInfo, Window
+from deepseg_core.contracts.raster import RasterInfo, Window
+from deepseg_core.plugins.manager import load_plugins
 
 REGISTRY = load_plugins().registry
 SUFFIX = {"gtiff": ".tif", "cog": ".tif", "kea": ".kea"}

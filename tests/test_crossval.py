@@ -10,7 +10,7 @@ from scenes import squares_scene, write_experiment
 from deepseg_core.config import load_experiment
 from deepseg_core.errors import DeepSegError
 from deepseg_core.geo.tiling import tile_cores
-from deepseg_core.plugins import load_plugins
+from deepseg_core.plugins.manager import load_plugins
 from deepseg_core.stages import crossval, dataprep
 from deepseg_core.store import Store
 
@@ -110,8 +110,8 @@ def test_instance_crossval_reports_matching_and_pixel_statistics(tmp_path):
 
 
 def test_each_object_is_scored_by_one_held_out_tile():
-    from deepseg_core.models import Instance
-    from deepseg_core.prediction.tile_eval import owned_instances
+    from deepseg_core.contracts.model import Instance
+    from deepseg_core.crossval.tile_eval import owned_instances
 
     scene = np.zeros((40, 64), np.int32)
     scene[10:20, 28:36] = 1  # straddles the overlap of the two tiles below

@@ -6,13 +6,13 @@ from scenes import squares_scene, write_experiment, write_raster
 
 from deepseg_core.config import load_experiment
 from deepseg_core.config.schema import ClassSpec, Labels
+from deepseg_core.contracts.raster import Window
+from deepseg_core.dataprep import dataprep
+from deepseg_core.dataprep.labels import VectorLabels
 from deepseg_core.errors import DeepSegError
 from deepseg_core.folds import overlap_pairs
-from deepseg_core.labels import VectorLabels
-from deepseg_core.plugins import load_plugins
-from deepseg_core.raster import Window
+from deepseg_core.plugins.manager import load_plugins
 from deepseg_core.stack import Grid
-from deepseg_core.stages import dataprep
 from deepseg_core.store import Store
 
 

@@ -8,7 +8,7 @@ import numpy as np
 
 from deepseg_core.config.docs import render, rows
 from deepseg_core.config.schema import Experiment
-from deepseg_core.plugins import load_plugins
+from deepseg_core.plugins.manager import load_plugins
 
 ROOT = Path(__file__).resolve().parent.parent
 

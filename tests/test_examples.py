@@ -14,7 +14,7 @@ from shapely.geometry import Point, box
 
 from deepseg_core import predict
 from deepseg_core.config import check_registry, load_experiment
-from deepseg_core.plugins import load_plugins
+from deepseg_core.plugins.manager import load_plugins
 from deepseg_core.stages import dataprep, train
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"

@@ -12,8 +12,8 @@ from gis_outputs import CLASSES, make_outputs
 from gis_tools import gdal, gdalinfo_json, kea_gdal_missing, system_python
 from rasterio.crs import CRS
 
-from deepseg_core.plugins import load_plugins
-from deepseg_core.raster import RasterInfo, Window
+from deepseg_core.contracts.raster import RasterInfo, Window
+from deepseg_core.plugins.manager import load_plugins
 
 kea_io = pytest.importorskip("deepseg_kea_io", reason="the deepseg-kea-io plugin is not installed")
 KeaReader, KeaWriter = kea_io.KeaReader, kea_io.KeaWriter

@@ -11,8 +11,8 @@ from gis_gdal_scripts import QGIS_RENDER
 from gis_outputs import CLASSES, make_outputs
 from gis_tools import qgis_missing, system_env, system_python
 
-from deepseg_core.plugins import load_plugins
-from deepseg_core.raster import parse_colour
+from deepseg_core.contracts.raster import parse_colour
+from deepseg_core.plugins.manager import load_plugins
 
 pytestmark = pytest.mark.skipif(qgis_missing() is not None, reason=str(qgis_missing()))
 

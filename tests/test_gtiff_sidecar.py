@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from deepseg_core.builtin.gtiff_write import CogWriter, GTiffWriter
-from deepseg_core.raster import RasterInfo, Window
+from deepseg_core.contracts.raster import RasterInfo, Window
 from deepseg_core.sidecars import remove_output, replace_output
 
 INFO = RasterInfo(32, 16, 1, "uint8", nodata=255, colormap={0: (0, 0, 0, 255),

@@ -19,7 +19,7 @@ from deepseg_core.hpc.files import count_files
 from deepseg_core.hpc.local import run_shards
 from deepseg_core.hpc.scripts import write_scripts
 from deepseg_core.hpc.submit import submit_all
-from deepseg_core.plugins import load_plugins
+from deepseg_core.plugins.manager import load_plugins
 from deepseg_core.stages import dataprep, train
 from deepseg_core.training import setup_runtime
 

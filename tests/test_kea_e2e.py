@@ -6,7 +6,7 @@ from scenes import write_experiment
 
 from deepseg_core import predict
 from deepseg_core.config import load_experiment
-from deepseg_core.plugins import load_plugins
+from deepseg_core.plugins.manager import load_plugins
 from deepseg_core.stages import dataprep, train
 
 

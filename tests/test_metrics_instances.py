@@ -6,10 +6,10 @@ import math
 import numpy as np
 import pytest
 
+from deepseg_core.contracts.model import Instance
 from deepseg_core.errors import DeepSegError
 from deepseg_core.metrics.instances import ClassAwareInstanceMetric, InstanceMetric
 from deepseg_core.metrics.matching import average_precision, greedy_match
-from deepseg_core.models import Instance
 
 SHAPE = (40, 40)
 NAMES = ["background", "tree", "building"]

@@ -11,7 +11,7 @@ from deepseg_core.metrics.base import Metric
 from deepseg_core.metrics.confusion import confusion_counts
 from deepseg_core.metrics.pycm_report import PycmMetric
 from deepseg_core.metrics.summary import fold_statistics, fold_summary
-from deepseg_core.plugins import load_plugins
+from deepseg_core.plugins.manager import load_plugins
 
 NAMES = ["Forest", "Grass", "Urban"]
 IGNORE = 255

@@ -14,13 +14,13 @@ import pytest
 
 from deepseg_core import hookimpl
 from deepseg_core.errors import PluginLoadError
-from deepseg_core.plugins import get_plugins, load_plugins
+from deepseg_core.plugins.manager import get_plugins, load_plugins
 
 THIRD_PARTY = '''
 """A third-party DeepSeg plugin: a tiny semantic model and a pixel-accuracy metric."""
 
 from deepseg_core import hookimpl
-from deepseg_core.models import SemanticModel
+from deepseg_core.contracts.model import SemanticModel
 
 
 class TinyNet(SemanticModel):
@@ -263,7 +263,7 @@ def test_builtins_and_installed_plugins_are_listed():
 
 
 def test_get_plugins_loads_once_until_reloaded(monkeypatch):
-    monkeypatch.setattr("deepseg_core.plugins._cached", None)
+    monkeypatch.setattr("deepseg_core.plugins.manager._cached", None)
     first = get_plugins()
     assert get_plugins() is first and get_plugins(reload=True) is not first
 
@@ -272,7 +272,7 @@ LAZY_CHECK = """
 import json, sys
 import deepseg_core, deepseg_core.cli
 heavy = ("tensorflow", "keras", "deepseg_unet64", "deepseg_resunet", "deepseg_maskrcnn",
-         "deepseg_kea_io", "deepseg_core.builtin", "deepseg_core.plugins", "deepseg_core.models")
+         "deepseg_kea_io", "deepseg_core.builtin", "deepseg_core.plugins", "deepseg_core.contracts")
 def loaded():
     return sorted(m for m in sys.modules if m.startswith(heavy))
 at_import = loaded()

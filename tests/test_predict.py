@@ -11,7 +11,7 @@ from scenes import squares_scene, write_experiment, write_raster
 from deepseg_core import predict
 from deepseg_core.config import load_experiment
 from deepseg_core.errors import DeepSegError
-from deepseg_core.plugins import load_plugins
+from deepseg_core.plugins.manager import load_plugins
 from deepseg_core.stats import BandStats, normalizer
 from deepseg_core.training import model_info
 

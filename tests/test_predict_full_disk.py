@@ -11,7 +11,7 @@ from faults import run
 from scenes import squares_scene
 from test_predict import experiment, fake_training
 
-from deepseg_core.plugins import load_plugins
+from deepseg_core.plugins.manager import load_plugins
 
 KB = 1024
 OUTPUTS = {  # name: predict settings, output file name

@@ -21,7 +21,7 @@ from scenes import squares_scene
 from test_predict import experiment, fake_training
 
 from deepseg_core import predict
-from deepseg_core.plugins import load_plugins
+from deepseg_core.plugins.manager import load_plugins
 
 KILLS = 10
 SEMANTIC = dict(tilesize=32, overlap=8)

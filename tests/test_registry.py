@@ -8,8 +8,8 @@ import pytest
 
 from deepseg_core import hookimpl
 from deepseg_core.errors import RegistryError
-from deepseg_core.plugins import load_plugins
-from deepseg_core.registry import Registry
+from deepseg_core.plugins.manager import load_plugins
+from deepseg_core.plugins.registry import Registry
 
 
 def model_plugin(name: str, model_name: str, model, override: bool = False) -> types.ModuleType:

@@ -8,9 +8,9 @@ import rasterio
 from scenes import squares_scene, write_experiment
 
 from deepseg_core.config import load_experiment
+from deepseg_core.contracts.raster import Window
 from deepseg_core.errors import DeepSegError
-from deepseg_core.plugins import load_plugins
-from deepseg_core.raster import Window
+from deepseg_core.plugins.manager import load_plugins
 from deepseg_core.stages import crossval, dataprep
 from deepseg_core.store import Store
 

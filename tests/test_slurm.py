@@ -21,7 +21,7 @@ from scenes import squares_scene
 
 from deepseg_core import predict
 from deepseg_core.config import load_experiment
-from deepseg_core.plugins import load_plugins
+from deepseg_core.plugins.manager import load_plugins
 
 pytestmark = pytest.mark.slurm
 

@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 
 from deepseg_core.builtin.tiler import grid_tiles
+from deepseg_core.contracts.raster import Window
 from deepseg_core.errors import DeepSegError
 from deepseg_core.geo.tiling import tile_cores
-from deepseg_core.raster import Window
 
 
 def grid_cores(width, height, tilesize, overlap):

@@ -8,7 +8,7 @@ from scenes import squares_scene, write_experiment
 
 from deepseg_core.config import load_experiment
 from deepseg_core.errors import DeepSegError
-from deepseg_core.plugins import load_plugins
+from deepseg_core.plugins.manager import load_plugins
 from deepseg_core.stages import dataprep, train
 
 

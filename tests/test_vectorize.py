@@ -10,8 +10,8 @@ import shapely
 from affine import Affine
 from shapely.geometry import shape
 
+from deepseg_core.contracts.raster import RasterInfo
 from deepseg_core.geo.vectorize import vectorize_raster
-from deepseg_core.raster import RasterInfo
 
 TRANSFORM = Affine(0.5, 0, 1000, 0, -0.5, 2000)
 NAMES = ("background", "crown", "road", "water", "field")

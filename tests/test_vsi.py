@@ -14,10 +14,10 @@ from scenes import squares_scene, write_experiment
 
 from deepseg_core.builtin.gtiff_write import CogWriter
 from deepseg_core.config import load_experiment
+from deepseg_core.contracts.raster import RasterInfo, Window
+from deepseg_core.dataprep import dataprep
 from deepseg_core.errors import ConfigError
-from deepseg_core.plugins import load_plugins
-from deepseg_core.raster import RasterInfo, Window
-from deepseg_core.stages import dataprep
+from deepseg_core.plugins.manager import load_plugins
 
 
 @pytest.fixture(scope="module")

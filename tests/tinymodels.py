@@ -1,7 +1,7 @@
 """Test-only model plugins: a tiny fully convolutional net and a blob-finding instance model."""
 
 from deepseg_core import hookimpl
-from deepseg_core.models import SemanticModel
+from deepseg_core.contracts.model import SemanticModel
 
 
 class TinyFCN(SemanticModel):
@@ -50,7 +50,7 @@ class TinyBlobs:
         import numpy as np
         from rasterio.features import rasterize, shapes
 
-        from deepseg_core.models import Instance, TileResult
+        from deepseg_core.contracts.model import Instance, TileResult
 
         results = []
         for brightness in np.asarray(model.predict_on_batch(images))[..., 0]:

@@ -16,7 +16,7 @@ from xml.sax.saxutils import escape
 
 import numpy as np
 
-from ..raster import RasterInfo
+from ..contracts.raster import RasterInfo
 
 # GDALRATFieldType and GDALRATFieldUsage codes (gdal.h)
 INTEGER, REAL, STRING = 0, 1, 2

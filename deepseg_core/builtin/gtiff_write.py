@@ -24,8 +24,8 @@ from rasterio.errors import NotGeoreferencedWarning
 from rasterio.windows import Window as RioWindow
 
 from deepseg_core.errors import DeepSegError
-from deepseg_core.raster import RasterInfo, SinkBase, Window
 
+from ..contracts.raster import RasterInfo, SinkBase, Window
 from .gtiff_pam import write_class_sidecar, write_table_sidecar
 
 CLASS_NAMES_TAG = "CLASS_NAMES"  # band 1: JSON list, index = pixel value (DeepSeg's reader);

@@ -17,8 +17,8 @@ from rasterio.windows import Window as RioWindow
 
 from deepseg_core import hookimpl
 from deepseg_core.errors import DeepSegError
-from deepseg_core.raster import RasterInfo, SourceBase, Window
 
+from ..contracts.raster import RasterInfo, SourceBase, Window
 from .gtiff_write import CLASS_NAMES_TAG, LAYER_TYPE_TAG, CogWriter, GTiffWriter, quiet, reason
 
 __all__ = ["GdalReader", "GdalSource", "GTiffWriter", "CogWriter"]

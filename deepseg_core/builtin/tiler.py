@@ -12,7 +12,8 @@ import operator
 
 from deepseg_core import hookimpl
 from deepseg_core.errors import DeepSegError
-from deepseg_core.raster import Window
+
+from ..contracts.raster import Window
 
 
 def _check(width, height, tilesize, overlap) -> tuple[int, int, int, int]:

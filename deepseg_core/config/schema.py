@@ -12,7 +12,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 from pydantic.types import PositiveInt
 
-from ..raster import parse_colour
+from ..contracts.raster import parse_colour
 from .hpc import HPC
 
 STAGES = ("dataprep", "train", "crossval", "predict")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..raster import Window
+from ..contracts.raster import Window
 
 
 def _bounds(origins: np.ndarray, size: int, extent: int) -> dict[int, tuple[int, int]]:

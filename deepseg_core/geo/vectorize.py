@@ -20,7 +20,7 @@ import shapely
 from affine import Affine
 from shapely.geometry import shape
 
-from ..raster import RasterInfo, Window
+from ..contracts.raster import RasterInfo, Window
 from .gpkg import GpkgAppender, class_name
 
 _SHAPES_DTYPES = {"int8", "int16", "int32", "uint8", "uint16", "float32", "float64"}

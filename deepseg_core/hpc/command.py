@@ -52,7 +52,7 @@ def sbatch(experiment, stages, shards, submit):
               help="processes predicting at once")
 def shards(experiment, shards, workers):
     """Predict in shards with a pool of processes, then merge (Slurm arrays without Slurm)."""
-    from ..plugins import get_registry
+    from ..plugins.manager import get_registry
     from ..runner import load
     from .local import run_shards
 

@@ -23,7 +23,7 @@ def _predict_shard(experiment: str, shard: str) -> str:
     """One shard in a worker process (a fresh interpreter: spawned, not forked)."""
     from .. import predict
     from ..config import load_experiment
-    from ..plugins import get_registry
+    from ..plugins.manager import get_registry
 
     predict.run(load_experiment(experiment), get_registry(), shard=shard, progress=False)
     return shard

@@ -35,8 +35,9 @@ class Metric(Protocol):
         ``valid`` array is False are left out.
 
         Instance: ``truth`` is an instance-id array (0 = background) with ``truth_classes``
-        ``{id: class}``; ``prediction`` is a list of :class:`deepseg_core.models.Instance`, or an
-        instance-id array with ``scores`` and ``classes`` ``{id: value}``. ``valid`` as above.
+        ``{id: class}``; ``prediction`` is a list of
+        :class:`deepseg_core.contracts.model.Instance`, or an instance-id array with ``scores``
+        and ``classes`` ``{id: value}``. ``valid`` as above.
         """
 
     def state(self) -> dict[str, Any]:

@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 
 from ..atomic import full_disk_hint, io_error, replace_durably
+from ..contracts.raster import RasterInfo
 from ..errors import DeepSegError
-from ..raster import RasterInfo
 from ..sidecars import remove_output
 from .partials import blocks, check_complete
 

@@ -29,8 +29,8 @@ import numpy as np
 
 from ..atomic import fsync_dir, io_error, write_text
 from ..atomic import temporary as temporary_file
+from ..contracts.raster import Window
 from ..errors import DeepSegError
-from ..raster import Window
 
 MAGIC = b"DSB1"
 PREFIX = struct.Struct("<4sII")  # magic, header length, CRC-32 of the header

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..raster import Window
+from ..contracts.raster import Window
 
 _END = object()
 

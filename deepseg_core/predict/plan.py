@@ -11,9 +11,9 @@ import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..contracts.raster import RasterInfo, parse_colour
 from ..errors import DeepSegError
 from ..geo.tiling import tile_cores
-from ..raster import RasterInfo, parse_colour
 from ..stack import ImageStack, same_crs
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..atomic import fsync_file, io_error
-from ..raster import RasterInfo
+from ..contracts.raster import RasterInfo
 from .assemble import temporary
 
 

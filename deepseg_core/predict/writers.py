@@ -7,8 +7,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..contracts.raster import Window
 from ..geo.tiling import relative
-from ..raster import Window
 
 BLOCK_WIDTH = 1024  # blended rows are written in blocks of this width
 

@@ -9,10 +9,10 @@ import numpy as np
 import yaml
 
 from ..atomic import io_error, write_text
+from ..dataprep.stage import store_path
 from ..errors import DeepSegError
 from ..folds import split
 from ..store import Store
-from .dataprep import store_path
 
 
 def open_store(exp) -> Store:

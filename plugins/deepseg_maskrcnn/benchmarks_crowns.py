@@ -20,7 +20,7 @@ import numpy as np  # noqa: E402
 from crowns import CROWN_PARAMS, crown_tiles, f1_score, instance_f1  # noqa: E402
 
 from deepseg_core.builtin.augment import dihedral  # noqa: E402
-from deepseg_core.models import TrainSettings  # noqa: E402
+from deepseg_core.contracts.model import TrainSettings  # noqa: E402
 
 
 def batches(plugin, images, labels, batch_size: int, seed: int):

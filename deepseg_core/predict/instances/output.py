@@ -10,9 +10,9 @@ import pyogrio
 import rasterio.features
 import shapely
 
+from ...contracts.raster import RasterInfo, Window
 from ...errors import DeepSegError
 from ...geo.gpkg import GpkgAppender, class_name
-from ...raster import RasterInfo, Window
 from .merge import concat_columns, take
 
 INSTANCE_COLUMNS = {"instance_id": "int64", "class_id": "int32", "class_name": object,

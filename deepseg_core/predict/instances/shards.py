@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import heapq
 
-from ...raster import RasterInfo
+from ...contracts.raster import RasterInfo
 from .output import read_candidates
 from .stitcher import InstanceStitcher
 

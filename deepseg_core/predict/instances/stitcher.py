@@ -23,10 +23,10 @@ import shapely
 from affine import Affine
 from shapely.geometry import shape
 
+from ...contracts.model import Instance
+from ...contracts.raster import RasterInfo, Window
 from ...errors import DeepSegError
 from ...geo.vectorize import pixel_shapes, to_map
-from ...models import Instance
-from ...raster import RasterInfo, Window
 from .merge import DuplicateMerger, concat_columns
 from .output import CandidateOutput, InstanceOutput
 

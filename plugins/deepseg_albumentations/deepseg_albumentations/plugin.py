@@ -1,8 +1,7 @@
 """Hook implementations of the deepseg_albumentations plugin: the ``albumentations`` augmenter."""
 
 from deepseg_core import hookimpl
-
-from .augmenter import AlbumentationsAugmenter
+from plugins.deepseg_albumentations.deepseg_albumentations.augmenter import AlbumentationsAugmenter
 
 
 @hookimpl

@@ -1,8 +1,7 @@
 """Hook implementations of the deepseg_imgaug plugin: the ``imgaug`` augmenter."""
 
 from deepseg_core import hookimpl
-
-from .augmenter import ImgaugAugmenter
+from plugins.deepseg_imgaug.deepseg_imgaug.augmenter import ImgaugAugmenter
 
 
 @hookimpl

@@ -10,8 +10,7 @@ import numpy as np
 from affine import Affine
 
 from deepseg_core.errors import DeepSegError
-
-from .layout import (
+from plugins.deepseg_kea_io.deepseg_kea_io.layout import (
     DTYPE_BY_CODE,
     SUPPORTED_VERSIONS,
     dtype_of_code,

@@ -5,10 +5,9 @@ from __future__ import annotations
 import h5py
 import numpy as np
 
-from deepseg_core.raster import RasterInfo
-
-from . import rat
-from .layout import (
+from deepseg_core.contracts.raster import RasterInfo
+from plugins.deepseg_kea_io.deepseg_kea_io import rat
+from plugins.deepseg_kea_io.deepseg_kea_io.layout import (
     CODE_BY_DTYPE,
     GENERATOR,
     PALETTE_USAGE,

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 from deepseg_kea_io import KeaReader, KeaWriter
 
+from deepseg_core.contracts.raster import RasterInfo, Window
 from deepseg_core.errors import DeepSegError
-from deepseg_core.raster import RasterInfo, Window
 
 INFO = RasterInfo(width=8, height=6, count=1, dtype="uint8", nodata=0)
 

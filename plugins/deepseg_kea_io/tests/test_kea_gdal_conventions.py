@@ -6,7 +6,7 @@ import h5py
 import numpy as np
 from deepseg_kea_io import KeaReader, KeaWriter
 
-from deepseg_core.raster import RasterInfo, Window
+from deepseg_core.contracts.raster import RasterInfo, Window
 
 
 def write(path, info, data):

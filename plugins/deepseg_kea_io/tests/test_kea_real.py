@@ -6,7 +6,7 @@ import rasterio
 from deepseg_kea_io import KeaReader
 from rasterio.crs import CRS
 
-from deepseg_core.raster import Window
+from deepseg_core.contracts.raster import Window
 
 
 @pytest.fixture(scope="module")

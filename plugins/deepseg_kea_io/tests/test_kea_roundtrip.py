@@ -8,7 +8,7 @@ from deepseg_kea_io import KeaReader, KeaWriter
 from deepseg_kea_io.layout import create_image
 from rasterio.crs import CRS
 
-from deepseg_core.raster import RasterInfo, Window
+from deepseg_core.contracts.raster import RasterInfo, Window
 
 WKT = CRS.from_epsg(27700).to_wkt()
 DTYPES = ["int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64",

@@ -8,7 +8,7 @@ from deepseg_kea_io import KeaReader, KeaWriter
 from kea_checks import gdal_checksum, tree
 from rasterio.crs import CRS
 
-from deepseg_core.raster import RasterInfo, Window
+from deepseg_core.contracts.raster import RasterInfo, Window
 
 STATISTICS = ("STATISTICS_MINIMUM", "STATISTICS_MAXIMUM", "STATISTICS_MEAN",
               "STATISTICS_STDDEV", "STATISTICS_HISTONUMBINS")

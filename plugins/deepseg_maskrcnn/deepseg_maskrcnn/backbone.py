@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from keras import layers
 
-from .config import BACKBONES
+from plugins.deepseg_maskrcnn.deepseg_maskrcnn.config import BACKBONES
 
 BN_EPSILON = 1.001e-5
 

@@ -8,10 +8,9 @@ from __future__ import annotations
 import numpy as np
 
 from deepseg_core import hookimpl
+from deepseg_core.contracts.model import TileResult, TrainSettings
 from deepseg_core.errors import DeepSegError
-from deepseg_core.models import TileResult, TrainSettings
-
-from .config import DEFAULTS, check_params
+from plugins.deepseg_maskrcnn.deepseg_maskrcnn.config import DEFAULTS, check_params
 
 CLIP_NORM = 5.0  # global gradient norm clipping
 
@@ -29,9 +28,8 @@ class MaskRCNNPlugin:
         """A new uncompiled MaskRCNN model; ``params['weights']`` is loaded by layer name."""
         merged = check_params(params, tilesize, nbands, nclasses)
         from deepseg_core.pretrained import show
-
-        from .model import MaskRCNN
-        from .weights import load_by_name
+        from plugins.deepseg_maskrcnn.deepseg_maskrcnn.model import MaskRCNN
+        from plugins.deepseg_maskrcnn.deepseg_maskrcnn.weights import load_by_name
 
         model = MaskRCNN(nbands, nclasses, merged, name="maskrcnn")
         if merged["weights"]:
@@ -58,7 +56,7 @@ class MaskRCNNPlugin:
     def prepare_batch(self, images, labels, instance_classes=None, params=None):
         """``(images, targets)``: boxes, classes and slot maps derived from the instance maps,
         at most the model's ``max_instances`` per tile."""
-        from .batch import instance_targets
+        from plugins.deepseg_maskrcnn.deepseg_maskrcnn.batch import instance_targets
 
         limit = {**DEFAULTS, **(params or {})}["max_instances"]
         targets = instance_targets(labels, instance_classes, limit)
@@ -66,7 +64,7 @@ class MaskRCNNPlugin:
 
     def predict_tiles(self, model, images) -> list[TileResult]:
         """Instances (box-sized masks at ``Instance.origin``) found in each tile of ``images``."""
-        from .unmold import tile_results
+        from plugins.deepseg_maskrcnn.deepseg_maskrcnn.unmold import tile_results
 
         images = np.asarray(images, np.float32)
         outputs = model.detect(images)
@@ -75,11 +73,11 @@ class MaskRCNNPlugin:
 
     def custom_objects(self):
         """The plugin's registered keras classes by name."""
-        from .detection import DetectionLayer
-        from .model import MaskRCNN
-        from .proposals import ProposalLayer
-        from .roialign import PyramidROIAlign
-        from .targets import DetectionTargetLayer
+        from plugins.deepseg_maskrcnn.deepseg_maskrcnn.detection import DetectionLayer
+        from plugins.deepseg_maskrcnn.deepseg_maskrcnn.model import MaskRCNN
+        from plugins.deepseg_maskrcnn.deepseg_maskrcnn.proposals import ProposalLayer
+        from plugins.deepseg_maskrcnn.deepseg_maskrcnn.roialign import PyramidROIAlign
+        from plugins.deepseg_maskrcnn.deepseg_maskrcnn.targets import DetectionTargetLayer
 
         classes = (MaskRCNN, ProposalLayer, PyramidROIAlign, DetectionTargetLayer,
                    DetectionLayer)

@@ -6,8 +6,8 @@ import math
 
 import numpy as np
 
-from deepseg_core.models import Instance, TileResult
-from deepseg_core.models import mask_extent as mask_box
+from deepseg_core.contracts.model import Instance, TileResult
+from deepseg_core.contracts.model import mask_extent as mask_box
 
 
 def _interpolate(values: np.ndarray, coords: np.ndarray, axis: int) -> np.ndarray:

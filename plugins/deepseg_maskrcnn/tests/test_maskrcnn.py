@@ -12,8 +12,8 @@ from deepseg_maskrcnn.plugin import MaskRCNNPlugin
 from deepseg_maskrcnn.unmold import mask_box, paste_mask
 
 from deepseg_core.builtin.augment import dihedral
+from deepseg_core.contracts.model import Instance, TileResult
 from deepseg_core.errors import DeepSegError
-from deepseg_core.models import Instance, TileResult
 
 TINY = {"backbone": "resnet_tiny", "fpn_channels": 16, "head_fc": 32, "mask_channels": 8,
         "anchor_scales": [8, 16, 32, 64, 128], "rpn_train_anchors": 64, "pre_nms_limit": 300,
@@ -27,7 +27,7 @@ def test_plugin_import_leaves_keras_unloaded():
 
 
 def test_registered_through_the_plugin_manager():
-    from deepseg_core.plugins import load_plugins
+    from deepseg_core.plugins.manager import load_plugins
 
     plugins = load_plugins()
     model = plugins.registry.get("model", "maskrcnn")

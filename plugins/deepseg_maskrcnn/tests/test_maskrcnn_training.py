@@ -12,7 +12,7 @@ from crowns import CROWN_PARAMS, crown_tiles, f1_score, instance_f1
 from deepseg_maskrcnn.plugin import MaskRCNNPlugin
 
 from deepseg_core.builtin.augment import dihedral
-from deepseg_core.models import TrainSettings
+from deepseg_core.contracts.model import TrainSettings
 
 STEPS_PER_EPOCH, EPOCHS = 20, 5
 #: The benchmark's configuration, narrower: 100 steps take about 15 s of CPU after tracing.

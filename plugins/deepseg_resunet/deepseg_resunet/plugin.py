@@ -1,8 +1,8 @@
 """Hook implementations of the deepseg_resunet plugin: registers the ``resunet`` model."""
 
 from deepseg_core import hookimpl
+from deepseg_core.contracts.model import SemanticModel
 from deepseg_core.errors import DeepSegError
-from deepseg_core.models import SemanticModel
 
 
 class ResUNet(SemanticModel):
@@ -24,7 +24,9 @@ class ResUNet(SemanticModel):
                                f"{merged['encoder']}, not {params['depth']!r}: leave it out")
 
     def network(self, nbands, nclasses, **params):
-        from .model import build_resunet  # Keras is imported only when a model is built
+        from plugins.deepseg_resunet.deepseg_resunet.model import (
+            build_resunet,  # Keras is imported only when a model is built
+        )
 
         weights = params.pop("encoder_weights", None)
         model = build_resunet(nbands, nclasses, **params)

@@ -5,7 +5,7 @@ import re
 import pytest
 from deepseg_resunet.plugin import ResUNet
 
-from deepseg_core import conformance
+from deepseg_core.testing import conformance
 
 TINY = {"filters": 4, "depth": 2}
 

@@ -1,8 +1,8 @@
 """Hook implementations of the deepseg_unet64 plugin: registers the ``unet64`` model."""
 
 from deepseg_core import hookimpl
+from deepseg_core.contracts.model import SemanticModel
 from deepseg_core.errors import DeepSegError
-from deepseg_core.models import SemanticModel
 
 
 class UNet64(SemanticModel):
@@ -24,7 +24,9 @@ class UNet64(SemanticModel):
                                f"{merged['encoder']}, not {params['depth']!r}: leave it out")
 
     def network(self, nbands, nclasses, **params):
-        from .model import build_unet64  # Keras is imported only when a model is built
+        from plugins.deepseg_unet64.deepseg_unet64.model import (
+            build_unet64,  # Keras is imported only when a model is built
+        )
 
         weights = params.pop("encoder_weights", None)
         model = build_unet64(nbands, nclasses, **params)

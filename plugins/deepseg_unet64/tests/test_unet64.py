@@ -5,7 +5,7 @@ import re
 import pytest
 from deepseg_unet64.plugin import UNet64
 
-from deepseg_core import conformance
+from deepseg_core.testing import conformance
 
 TINY = {"filters": 4, "depth": 2}
 

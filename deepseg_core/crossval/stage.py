@@ -13,16 +13,16 @@ import click
 import numpy as np
 
 from ..atomic import discard, io_error, write_text
+from ..contracts.raster import Window
 from ..errors import DeepSegError
 from ..folds import split
 from ..gdal_errors import gdal_errors
 from ..geo.tiling import tile_cores
 from ..metrics.summary import fold_statistics, fold_summary
 from ..predict.pipeline import run_pipeline
-from ..prediction.tile_eval import TileEvaluator
-from ..raster import Window
 from ..scenes import store_scenes
-from .train import open_store, save_resolved
+from ..stages.train import open_store, save_resolved
+from .tile_eval import TileEvaluator
 
 
 def metric_names(exp) -> list[str]:

@@ -13,12 +13,12 @@ import numpy as np
 from ..errors import DeepSegError
 from ..fold_check import scene_folds
 from ..geo.tiling import relative, tile_cores
-from ..labels import open_labels
 from ..progress import Progress
 from ..scenes import place_scenes, training_scenes
 from ..stack import ImageStack
 from ..stats import BandStats
 from ..store import Store, StoreWriter, decode_attr
+from .labels import open_labels
 
 DATA_KEYS = ("segmentation_type", "crs", "resolution", "tilesize", "overlap", "nbands",
              "images", "scenes", "labels", "classes", "ignore_label", "padding", "tiler",
@@ -195,7 +195,7 @@ def _finish_label(label, covered, valid, exp, labels_cfg, instance):
 
 
 def _attrs(exp, stack, digest) -> dict:
-    from ..raster import parse_colour
+    from ..contracts.raster import parse_colour
 
     grid = stack.grid
     return {"crs": grid.crs or "", "transform": list(grid.transform.to_gdal()),

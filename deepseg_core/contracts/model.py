@@ -13,7 +13,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from .errors import DeepSegError
+from ..errors import DeepSegError
 
 
 def mask_extent(mask: np.ndarray) -> tuple[int, int, int, int] | None:
@@ -151,7 +151,7 @@ class SemanticModel(abc.ABC):
                 or not 0 <= dropout < 1:
             raise DeepSegError(f"model parameter dropout must be a number in [0, 1), "
                                f"not {dropout!r}")
-        from .pretrained import check_weights_path
+        from ..pretrained import check_weights_path
 
         check_weights_path(merged["weights"])
         if nclasses < 2:
@@ -167,7 +167,7 @@ class SemanticModel(abc.ABC):
         weights = merged.pop("weights")
         model = self.network(nbands, nclasses, **merged)
         if weights:
-            from .pretrained import check_weights_path, load_weights
+            from ..pretrained import check_weights_path, load_weights
 
             load_weights(model, check_weights_path(weights), nbands, self.custom_objects())
         return model
@@ -175,7 +175,7 @@ class SemanticModel(abc.ABC):
     def compile(self, model, settings: TrainSettings):
         import keras
 
-        from .losses import SegmentationLoss, masked_metrics
+        from ..losses import SegmentationLoss, masked_metrics
 
         loss = SegmentationLoss(settings.nclasses, kind=settings.loss,
                                 class_weights=settings.class_weights,
@@ -197,6 +197,6 @@ class SemanticModel(abc.ABC):
         return [TileResult(probabilities=p) for p in probs]
 
     def custom_objects(self):
-        from .losses import custom_objects
+        from ..losses import custom_objects
 
         return custom_objects()

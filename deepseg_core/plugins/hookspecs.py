@@ -1,6 +1,6 @@
 """The hook specifications of DeepSeg: the one place a plugin author reads.
 
-Every hook receives a :class:`deepseg_core.registry.Registry` and registers things on it;
+Every hook receives a :class:`deepseg_core.plugins.registry.Registry` and registers things on it;
 none returns anything. Implement a hook with ``@deepseg_core.hookimpl`` in a module named by an
 entry point of the group ``deepseg``::
 
@@ -21,7 +21,7 @@ hookspec = pluggy.HookspecMarker("deepseg")
 def deepseg_register_readers(registry):
     """Register raster readers: ``registry.add_reader(name, reader)``.
 
-    ``reader`` follows :mod:`deepseg_core.raster` (``extensions``, ``can_open(path)``,
+    ``reader`` follows :mod:`deepseg_core.contracts.raster` (``extensions``, ``can_open(path)``,
     ``open(path) -> RasterSource``). A reader claiming a suffix is preferred over the
     catch-all GDAL reader for files with that suffix.
     """
@@ -49,9 +49,10 @@ def deepseg_register_tilers(registry):
 def deepseg_register_models(registry):
     """Register model plugins: ``registry.add_model(name, model)``.
 
-    ``model`` follows :class:`deepseg_core.models.ModelPlugin` (segmentation type, parameter
-    validation, build, compile, training targets, per-tile prediction). Semantic models usually
-    subclass :class:`deepseg_core.models.SemanticModel` and only provide ``network()``.
+    ``model`` follows :class:`deepseg_core.contracts.model.ModelPlugin` (segmentation type,
+    parameter validation, build, compile, training targets, per-tile prediction). Semantic
+    models usually subclass :class:`deepseg_core.contracts.model.SemanticModel` and only provide
+    ``network()``.
     """
 
 

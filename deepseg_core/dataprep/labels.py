@@ -10,9 +10,9 @@ import warnings
 
 import numpy as np
 
-from .errors import DeepSegError
-from .raster import Window
-from .stack import Grid, ImageStack, same_crs
+from ..contracts.raster import Window
+from ..errors import DeepSegError
+from ..stack import Grid, ImageStack, same_crs
 
 
 def class_lookup(classes, where: str):
@@ -112,7 +112,7 @@ class RasterLabels:
     """A label raster resampled (nearest) onto the grid, values mapped to class indices."""
 
     def __init__(self, cfg, classes, grid: Grid, registry):
-        from .config.schema import ImageSource
+        from ..config.schema import ImageSource
 
         src = ImageSource(path=cfg.raster, resampling="nearest", reproject=True)
         self.stack = ImageStack([src], registry, key="labels.raster", grid=grid)

@@ -26,7 +26,7 @@ from typing import Protocol
 import numpy as np
 from affine import Affine
 
-from .errors import DeepSegError
+from ..errors import DeepSegError
 
 
 @dataclass(frozen=True)

@@ -17,8 +17,9 @@ from dataclasses import dataclass, field
 
 import pluggy
 
-from . import hookspecs
-from .errors import PluginLoadError, RegistryError
+import deepseg_core.plugins.hookspecs as hookspecs
+
+from ..errors import PluginLoadError, RegistryError
 from .registry import Registry
 
 GROUP = "deepseg"
@@ -78,7 +79,7 @@ def _entry_points():
 
 def _candidates(extra):
     """(PluginInfo, loader) for the built-ins, the entry points and the ``extra`` modules."""
-    from . import __version__
+    from .. import __version__
 
     for module in BUILTIN_PLUGINS:
         info = PluginInfo(module.rsplit(".", 1)[-1], module, "deepseg-core", __version__, True)

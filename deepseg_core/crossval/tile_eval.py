@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 from affine import Affine
 
+from ..contracts.raster import RasterInfo, parse_colour
 from ..geo.tiling import relative
 from ..metrics.errormap import error_map
-from ..raster import RasterInfo, parse_colour
 from ..stats import normalizer
 
 

@@ -12,8 +12,8 @@ import sys
 
 import numpy as np
 
-from .errors import DeepSegError
-from .models import TrainSettings
+from ..contracts.model import TrainSettings
+from ..errors import DeepSegError
 
 
 def squares(n: int, size: int = 32, seed: int = 0):
@@ -67,7 +67,7 @@ def check_save_load(plugin, params: dict, folder) -> None:
 
 def check_registered(name: str, cls) -> None:
     """The entry point registers exactly this model under ``name``."""
-    from .plugins import load_plugins
+    from ..plugins.manager import load_plugins
 
     plugins = load_plugins()
     model = plugins.registry.get("model", name)

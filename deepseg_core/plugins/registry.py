@@ -6,8 +6,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .errors import DeepSegError, RegistryError
-from .gdalpaths import is_virtual
+from ..errors import DeepSegError, RegistryError
+from ..gdalpaths import is_virtual
 
 KINDS = ("reader", "writer", "tiler", "model", "augmenter", "metric")
 

@@ -1,0 +1,1 @@
+"""The contracts plugins implement: rasters (sources, sinks, their description) and models."""

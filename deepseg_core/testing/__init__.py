@@ -1,0 +1,1 @@
+"""Helpers for plugin authors' test suites: conformance checks of models, readers, writers."""
