@@ -15,7 +15,8 @@ import inspect
 import numpy as np
 
 from deepseg_core.errors import DeepSegError
-from plugins.deepseg_albumentations.deepseg_albumentations.labels import from_indices, to_indices
+
+from .labels import from_indices, to_indices
 
 NEAREST = 0  # cv2.INTER_NEAREST
 NAME = "albumentations"

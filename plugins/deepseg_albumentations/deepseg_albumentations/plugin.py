@@ -1,7 +1,8 @@
 """Hook implementations of the deepseg_albumentations plugin: the ``albumentations`` augmenter."""
 
 from deepseg_core import hookimpl
-from plugins.deepseg_albumentations.deepseg_albumentations.augmenter import AlbumentationsAugmenter
+
+from .augmenter import AlbumentationsAugmenter
 
 
 @hookimpl

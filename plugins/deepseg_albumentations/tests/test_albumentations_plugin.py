@@ -6,7 +6,7 @@ import pytest
 from deepseg_albumentations.augmenter import AlbumentationsAugmenter
 
 from deepseg_core.errors import DeepSegError
-from deepseg_core.plugins.manager import load_plugins
+from deepseg_core.plugins import load_plugins
 
 GEOMETRIC = [{"Affine": {"rotate": [-40, 40], "scale": [0.7, 1.4], "shear": [-10, 10],
                          "translate_percent": [-0.2, 0.2], "p": 1.0}},

@@ -15,7 +15,8 @@ import inspect
 import numpy as np
 
 from deepseg_core.errors import DeepSegError
-from plugins.deepseg_imgaug.deepseg_imgaug.labels import from_indices, to_indices
+
+from .labels import from_indices, to_indices
 
 NAME = "imgaug"
 

@@ -1,7 +1,8 @@
 """Hook implementations of the deepseg_imgaug plugin: the ``imgaug`` augmenter."""
 
 from deepseg_core import hookimpl
-from plugins.deepseg_imgaug.deepseg_imgaug.augmenter import ImgaugAugmenter
+
+from .augmenter import ImgaugAugmenter
 
 
 @hookimpl

@@ -11,7 +11,7 @@ pytest.importorskip("imgaug", reason="imgaug is not installed (numpy < 2 only: n
 from deepseg_imgaug.augmenter import ImgaugAugmenter  # noqa: E402
 
 from deepseg_core.errors import DeepSegError  # noqa: E402
-from deepseg_core.plugins.manager import load_plugins  # noqa: E402
+from deepseg_core.plugins import load_plugins  # noqa: E402
 
 GEOMETRIC = [{"Affine": {"rotate": [-40, 40], "scale": [0.7, 1.4], "shear": [-10, 10],
                          "translate_percent": [-0.2, 0.2]}},

@@ -10,7 +10,8 @@ import numpy as np
 from affine import Affine
 
 from deepseg_core.errors import DeepSegError
-from plugins.deepseg_kea_io.deepseg_kea_io.layout import (
+
+from .layout import (
     DTYPE_BY_CODE,
     SUPPORTED_VERSIONS,
     dtype_of_code,

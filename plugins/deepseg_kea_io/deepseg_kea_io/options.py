@@ -23,11 +23,8 @@ import numpy as np
 
 from deepseg_core.contracts.raster import RasterInfo
 from deepseg_core.errors import DeepSegError
-from plugins.deepseg_kea_io.deepseg_kea_io.layout import (
-    CODE_BY_DTYPE,
-    DEFAULT_ATT_BLOCK,
-    DEFAULT_BLOCK,
-)
+
+from .layout import CODE_BY_DTYPE, DEFAULT_ATT_BLOCK, DEFAULT_BLOCK
 
 DEFAULTS = dict(block_size=DEFAULT_BLOCK, deflate=1, att_block_size=DEFAULT_ATT_BLOCK,
                 overviews=None, resampling=None, thematic=None, statistics=True,

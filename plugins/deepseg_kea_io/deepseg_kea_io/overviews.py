@@ -5,7 +5,7 @@ from __future__ import annotations
 import h5py
 import numpy as np
 
-from plugins.deepseg_kea_io.deepseg_kea_io.layout import blocks, create_image
+from .layout import blocks, create_image
 
 
 def overview_shape(height: int, width: int, factor: int) -> tuple[int, int]:

@@ -1,8 +1,9 @@
 """Hook implementations of the deepseg_kea_io plugin: the ``kea`` reader and writer."""
 
 from deepseg_core import hookimpl
-from plugins.deepseg_kea_io.deepseg_kea_io.reader import KeaReader
-from plugins.deepseg_kea_io.deepseg_kea_io.writer import KeaWriter
+
+from .reader import KeaReader
+from .writer import KeaWriter
 
 
 @hookimpl

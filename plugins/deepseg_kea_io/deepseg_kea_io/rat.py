@@ -7,14 +7,7 @@ from dataclasses import dataclass
 import h5py
 import numpy as np
 
-from plugins.deepseg_kea_io.deepseg_kea_io.layout import (
-    STRING,
-    filters,
-    read_values,
-    text,
-    to_bytes,
-    write_values,
-)
+from .layout import STRING, filters, read_values, text, to_bytes, write_values
 
 KINDS = ("BOOL", "INT", "FLOAT", "STRING")  # order of the counts in ATT/HEADER/SIZE[1:]
 DISK_TYPES = {"BOOL": np.dtype("<i1"), "INT": np.dtype("<i8"), "FLOAT": np.dtype("<f8"),

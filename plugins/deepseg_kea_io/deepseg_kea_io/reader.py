@@ -9,22 +9,10 @@ import numpy as np
 
 from deepseg_core.contracts.raster import RasterInfo, SourceBase, Window
 from deepseg_core.errors import DeepSegError
-from plugins.deepseg_kea_io.deepseg_kea_io import rat
-from plugins.deepseg_kea_io.deepseg_kea_io.header import (
-    Gcp,
-    KeaBand,
-    read_band,
-    read_gcps,
-    read_header,
-    read_metadata,
-)
-from plugins.deepseg_kea_io.deepseg_kea_io.layout import (
-    chunk_cache,
-    group_children_sorted,
-    has_signature,
-    open_image,
-    reason,
-)
+
+from . import rat
+from .header import Gcp, KeaBand, read_band, read_gcps, read_header, read_metadata
+from .layout import chunk_cache, group_children_sorted, has_signature, open_image, reason
 
 
 class KeaSource(SourceBase):

@@ -6,8 +6,9 @@ import h5py
 import numpy as np
 
 from deepseg_core.contracts.raster import RasterInfo
-from plugins.deepseg_kea_io.deepseg_kea_io import rat
-from plugins.deepseg_kea_io.deepseg_kea_io.layout import (
+
+from . import rat
+from .layout import (
     CODE_BY_DTYPE,
     GENERATOR,
     PALETTE_USAGE,

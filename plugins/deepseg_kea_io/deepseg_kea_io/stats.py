@@ -7,7 +7,7 @@ import math
 import h5py
 import numpy as np
 
-from plugins.deepseg_kea_io.deepseg_kea_io.layout import blocks
+from .layout import blocks
 
 MAX_HISTOGRAM_BINS = 1 << 20  # direct histograms of thematic bands up to this many classes
 

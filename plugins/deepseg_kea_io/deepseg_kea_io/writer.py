@@ -10,12 +10,13 @@ import numpy as np
 
 from deepseg_core.contracts.raster import RasterInfo, SinkBase, Window
 from deepseg_core.errors import DeepSegError
-from plugins.deepseg_kea_io.deepseg_kea_io import rat
-from plugins.deepseg_kea_io.deepseg_kea_io.layout import chunk_cache, reason
-from plugins.deepseg_kea_io.deepseg_kea_io.options import settings
-from plugins.deepseg_kea_io.deepseg_kea_io.overviews import build_overviews
-from plugins.deepseg_kea_io.deepseg_kea_io.skeleton import create_structure, write_metadata
-from plugins.deepseg_kea_io.deepseg_kea_io.stats import band_statistics, histogram_metadata
+
+from . import rat
+from .layout import chunk_cache, reason
+from .options import settings
+from .overviews import build_overviews
+from .skeleton import create_structure, write_metadata
+from .stats import band_statistics, histogram_metadata
 
 
 class KeaSink(SinkBase):

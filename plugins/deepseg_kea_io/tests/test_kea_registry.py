@@ -4,7 +4,7 @@ import numpy as np
 from deepseg_kea_io import KeaReader, KeaWriter
 
 from deepseg_core.contracts.raster import RasterInfo, Window
-from deepseg_core.plugins.manager import load_plugins
+from deepseg_core.plugins import load_plugins
 
 
 def test_registry_picks_the_kea_reader_and_writer(tmp_path):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from plugins.deepseg_maskrcnn.deepseg_maskrcnn.config import STRIDES
+from .config import STRIDES
 
 
 def level_anchors(rows, cols, height, width, stride: int, scale: float, ratios) -> tf.Tensor:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from keras import layers
 
-from plugins.deepseg_maskrcnn.deepseg_maskrcnn.config import BACKBONES
+from .config import BACKBONES
 
 BN_EPSILON = 1.001e-5
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import keras
 from keras import layers
 
-from plugins.deepseg_maskrcnn.deepseg_maskrcnn.backbone import resnet
-from plugins.deepseg_maskrcnn.deepseg_maskrcnn.rpn import rpn_head
+from .backbone import resnet
+from .rpn import rpn_head
 
 
 def fpn(c_maps: list, channels: int) -> list:

@@ -8,15 +8,15 @@ import h5py
 import keras
 import tensorflow as tf
 
-from plugins.deepseg_maskrcnn.deepseg_maskrcnn import losses as ls
-from plugins.deepseg_maskrcnn.deepseg_maskrcnn.anchors import pyramid_anchors
-from plugins.deepseg_maskrcnn.deepseg_maskrcnn.detection import DetectionLayer
-from plugins.deepseg_maskrcnn.deepseg_maskrcnn.fpn import feature_model
-from plugins.deepseg_maskrcnn.deepseg_maskrcnn.heads import box_head, mask_head
-from plugins.deepseg_maskrcnn.deepseg_maskrcnn.proposals import ProposalLayer
-from plugins.deepseg_maskrcnn.deepseg_maskrcnn.roialign import PyramidROIAlign
-from plugins.deepseg_maskrcnn.deepseg_maskrcnn.targets import DetectionTargetLayer, rpn_targets
-from plugins.deepseg_maskrcnn.deepseg_maskrcnn.weights import CONFIG_ATTR
+from . import losses as ls
+from .anchors import pyramid_anchors
+from .detection import DetectionLayer
+from .fpn import feature_model
+from .heads import box_head, mask_head
+from .proposals import ProposalLayer
+from .roialign import PyramidROIAlign
+from .targets import DetectionTargetLayer, rpn_targets
+from .weights import CONFIG_ATTR
 
 LOSSES = ("rpn_class_loss", "rpn_box_loss", "class_loss", "box_loss", "mask_loss")
 

@@ -10,7 +10,8 @@ import numpy as np
 from deepseg_core import hookimpl
 from deepseg_core.contracts.model import TileResult, TrainSettings
 from deepseg_core.errors import DeepSegError
-from plugins.deepseg_maskrcnn.deepseg_maskrcnn.config import DEFAULTS, check_params
+
+from .config import DEFAULTS, check_params
 
 CLIP_NORM = 5.0  # global gradient norm clipping
 
@@ -28,8 +29,9 @@ class MaskRCNNPlugin:
         """A new uncompiled MaskRCNN model; ``params['weights']`` is loaded by layer name."""
         merged = check_params(params, tilesize, nbands, nclasses)
         from deepseg_core.pretrained import show
-        from plugins.deepseg_maskrcnn.deepseg_maskrcnn.model import MaskRCNN
-        from plugins.deepseg_maskrcnn.deepseg_maskrcnn.weights import load_by_name
+
+        from .model import MaskRCNN
+        from .weights import load_by_name
 
         model = MaskRCNN(nbands, nclasses, merged, name="maskrcnn")
         if merged["weights"]:
@@ -56,7 +58,7 @@ class MaskRCNNPlugin:
     def prepare_batch(self, images, labels, instance_classes=None, params=None):
         """``(images, targets)``: boxes, classes and slot maps derived from the instance maps,
         at most the model's ``max_instances`` per tile."""
-        from plugins.deepseg_maskrcnn.deepseg_maskrcnn.batch import instance_targets
+        from .batch import instance_targets
 
         limit = {**DEFAULTS, **(params or {})}["max_instances"]
         targets = instance_targets(labels, instance_classes, limit)
@@ -64,7 +66,7 @@ class MaskRCNNPlugin:
 
     def predict_tiles(self, model, images) -> list[TileResult]:
         """Instances (box-sized masks at ``Instance.origin``) found in each tile of ``images``."""
-        from plugins.deepseg_maskrcnn.deepseg_maskrcnn.unmold import tile_results
+        from .unmold import tile_results
 
         images = np.asarray(images, np.float32)
         outputs = model.detect(images)
@@ -73,11 +75,11 @@ class MaskRCNNPlugin:
 
     def custom_objects(self):
         """The plugin's registered keras classes by name."""
-        from plugins.deepseg_maskrcnn.deepseg_maskrcnn.detection import DetectionLayer
-        from plugins.deepseg_maskrcnn.deepseg_maskrcnn.model import MaskRCNN
-        from plugins.deepseg_maskrcnn.deepseg_maskrcnn.proposals import ProposalLayer
-        from plugins.deepseg_maskrcnn.deepseg_maskrcnn.roialign import PyramidROIAlign
-        from plugins.deepseg_maskrcnn.deepseg_maskrcnn.targets import DetectionTargetLayer
+        from .detection import DetectionLayer
+        from .model import MaskRCNN
+        from .proposals import ProposalLayer
+        from .roialign import PyramidROIAlign
+        from .targets import DetectionTargetLayer
 
         classes = (MaskRCNN, ProposalLayer, PyramidROIAlign, DetectionTargetLayer,
                    DetectionLayer)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
-from plugins.deepseg_maskrcnn.deepseg_maskrcnn import boxes as bx
+from . import boxes as bx
 
 
 @keras.saving.register_keras_serializable(package="deepseg_maskrcnn")

@@ -9,8 +9,8 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
-from plugins.deepseg_maskrcnn.deepseg_maskrcnn import boxes as bx
-from plugins.deepseg_maskrcnn.deepseg_maskrcnn.roialign import crop_regions
+from . import boxes as bx
+from .roialign import crop_regions
 
 
 def _match(rois, gt):

@@ -29,7 +29,7 @@ def read_weights(path: str) -> dict | None:
     """{layer name: arrays} stored in ``path``; None for a Keras 3 store without layer names."""
     import keras
 
-    from plugins.deepseg_maskrcnn.deepseg_maskrcnn.model import MaskRCNN
+    from .model import MaskRCNN
 
     try:
         if path.endswith(".keras"):
@@ -56,12 +56,8 @@ def load_by_name(model, path: str) -> LoadReport:
     A first convolution with another band count is adapted; the class-sized heads are
     re-initialized when the file has another class count. DeepSegError when nothing matches.
     """
-    from plugins.deepseg_maskrcnn.deepseg_maskrcnn.backbone import BN_EPSILON
-    from plugins.deepseg_maskrcnn.deepseg_maskrcnn.matterport import (
-        CLASS_HEADS,
-        is_matterport,
-        translate,
-    )
+    from .backbone import BN_EPSILON
+    from .matterport import CLASS_HEADS, is_matterport, translate
 
     source = read_weights(path)
     if source is None:  # no names to go by: Keras' positional loading

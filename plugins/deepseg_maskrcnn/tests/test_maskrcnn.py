@@ -27,7 +27,7 @@ def test_plugin_import_leaves_keras_unloaded():
 
 
 def test_registered_through_the_plugin_manager():
-    from deepseg_core.plugins.manager import load_plugins
+    from deepseg_core.plugins import load_plugins
 
     plugins = load_plugins()
     model = plugins.registry.get("model", "maskrcnn")

@@ -24,9 +24,7 @@ class ResUNet(SemanticModel):
                                f"{merged['encoder']}, not {params['depth']!r}: leave it out")
 
     def network(self, nbands, nclasses, **params):
-        from plugins.deepseg_resunet.deepseg_resunet.model import (
-            build_resunet,  # Keras is imported only when a model is built
-        )
+        from .model import build_resunet  # Keras is imported only when a model is built
 
         weights = params.pop("encoder_weights", None)
         model = build_resunet(nbands, nclasses, **params)

@@ -24,9 +24,7 @@ class UNet64(SemanticModel):
                                f"{merged['encoder']}, not {params['depth']!r}: leave it out")
 
     def network(self, nbands, nclasses, **params):
-        from plugins.deepseg_unet64.deepseg_unet64.model import (
-            build_unet64,  # Keras is imported only when a model is built
-        )
+        from .model import build_unet64  # Keras is imported only when a model is built
 
         weights = params.pop("encoder_weights", None)
         model = build_unet64(nbands, nclasses, **params)
