@@ -113,11 +113,12 @@ def test_stage_commands_validate_first(tmp_path):
 def test_plugins_lists_builtins_and_installed_models():
     result = deepseg("plugins")
     assert result.exit_code == 0
-    assert "rasterio_io (deepseg-core " + __version__ + ") [built-in]\n  readers: gdal\n" \
+    assert "deepseg:rasterio_io (deepseg-core " + __version__ + ") [built-in]\n  readers: gdal\n" \
         in result.output
     assert "unet64 (deepseg-unet64 " in result.output and "  models: unet64\n" in result.output
     rows = {row["name"]: row for row in json.loads(deepseg("plugins", "--json").output)}
-    assert rows["tiler"] == {"name": "tiler", "module": "deepseg_core.builtin.tiler",
+    assert rows["deepseg:tiler"] == {"name": "deepseg:tiler",
+                                     "module": "deepseg_core.builtin.tiler",
                              "distribution": "deepseg-core", "version": __version__,
                              "builtin": True, "registered": {"tiler": ["grid"]}, "error": None}
 

@@ -1,5 +1,6 @@
 """Conformance over the registry: every registered writer/reader pair round-trips a raster with
-its georeference, nodata, colour table and class names; every semantic model builds and runs."""
+its georeference, nodata, colour table and class names; every model (semantic and instance)
+builds and predicts a tiny tile."""
 
 import numpy as np
 import pytest
@@ -48,3 +49,28 @@ def test_every_semantic_model_builds_and_predicts_a_tiny_tile(name):
     results = plugin.predict_tiles(model, np.zeros((2, 32, 32, 5), np.float32))
     assert len(results) == 2 and results[0].probabilities.shape == (32, 32, 3)
     assert np.allclose(results[0].probabilities.sum(-1), 1, atol=1e-5)
+
+
+TINY_INSTANCE = {"maskrcnn": {"backbone": "resnet_tiny", "fpn_channels": 16, "head_fc": 32,
+                              "mask_channels": 8, "anchor_scales": [8, 16, 32, 64, 128],
+                              "rpn_train_anchors": 64, "pre_nms_limit": 300,
+                              "proposals_train": 100, "proposals_infer": 60,
+                              "rois_per_image": 16}}
+
+
+@pytest.mark.parametrize("name", [n for n in REGISTRY.names("model")
+                                  if REGISTRY.get("model", n).segmentation_type == "instance"])
+def test_every_instance_model_builds_and_predicts_a_tiny_tile(name):
+    from deepseg_core.contracts.model import Instance, InstanceModel, contract_problem
+
+    plugin = REGISTRY.get("model", name)
+    assert isinstance(plugin, InstanceModel) and contract_problem(plugin) is None
+    params = TINY_INSTANCE.get(name, {})
+    plugin.validate(5, 3, 64, params)
+    model = plugin.build(5, 3, 64, params)
+    tiles = np.random.default_rng(0).normal(size=(2, 64, 64, 5)).astype(np.float32)
+    results = plugin.predict_tiles(model, tiles)
+    assert len(results) == 2
+    for result in results:
+        assert all(isinstance(i, Instance) and 0 <= i.score <= 1 and 1 <= i.class_id < 3
+                   for i in result.instances)

@@ -11,6 +11,7 @@ import types
 from pathlib import Path
 
 import pytest
+import tinymodels
 
 from deepseg_core import hookimpl
 from deepseg_core.errors import PluginLoadError
@@ -165,7 +166,7 @@ def test_broken_plugin_is_reported_and_the_others_still_work(broken_site):
     rows = by_name(json.loads(deepseg("plugins", "--json", site=broken_site).stdout))
     assert "No module named 'deepseg_no_such_module_anywhere'" in rows["brokenplugin"]["error"]
     assert rows["brokenplugin"]["registered"] == {}
-    assert rows["rasterio_io"]["error"] is None and rows["myplugin"]["error"] is None
+    assert rows["deepseg:rasterio_io"]["error"] is None and rows["myplugin"]["error"] is None
 
 
 def test_strict_mode_turns_a_broken_plugin_into_a_one_line_error(broken_site):
@@ -214,7 +215,7 @@ def test_disabling_a_misspelled_plugin_by_name(monkeypatch):
 
 
 def boom_models(registry):
-    registry.add_model("half", object())
+    registry.add_model("half", tinymodels.TinyFCN())
     raise RuntimeError("boom")
 
 
@@ -245,18 +246,23 @@ def test_a_hook_with_arguments_the_spec_lacks_is_a_load_failure():
 
 def test_a_plugin_name_taken_by_a_builtin_is_a_failure_not_a_takeover():
     other = module("other", deepseg_register_tilers=lambda registry: None)
-    loaded = load_plugins(extra=[("tiler", other)])
-    builtin, clash = [p for p in loaded.plugins if p.name == "tiler"]
+    loaded = load_plugins(extra=[("deepseg:tiler", other)])
+    builtin, clash = [p for p in loaded.plugins if p.name == "deepseg:tiler"]
     assert builtin.builtin and builtin.registered == {"tiler": ["grid"]}
     assert clash.error.startswith("load: ValueError:") and clash.registered == {}
+    assert "the built-ins'" in clash.error
+    # a third-party plugin named like a built-in module is just another plugin
+    named = load_plugins(extra=[("tiler", other)])
+    assert [p.error for p in named.plugins if p.name == "tiler"] == [None]
 
 
 def test_builtins_and_installed_plugins_are_listed():
     loaded = load_plugins()
     rows = {p.name: p for p in loaded.plugins}
     for name in ("rasterio_io", "tiler", "augment", "metrics"):
+        name = f"deepseg:{name}"
         assert rows[name].builtin and rows[name].distribution == "deepseg-core"
-    assert rows["rasterio_io"].registered["writer"] == ["cog", "gtiff"]
+    assert rows["deepseg:rasterio_io"].registered["writer"] == ["cog", "gtiff"]
     assert rows["unet64"].distribution == "deepseg-unet64" and not rows["unet64"].builtin
     assert rows["unet64"].registered == {"model": ["unet64"]}
     assert loaded.failures == []

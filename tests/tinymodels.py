@@ -1,7 +1,7 @@
 """Test-only model plugins: a tiny fully convolutional net and a blob-finding instance model."""
 
 from deepseg_core import hookimpl
-from deepseg_core.contracts.model import SemanticModel
+from deepseg_core.contracts.model import InstanceModel, SemanticModel
 
 
 class TinyFCN(SemanticModel):
@@ -21,12 +21,12 @@ class TinyFCN(SemanticModel):
 
 
 
-class TinyBlobs:
+class TinyBlobs(InstanceModel):
     """A test-only instance model: bright connected blobs are the instances (class 1)."""
 
     segmentation_type = "instance"
 
-    def validate(self, params, tilesize, nbands, nclasses):
+    def validate(self, nbands, nclasses, tilesize, params):
         return None
 
     def build(self, nbands, nclasses, tilesize, params):

@@ -87,7 +87,7 @@ class RadiometricJitter:
         return out.astype(np.float32, copy=False), label
 
 
-@hookimpl
+@hookimpl(tryfirst=True)  # built-ins register first: others may override
 def deepseg_register_augmenters(registry):
     registry.add_augmenter("flips", FlipRotate)
     registry.add_augmenter("jitter", RadiometricJitter)

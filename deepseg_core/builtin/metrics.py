@@ -8,7 +8,7 @@ from deepseg_core.metrics.instances import ClassAwareInstanceMetric, InstanceMet
 from deepseg_core.metrics.pycm_report import PycmMetric
 
 
-@hookimpl
+@hookimpl(tryfirst=True)  # built-ins register first: others may override
 def deepseg_register_metrics(registry):
     registry.add_metric("pycm", PycmMetric)
     registry.add_metric("instances", InstanceMetric)

@@ -137,12 +137,12 @@ class GdalReader:
         return GdalSource(path)
 
 
-@hookimpl
+@hookimpl(tryfirst=True)  # built-ins register first: others may override
 def deepseg_register_readers(registry):
     registry.add_reader("gdal", GdalReader())
 
 
-@hookimpl
+@hookimpl(tryfirst=True)  # built-ins register first: others may override
 def deepseg_register_writers(registry):
     registry.add_writer("gtiff", GTiffWriter())
     registry.add_writer("cog", CogWriter())

@@ -51,6 +51,6 @@ def grid_tiles(width: int, height: int, tilesize: int, overlap: int) -> list[Win
             for r in grid_origins(height, tilesize, overlap) for c in cols]
 
 
-@hookimpl
+@hookimpl(tryfirst=True)  # built-ins register first: others may override
 def deepseg_register_tilers(registry):
     registry.add_tiler("grid", grid_tiles)

@@ -26,7 +26,7 @@ def check_registry(exp: Experiment, registry) -> None:
                             f"{exp.segmentation_type!r}")
         else:
             try:
-                model.validate(exp.model.params, exp.tilesize, exp.nbands, len(exp.classes))
+                model.validate(exp.nbands, len(exp.classes), exp.tilesize, exp.model.params)
             except (DeepSegError, TypeError, ValueError) as exc:
                 problems.append(f"{where}: model: {exc}")
     lookup("tiler", exp.tiler, "tiler")

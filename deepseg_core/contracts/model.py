@@ -96,8 +96,9 @@ class ModelPlugin(Protocol):
 
     segmentation_type: str  # "semantic" or "instance"
 
-    def validate(self, params: dict, tilesize: int, nbands: int, nclasses: int) -> None:
-        """Raise DeepSegError (naming the parameter) if the model cannot take these settings."""
+    def validate(self, nbands: int, nclasses: int, tilesize: int, params: dict) -> None:
+        """Raise DeepSegError (naming the parameter) if the model cannot take these settings
+        (the arguments of ``build``, in its order)."""
 
     def build(self, nbands: int, nclasses: int, tilesize: int, params: dict) -> Any:
         """A new, uncompiled keras.Model for ``(tilesize, tilesize, nbands)`` tiles."""
@@ -139,30 +140,18 @@ class SemanticModel(abc.ABC):
                                f"expected some of: {', '.join(sorted(known))}")
         return {**known, **params}
 
-    def validate(self, params, tilesize, nbands, nclasses):
+    def validate(self, nbands, nclasses, tilesize, params):
+        """Known parameter names, a readable ``weights`` file and at least two classes;
+        subclasses add the checks of their own parameters."""
         merged = self.params(params)
-        for name in ("filters", "depth"):  # the usual U-Net-style parameters, where used
-            value = merged.get(name, 1)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise DeepSegError(f"model parameter {name} must be a whole number >= 1, "
-                                   f"not {value!r}")
-        dropout = merged.get("dropout", 0.0)
-        if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) \
-                or not 0 <= dropout < 1:
-            raise DeepSegError(f"model parameter dropout must be a number in [0, 1), "
-                               f"not {dropout!r}")
         from ..pretrained import check_weights_path
 
         check_weights_path(merged["weights"])
         if nclasses < 2:
             raise DeepSegError(f"a softmax model needs at least 2 classes, not {nclasses}")
-        depth = int(merged.get("depth", 0))
-        if depth and tilesize % (2 ** depth):
-            raise DeepSegError(f"tilesize {tilesize} cannot be taken by a model of depth {depth}: "
-                               f"it must be divisible by 2^{depth} = {2 ** depth}")
 
     def build(self, nbands, nclasses, tilesize, params):
-        self.validate(params, tilesize, nbands, nclasses)
+        self.validate(nbands, nclasses, tilesize, params)
         merged = self.params(params)
         weights = merged.pop("weights")
         model = self.network(nbands, nclasses, **merged)
@@ -200,3 +189,50 @@ class SemanticModel(abc.ABC):
         from ..losses import custom_objects
 
         return custom_objects()
+
+
+class InstanceModel(abc.ABC):
+    """Base for instance plugins: ``build``/``compile``/``prepare_batch``/``predict_tiles``
+    as in :class:`ModelPlugin`; ``predict_tiles`` fills ``TileResult.instances``."""
+
+    segmentation_type = "instance"
+    defaults: dict = {}
+
+    def params(self, params: dict) -> dict:
+        """``params`` over ``defaults``; unknown names are an error listing the known ones."""
+        unknown = sorted(set(params) - set(self.defaults))
+        if unknown:
+            raise DeepSegError(f"model parameter(s) {', '.join(unknown)} unknown; "
+                               f"expected some of: {', '.join(sorted(self.defaults))}")
+        return {**self.defaults, **params}
+
+    def validate(self, nbands, nclasses, tilesize, params):
+        self.params(params)
+
+    @abc.abstractmethod
+    def build(self, nbands, nclasses, tilesize, params): ...
+
+    @abc.abstractmethod
+    def compile(self, model, settings: TrainSettings) -> None: ...
+
+    @abc.abstractmethod
+    def prepare_batch(self, images, labels, instance_classes=None, params=None): ...
+
+    @abc.abstractmethod
+    def predict_tiles(self, model, images) -> list[TileResult]: ...
+
+    def custom_objects(self) -> dict:
+        return {}
+
+
+MODEL_METHODS = ("validate", "build", "compile", "prepare_batch", "predict_tiles",
+                 "custom_objects")
+
+
+def contract_problem(model) -> str | None:
+    """Why ``model`` does not satisfy :class:`ModelPlugin`, or None."""
+    kind = getattr(model, "segmentation_type", None)
+    if kind not in ("semantic", "instance"):
+        return f"segmentation_type is {kind!r}, expected 'semantic' or 'instance'"
+    missing = [m for m in MODEL_METHODS if not callable(getattr(model, m, None))]
+    return f"lacks {', '.join(missing)}" if missing else None

@@ -10,16 +10,37 @@ entry point of the group ``deepseg``::
 Plugins are loaded lazily (when a command needs the registry). Heavy libraries (TensorFlow,
 Keras) must be imported inside factories, never at module import. Hooks evolve only by adding
 arguments; an implementation may accept fewer arguments than the spec.
+
+Versions: every hook says the plugin API version it appeared in. A plugin module may declare
+``DEEPSEG_PLUGIN_API = N``, the API version it was written for; a core whose
+:data:`API_VERSION` is lower reports that plugin as failed instead of running it.
+
+Order: the hooks are called through pluggy, so ``@hookimpl(tryfirst=True)``,
+``trylast=True`` and ``wrapper=True`` work as pluggy documents; without them, plugins
+registered later run first (pluggy's order), so an entry point runs before the built-ins.
 """
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
 
 import pluggy
 
+if TYPE_CHECKING:
+    from .registry import Registry
+
 hookspec = pluggy.HookspecMarker("deepseg")
+
+#: The plugin API this core provides (a plugin's ``DEEPSEG_PLUGIN_API`` must not exceed it).
+API_VERSION = 1
 
 
 @hookspec
-def deepseg_register_readers(registry):
+def deepseg_register_readers(registry: Registry) -> None:
     """Register raster readers: ``registry.add_reader(name, reader)``.
+
+    Parameter ``registry``: the :class:`~deepseg_core.plugins.registry.Registry` to fill.
+    Since plugin API 1.
 
     ``reader`` follows :mod:`deepseg_core.contracts.raster` (``extensions``, ``can_open(path)``,
     ``open(path) -> RasterSource``). A reader claiming a suffix is preferred over the
@@ -28,8 +49,11 @@ def deepseg_register_readers(registry):
 
 
 @hookspec
-def deepseg_register_writers(registry):
+def deepseg_register_writers(registry: Registry) -> None:
     """Register raster writers: ``registry.add_writer(name, writer)``.
+
+    Parameter ``registry``: the :class:`~deepseg_core.plugins.registry.Registry` to fill.
+    Since plugin API 1.
 
     ``writer`` has ``extensions`` and ``create(path, info, **options) -> RasterSink``
     (windowed writes; colour table and class names come from ``info``).
@@ -37,8 +61,11 @@ def deepseg_register_writers(registry):
 
 
 @hookspec
-def deepseg_register_tilers(registry):
+def deepseg_register_tilers(registry: Registry) -> None:
     """Register tilers: ``registry.add_tiler(name, tiler)``.
+
+    Parameter ``registry``: the :class:`~deepseg_core.plugins.registry.Registry` to fill.
+    Since plugin API 1.
 
     ``tiler(width, height, tilesize, overlap) -> list[Window]`` returns windows covering every
     pixel of a ``height`` x ``width`` raster, row-major, each ``tilesize`` square.
@@ -46,8 +73,11 @@ def deepseg_register_tilers(registry):
 
 
 @hookspec
-def deepseg_register_models(registry):
+def deepseg_register_models(registry: Registry) -> None:
     """Register model plugins: ``registry.add_model(name, model)``.
+
+    Parameter ``registry``: the :class:`~deepseg_core.plugins.registry.Registry` to fill.
+    Since plugin API 1.
 
     ``model`` follows :class:`deepseg_core.contracts.model.ModelPlugin` (segmentation type,
     parameter validation, build, compile, training targets, per-tile prediction). Semantic
@@ -57,8 +87,11 @@ def deepseg_register_models(registry):
 
 
 @hookspec
-def deepseg_register_augmenters(registry):
+def deepseg_register_augmenters(registry: Registry) -> None:
     """Register joint image+label augmenters: ``registry.add_augmenter(name, factory)``.
+
+    Parameter ``registry``: the :class:`~deepseg_core.plugins.registry.Registry` to fill.
+    Since plugin API 1.
 
     ``factory(**params)`` returns ``aug(image, label, rng) -> (image, label)`` with image
     ``(rows, cols, bands)`` and label ``(rows, cols)`` (class ids or instance ids). Geometric
@@ -67,8 +100,11 @@ def deepseg_register_augmenters(registry):
 
 
 @hookspec
-def deepseg_register_metrics(registry):
+def deepseg_register_metrics(registry: Registry) -> None:
     """Register evaluation metrics: ``registry.add_metric(name, factory)``.
+
+    Parameter ``registry``: the :class:`~deepseg_core.plugins.registry.Registry` to fill.
+    Since plugin API 1.
 
     ``factory(class_names, ignore_label)`` returns an object following
     :class:`deepseg_core.metrics.base.Metric`: ``applies_to`` ('semantic'|'instance'),

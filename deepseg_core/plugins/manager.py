@@ -4,15 +4,24 @@ Entry points are loaded one by one when a command first needs the registry, neve
 A plugin that fails to import or to register is recorded and skipped (``DEEPSEG_STRICT_PLUGINS=1``
 re-raises); ``DEEPSEG_DISABLE_PLUGINS=a,b`` blocks plugins by entry-point name. A hook name that
 matches no specification (a misspelling) is always an error.
+
+The hooks are called through pluggy (``pm.hook.deepseg_register_*``), so pluggy's order and
+its ``tryfirst``/``trylast``/``wrapper`` options hold. Each plugin is registered through a
+stand-in whose hook implementations name the plugin as the provider of what it registers and
+turn its errors into a recorded failure of that plugin alone. The built-ins' implementations
+are ``tryfirst``: they register before any other plugin, which may then override them.
+Built-in plugins are named ``deepseg:<module>``, a name no entry point can take.
 """
 
 from __future__ import annotations
 
 import contextlib
 import difflib
+import functools
 import importlib
 import os
 import sys
+import types
 from dataclasses import dataclass, field
 
 import pluggy
@@ -30,6 +39,7 @@ BUILTIN_PLUGINS = (
     "deepseg_core.builtin.metrics",
 )
 HOOKS = ("readers", "writers", "tilers", "models", "augmenters", "metrics")
+BUILTIN_PREFIX = "deepseg:"  # entry-point names starting so are refused
 DISABLE_VAR = "DEEPSEG_DISABLE_PLUGINS"
 STRICT_VAR = "DEEPSEG_STRICT_PLUGINS"
 
@@ -82,7 +92,8 @@ def _candidates(extra):
     from .. import __version__
 
     for module in BUILTIN_PLUGINS:
-        info = PluginInfo(module.rsplit(".", 1)[-1], module, "deepseg-core", __version__, True)
+        info = PluginInfo(BUILTIN_PREFIX + module.rsplit(".", 1)[-1], module, "deepseg-core",
+                          __version__, True)
         yield info, lambda module=module: importlib.import_module(module)
     for ep in _entry_points():
         dist = getattr(ep, "dist", None)
@@ -147,6 +158,7 @@ def load_plugins(extra: list[tuple[str, object]] = ()) -> Plugins:
 def _load(extra) -> Plugins:
     pm = pluggy.PluginManager(GROUP)
     pm.add_hookspecs(hookspecs)
+    registry = Registry()
     blocked = _disabled()
     listed: list[PluginInfo] = []
     infos: dict[str, PluginInfo] = {}  # the registered ones, by name
@@ -155,7 +167,12 @@ def _load(extra) -> Plugins:
             continue
         listed.append(info)
         try:
-            pm.register(loader(), name=info.name)
+            if info.name.startswith(BUILTIN_PREFIX) and not info.builtin:
+                raise ValueError(f"plugin names starting with {BUILTIN_PREFIX!r} are the "
+                                 "built-ins'")
+            plugin = loader()
+            _check_api(plugin)
+            pm.register(_isolated(plugin, info, registry), name=info.name)
         except KeyboardInterrupt:  # Ctrl-C still stops the command
             raise
         except BaseException as exc:  # sys.exit() too: one broken plugin must not lock us out
@@ -163,20 +180,8 @@ def _load(extra) -> Plugins:
         else:
             infos[info.name] = info
     _check_pending(pm, infos)
-    registry = Registry()
     for hook in HOOKS:
-        caller = getattr(pm.hook, f"deepseg_register_{hook}")
-        for impl in caller.get_hookimpls():  # registration order: built-ins first
-            info = infos[impl.plugin_name]
-            if info.error:
-                continue
-            registry.provider = info.name
-            try:
-                impl.function(*[{"registry": registry}[a] for a in impl.argnames])
-            except (PluginLoadError, RegistryError, KeyboardInterrupt):
-                raise
-            except BaseException as exc:
-                _fail(info, exc, f"register {hook}")
+        getattr(pm.hook, f"deepseg_register_{hook}")(registry=registry)
     registry.provider = "?"
     for info in listed:
         if infos.get(info.name) is not info:  # not registered (e.g. its name was taken)
@@ -185,6 +190,48 @@ def _load(extra) -> Plugins:
             registry.remove_provider(info.name)
         info.registered = registry.provided_by(info.name)
     return Plugins(registry=registry, plugins=listed, manager=pm)
+
+
+def _check_api(plugin) -> None:
+    """A plugin written for a newer plugin API than this core's fails to load."""
+    wanted = getattr(plugin, "DEEPSEG_PLUGIN_API", None)
+    if wanted is not None and (not isinstance(wanted, int) or wanted > hookspecs.API_VERSION):
+        raise RuntimeError(f"it needs plugin API {wanted!r}; this deepseg-core provides "
+                           f"{hookspecs.API_VERSION}: upgrade deepseg-core")
+
+
+def _isolated(plugin, info: PluginInfo, registry: Registry):
+    """A stand-in for ``plugin`` for pluggy: each hook implementation, when pluggy calls it,
+    names ``info`` as the registry's provider and records its errors as ``info``'s failure
+    (registry and strictness errors still stop the load). Wrappers are passed as they are."""
+    proxy = types.SimpleNamespace(__name__=getattr(plugin, "__name__", info.name))
+    for attr in dir(plugin):
+        function = getattr(plugin, attr, None)
+        options = getattr(function, f"{GROUP}_impl", None)
+        if options is None or not callable(function):
+            continue
+        if options.get("wrapper") or options.get("hookwrapper"):
+            setattr(proxy, attr, function)
+            continue
+        setattr(proxy, attr, _guarded(function, info, registry, attr))
+    return proxy
+
+
+def _guarded(function, info: PluginInfo, registry: Registry, hook: str):
+    @functools.wraps(function)
+    def call(*args):
+        if info.error:
+            return None
+        registry.provider = info.name
+        try:
+            return function(*args)
+        except (PluginLoadError, RegistryError, KeyboardInterrupt):
+            raise
+        except BaseException as exc:
+            _fail(info, exc, f"register {hook.removeprefix('deepseg_register_')}")
+        return None
+
+    return call
 
 
 _cached: Plugins | None = None

@@ -39,27 +39,48 @@ class Registry:
 
     def add_reader(self, name, reader, override=False):
         """Register a raster reader as ``name``; ``override=True`` replaces an existing one."""
+        self._check("reader", name, reader, methods=("can_open", "open"))
         self._add("reader", name, reader, override)
 
     def add_writer(self, name, writer, override=False):
         """Register a raster writer as ``name``; ``override=True`` replaces an existing one."""
+        self._check("writer", name, writer, methods=("create",))
         self._add("writer", name, writer, override)
 
     def add_tiler(self, name, tiler, override=False):
         """Register a tiler as ``name``; ``override=True`` replaces an existing one."""
+        self._check("tiler", name, tiler)
         self._add("tiler", name, tiler, override)
 
     def add_model(self, name, model, override=False):
         """Register a model plugin as ``name``; ``override=True`` replaces an existing one."""
+        from ..contracts.model import contract_problem
+
+        problem = contract_problem(model)
+        if problem:
+            raise TypeError(f"model {name!r} of plugin {self.provider!r} does not follow the "
+                            f"model contract (deepseg_core.contracts.model): {problem}")
         self._add("model", name, model, override)
 
     def add_augmenter(self, name, factory, override=False):
         """Register an augmenter factory as ``name``; ``override=True`` replaces an existing one."""
+        self._check("augmenter", name, factory)
         self._add("augmenter", name, factory, override)
 
     def add_metric(self, name, factory, override=False):
         """Register a metric factory as ``name``; ``override=True`` replaces an existing one."""
+        self._check("metric", name, factory)
         self._add("metric", name, factory, override)
+
+    def _check(self, kind: str, name: str, obj, methods: tuple[str, ...] = ()) -> None:
+        """A TypeError (the plugin fails, the others go on) when ``obj`` cannot be what
+        ``kind`` needs: callable (tilers and factories) or with ``methods`` (readers, writers)."""
+        missing = [m for m in methods if not callable(getattr(obj, m, None))]
+        if not methods and not callable(obj):
+            missing = ["__call__"]
+        if missing:
+            raise TypeError(f"{kind} {name!r} of plugin {self.provider!r} does not follow the "
+                            f"{kind} contract: it lacks {', '.join(missing)}")
 
     def remove_provider(self, provider: str) -> None:
         """Forget everything one plugin registered (used when it fails halfway)."""

@@ -85,7 +85,7 @@ def check_lazy_import(module: str) -> None:
 def check_rejects(plugin, params: dict, nclasses: int, tilesize: int = 64) -> str:
     """The DeepSegError message ``plugin`` gives for bad settings (fails if none)."""
     try:
-        plugin.validate(params, tilesize, 3, nclasses)
+        plugin.validate(3, nclasses, tilesize, params)
     except DeepSegError as exc:
         return str(exc)
     raise AssertionError(f"{params} with {nclasses} classes at {tilesize} px was accepted")

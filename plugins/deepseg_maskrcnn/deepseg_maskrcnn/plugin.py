@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from deepseg_core import hookimpl
-from deepseg_core.contracts.model import TileResult, TrainSettings
+from deepseg_core.contracts.model import InstanceModel, TileResult, TrainSettings
 from deepseg_core.errors import DeepSegError
 
 from .config import DEFAULTS, check_params
@@ -16,12 +16,12 @@ from .config import DEFAULTS, check_params
 CLIP_NORM = 5.0  # global gradient norm clipping
 
 
-class MaskRCNNPlugin:
+class MaskRCNNPlugin(InstanceModel):
     """Mask R-CNN instance segmentation (ResNet-FPN backbone) for any number of bands."""
 
     segmentation_type = "instance"
 
-    def validate(self, params, tilesize, nbands, nclasses):
+    def validate(self, nbands, nclasses, tilesize, params):
         """Raise DeepSegError naming the first parameter the model cannot take."""
         check_params(params, tilesize, nbands, nclasses)
 

@@ -36,14 +36,14 @@ def test_registered_through_the_plugin_manager():
 
 def test_defaults_allow_300_instances_and_validate():
     assert DEFAULTS["max_instances"] >= 300
-    MaskRCNNPlugin().validate({}, 256, 3, 2)
-    MaskRCNNPlugin().validate(TINY, 64, 7, 5)
+    MaskRCNNPlugin().validate(3, 2, 256, {})
+    MaskRCNNPlugin().validate(7, 5, 64, TINY)
 
 
 def test_unknown_parameter_is_rejected_listing_the_known_ones():
     with pytest.raises(DeepSegError, match=r"anchor_scale unknown; expected some of: "
                                            r"anchor_ratios, anchor_scales, backbone"):
-        MaskRCNNPlugin().validate({"anchor_scale": [8]}, 128, 3, 2)
+        MaskRCNNPlugin().validate(3, 2, 128, {"anchor_scale": [8]})
 
 
 @pytest.mark.parametrize("params,tilesize,nclasses,message", [

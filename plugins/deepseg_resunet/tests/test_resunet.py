@@ -72,7 +72,7 @@ def test_plugin_import_leaves_keras_unloaded():
 ])
 def test_bad_settings_are_rejected(params, nclasses, tilesize, message):
     assert re.search(message, conformance.check_rejects(ResUNet(), params, nclasses, tilesize))
-    ResUNet().validate({"depth": 3}, 40, 3, 2)  # 40 px is fine at depth 3
+    ResUNet().validate(3, 2, 40, {"depth": 3})  # 40 px is fine at depth 3
 
 
 def test_tiny_model_learns_bright_squares():

@@ -51,4 +51,4 @@ def test_a_previous_resunet_loads_by_name(tmp_path, capsys):
 ])
 def test_bad_encoder_settings_name_the_parameter(params, tilesize, message):
     with pytest.raises(DeepSegError, match=message):
-        ResUNet().validate(params, tilesize, 3, 2)
+        ResUNet().validate(3, 2, tilesize, params)

@@ -2,7 +2,6 @@
 
 from deepseg_core import hookimpl
 from deepseg_core.contracts.model import SemanticModel
-from deepseg_core.errors import DeepSegError
 
 
 class UNet64(SemanticModel):
@@ -11,17 +10,14 @@ class UNet64(SemanticModel):
     defaults = {"filters": 64, "depth": 4, "dropout": 0.0, "encoder": None,
                 "encoder_weights": None}
 
-    def validate(self, params, tilesize, nbands, nclasses):
-        """The U-Net checks, plus a Keras Applications ``encoder`` and its ``encoder_weights``
-        (a weights file, or ``imagenet``: the standard file in the Keras cache folder)."""
-        from deepseg_core.encoders import ENCODER_DEPTH, check_encoder
+    def validate(self, nbands, nclasses, tilesize, params):
+        """The U-Net family's checks (filters, depth, dropout), plus a Keras Applications
+        ``encoder`` and its ``encoder_weights`` (a weights file, or ``imagenet``: the standard
+        file in the Keras cache folder)."""
+        from deepseg_core.encoders import check_unet
 
-        super().validate(params, tilesize, nbands, nclasses)
-        merged = self.params(params)
-        check_encoder(merged, tilesize)
-        if merged["encoder"] and "depth" in params and params["depth"] != ENCODER_DEPTH:
-            raise DeepSegError(f"model parameter depth is {ENCODER_DEPTH} with encoder "
-                               f"{merged['encoder']}, not {params['depth']!r}: leave it out")
+        super().validate(nbands, nclasses, tilesize, params)
+        check_unet(self.params(params), params, tilesize)
 
     def network(self, nbands, nclasses, **params):
         from .model import build_unet64  # Keras is imported only when a model is built

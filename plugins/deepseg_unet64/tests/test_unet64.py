@@ -73,7 +73,7 @@ def test_plugin_import_leaves_keras_unloaded():
 ])
 def test_bad_settings_are_rejected(params, nclasses, tilesize, message):
     assert re.search(message, conformance.check_rejects(UNet64(), params, nclasses, tilesize))
-    UNet64().validate({"depth": 3}, 40, 3, 2)  # 40 px is fine at depth 3
+    UNet64().validate(3, 2, 40, {"depth": 3})  # 40 px is fine at depth 3
 
 
 def test_tiny_model_learns_bright_squares():

@@ -59,7 +59,7 @@ def test_missing_imagenet_file_is_an_error_that_never_downloads(tmp_path, monkey
     with pytest.raises(DeepSegError, match=f"encoder_weights: imagenet weights of resnet50 not "
                                            f"found at {tmp_path}/models/{NOTOP}; DeepSeg never "
                                            "downloads"):
-        UNet64().validate({**ENC, "encoder_weights": "imagenet"}, 64, 3, 2)
+        UNet64().validate(3, 2, 64, {**ENC, "encoder_weights": "imagenet"})
 
 
 def test_other_band_counts_adapt_the_first_convolution(resnet50, capsys):
@@ -105,4 +105,4 @@ def test_a_previous_model_loads_by_name_and_skips_other_class_counts(tmp_path, c
 ])
 def test_bad_pretrained_settings_name_the_parameter(params, tilesize, message):
     with pytest.raises(DeepSegError, match=message):
-        UNet64().validate(params, tilesize, 3, 2)
+        UNet64().validate(3, 2, tilesize, params)
