@@ -63,6 +63,37 @@ def slurm_resolver():
         port_base=base, gpus_per_node=per_node, gpus_per_task=1, auto_set_gpu=False)
 
 
+def mean_over_workers() -> None:
+    """Let Keras' fit average per-step scalars over the workers (Keras 3.15 cannot).
+
+    Keras reduces each step's logs with ``strategy.reduce("MEAN", value, axis=0)`` under a
+    multi-worker strategy, which fails for the scalar loss and metrics ("Invalid reduction
+    dimension 0 for input with 0 dimensions"). Scalars are averaged with ``axis=None`` here;
+    the epoch logs, read from the synchronized metric variables, are global either way.
+    """
+    from keras.src.backend.tensorflow import trainer
+
+    original = trainer.reduce_per_replica
+    if getattr(original, "deepseg", False):
+        return
+
+    def reduce_per_replica(values, strategy, reduction):
+        if reduction in ("auto", "mean") and trainer._collective_all_reduce_multi_worker(
+                strategy):
+            import tensorflow as tf
+
+            def mean(v):
+                if not isinstance(v, tf.distribute.DistributedValues):
+                    return v
+                return strategy.reduce("MEAN", v, axis=0 if v.values[0].shape.rank else None)
+
+            return tf.nest.map_structure(mean, values)
+        return original(values, strategy, reduction)
+
+    reduce_per_replica.deepseg = True
+    trainer.reduce_per_replica = reduce_per_replica
+
+
 def multiworker_cluster() -> Cluster:
     """MultiWorkerMirroredStrategy over the Slurm step or TF_CONFIG's cluster."""
     import tensorflow as tf
@@ -86,6 +117,7 @@ def multiworker_cluster() -> Cluster:
                            "per worker with srun (srun deepseg train EXPERIMENT) or set "
                            "TF_CONFIG; neither is set")
     strategy = tf.distribute.MultiWorkerMirroredStrategy(cluster_resolver=resolver)
+    mean_over_workers()
     spec = resolver.cluster_spec().as_dict()
     return Cluster(strategy, "multiworker", int(resolver.task_id),
                    len(spec.get("worker", [])))

@@ -117,6 +117,7 @@ def fit(exp, registry, store, train_idx, val_idx, outdir: Path, progress: bool =
     x, vx, steps = train, val, {}
     train.epoch = initial_epoch
     if cluster.replicas > 1 or cluster.workers > 1:  # each worker reads its own share
+        build_before_fit(model, cluster, train.batch(initial_epoch, 0, 0, cluster.replicas))
         x = distributed_input(cluster, train, initial_epoch)
         vx = distributed_input(cluster, val, 0) if val is not None else None
         steps = dict(steps_per_epoch=train.steps,
@@ -135,6 +136,18 @@ def fit(exp, registry, store, train_idx, val_idx, outdir: Path, progress: bool =
                                "with training.resume: true") from None
         raise
     return model
+
+
+def build_before_fit(model, cluster, batch) -> None:
+    """Build the model's optimizer, loss and metrics from one replica's batch.
+
+    Keras 3 builds them in ``fit`` from a batch of the distributed input, reduced with
+    ``strategy.reduce``, which MultiWorkerMirroredStrategy cannot do for an (x, y) tuple
+    ("Attempt to convert a value (PerReplica...)"); built here, that step has nothing to do.
+    """
+    with cluster.strategy.scope():
+        model._symbolic_build(data_batch=batch)
+    model._maybe_symbolic_build = lambda iterator=None, data_batch=None: None
 
 
 def write_model_info(exp, store, model_dir: Path) -> None:

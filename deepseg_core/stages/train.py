@@ -53,10 +53,11 @@ def save_resolved(exp, outdir: Path) -> None:
 
 def run(exp, registry, progress: bool = True):
     """Train and return the trained keras model."""
-    from ..training import fit
+    from ..training import fit, setup_runtime
 
     outdir = exp.outdir
-    save_resolved(exp, outdir)
+    if setup_runtime(exp).chief:  # the workers of a distributed run write nothing here
+        save_resolved(exp, outdir)
     with open_store(exp) as store:
         tiles = store.tiles
         held = validation_folds(exp)
