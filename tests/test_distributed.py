@@ -51,6 +51,7 @@ def tf_config(ports: list[int], index: int) -> str:
 def start_workers(path: Path, folder: Path, workers: int = 2) -> list[subprocess.Popen]:
     """One ``distrun.py`` process per worker; worker i saves its weights to w-i.npz."""
     ports, procs = free_ports(workers), []
+    folder.mkdir(exist_ok=True)
     for i in range(workers):
         scratch = folder / f"tmp-{i}"
         scratch.mkdir(exist_ok=True)
@@ -182,3 +183,44 @@ def test_old_boolean_distribute_is_mirrored_or_none(scene):
     path = write_experiment(folder, img, gpkg, name="flag", training={"distribute": "ring"})
     with pytest.raises(DeepSegError, match="distribute"):
         load_experiment(path)
+
+
+def test_a_killed_worker_and_a_rerun_resume_both_to_the_uninterrupted_run(scene, tmp_path):
+    import signal
+    import time
+
+    import yaml
+
+    whole_path, whole = experiment(scene, "whole", batch_size=4, distribute="multiworker",
+                                   reduce_lr=1)
+    assert [rc for rc, _ in finish(start_workers(whole_path, tmp_path / "whole"))] == [0, 0]
+    path, exp = experiment(scene, "killed", batch_size=4, distribute="multiworker",
+                           reduce_lr=1)
+    procs = start_workers(path, tmp_path)
+    state = exp.outdir / "model" / "state.json"
+    deadline = time.monotonic() + 300
+    while not (state.exists() and json.loads(state.read_text())["epoch"] >= 1):
+        assert time.monotonic() < deadline and procs[1].poll() is None
+        time.sleep(0.2)
+    time.sleep(0.5)  # into the next epoch
+    procs[1].send_signal(signal.SIGKILL)
+    try:  # the chief notices its lost peer and stops with one line
+        _, err = procs[0].communicate(timeout=120)
+        assert procs[0].returncode != 0
+        assert "lost the cluster" in err.strip().splitlines()[-1], err[-2000:]
+    except subprocess.TimeoutExpired:
+        procs[0].kill()
+    finish(procs)
+    done = json.loads(state.read_text())["epoch"]
+    assert 1 <= done < 3
+    settings = yaml.safe_load(path.read_text())
+    settings["training"]["resume"] = True
+    path.write_text(yaml.safe_dump(settings))
+    results = finish(start_workers(path, tmp_path))
+    assert [rc for rc, _ in results] == [0, 0], "\n".join(t[-3000:] for _, t in results)
+    mine, theirs = weights(tmp_path / "w-0.npz"), weights(tmp_path / "whole" / "w-0.npz")
+    assert all(np.array_equal(a, b) for a, b in zip(mine, theirs))
+    assert all(np.array_equal(a, b) for a, b in zip(mine, weights(tmp_path / "w-1.npz")))
+    assert [r["epoch"] for r in rows(exp)] == ["0", "1", "2"]
+    assert (exp.outdir / "logs" / "training.csv").read_bytes() == (
+        whole.outdir / "logs" / "training.csv").read_bytes()
