@@ -10,7 +10,6 @@ that is deleted at once. checkpoint.py describes the commit protocol.
 from __future__ import annotations
 
 import math
-import os
 import shutil
 from pathlib import Path
 
@@ -33,9 +32,29 @@ class CurvesCallback(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         if self.csv_path.exists():
-            tmp = self.png_path.with_name(".curves.tmp.png")
-            plot_curves(self.csv_path, tmp)
-            os.replace(tmp, self.png_path)  # a killed run never leaves half a PNG
+            try:  # plot_curves writes a temporary PNG and renames it: never half a PNG
+                plot_curves(self.csv_path, self.png_path)
+            except OSError as exc:
+                self.png_path.with_name(self.png_path.stem + ".tmp.png").unlink(missing_ok=True)
+                raise cannot_write(self.png_path, exc, epoch) from None
+
+
+class CSVLog(keras.callbacks.CSVLogger):
+    """Keras' CSVLogger, whose write failures name the log file."""
+
+    def on_epoch_end(self, epoch, logs=None):
+        try:
+            super().on_epoch_end(epoch, logs)
+        except OSError as exc:
+            raise cannot_write(Path(self.filename), exc, epoch) from None
+
+
+def cannot_write(path: Path, exc: Exception, epoch: int) -> DeepSegError:
+    """The one-line error of a training output that could not be written."""
+    reason = getattr(exc, "strerror", None) or str(exc).splitlines()[0]
+    return DeepSegError(f"{path}: cannot write after epoch {epoch} ({reason}); "
+                        "free space and rerun (training.resume: true continues after the last "
+                        "committed epoch)")
 
 
 def _number(value):
@@ -90,10 +109,10 @@ class Checkpoints(keras.callbacks.Callback):
                 self.best = value
             if self.chief:
                 self._commit(epoch, files)
-        except OSError as exc:
-            raise DeepSegError(f"{folder}: cannot write the checkpoint of epoch {epoch} "
-                               f"({exc.strerror or exc}); free space and rerun with "
-                               "training.resume: true") from None
+        except (OSError, RuntimeError) as exc:  # h5py inside the .keras raises either
+            for name in checkpoint.FILES:  # uncommitted: nothing may look like a checkpoint
+                checkpoint.pending(folder / name).unlink(missing_ok=True)
+            raise cannot_write(folder / "last.keras", exc, epoch) from None
         finally:
             if not self.chief:
                 shutil.rmtree(folder, ignore_errors=True)
@@ -146,7 +165,7 @@ def callbacks_for(exp, model_dir: Path, log_dir: Path, has_val: bool, chief: boo
                                                         patience=exp.training.reduce_lr))
     logs = []
     if chief:
-        logs = [keras.callbacks.CSVLogger(str(csv_path), append=record is not None),
+        logs = [CSVLog(str(csv_path), append=record is not None),
                 CurvesCallback(csv_path, log_dir / "curves.png"),
                 keras.callbacks.TensorBoard(str(log_dir / "tensorboard"), write_graph=False,
                                             profile_batch=0)]

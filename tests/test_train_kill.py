@@ -135,3 +135,37 @@ def test_a_damaged_checkpoint_is_never_taken_for_the_committed_one(experiments, 
     plugin = load_plugins().registry.get("model", "unet64")
     model, record = load_resume_state(copy, plugin)
     assert record["epoch"] == 5 and model.optimizer.iterations.numpy() == record["iterations"]
+
+
+@pytest.mark.parametrize("size, culprit", [("20k", "logs/curves.png"),
+                                           ("150k", "model/last.keras")])
+def test_a_full_disk_is_one_line_and_a_rerun_with_space_completes(experiments, tmp_path,
+                                                                  size, culprit):
+    if os.geteuid() != 0:
+        pytest.skip("mounting a small tmpfs needs root")
+    folder, (whole, _) = experiments
+    small = tmp_path / "small"
+    small.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(small)],
+                   check=True)
+    try:
+        settings = yaml.safe_load(whole.read_text())
+        settings.update(name="full", workdir=str(small), epochs=2,
+                        store={"path": str(next((folder / "runs" / "stores").glob("*.h5")))})
+        path = tmp_path / "full.yaml"
+        path.write_text(yaml.safe_dump(settings, sort_keys=False))
+        proc = command(path)
+        out, _ = proc.communicate(timeout=600)
+        assert proc.returncode != 0 and "Traceback" not in out, out[-3000:]
+        assert out.strip().splitlines()[-1] == (
+            f"error: {small / 'full' / culprit}: cannot write after epoch 0 (No space left on "
+            "device); free space and rerun (training.resume: true continues after the last "
+            "committed epoch)")
+        assert not list(small.rglob("*.pending.keras")) and not list(small.rglob("*.tmp*"))
+        subprocess.run(["mount", "-o", "remount,size=8m", str(small)], check=True)
+        proc = command(path)
+        out, _ = proc.communicate(timeout=600)
+        assert proc.returncode == 0, out[-3000:]
+        assert json.loads((small / "full" / "model" / "state.json").read_text())["epoch"] == 2
+    finally:
+        subprocess.run(["umount", str(small)], check=True)
