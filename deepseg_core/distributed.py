@@ -130,9 +130,9 @@ def cluster_for(kind: str) -> Cluster:
     program start-up.
     """
     if kind not in _CLUSTERS:
-        if len(_CLUSTERS) and kind != "none":
-            raise DeepSegError(f"training.distribute: {kind} after another strategy in the "
-                               "same process; run it in a new process")
+        if _CLUSTERS and kind == "multiworker":  # collectives are set up at start-up only
+            raise DeepSegError("training.distribute: multiworker after another strategy in "
+                               "the same process; run it in a new process")
         import tensorflow as tf
 
         if kind == "mirrored":
