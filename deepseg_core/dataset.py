@@ -1,5 +1,17 @@
 """Batches of store tiles for Keras: read by index, normalize, augment, hand to the model plugin.
 
+Every batch is a function of (seed, epoch, step) alone, so a resumed run reads exactly the
+batches an uninterrupted one would, and the workers of a distributed run can each read only
+their own part of it:
+
+- each epoch shuffles the tile indices with ``default_rng([seed, epoch])``; the order is
+  filled up to a whole number of global batches with tiles from its start, so every batch is
+  full and every replica takes the same number of steps (a collective all-reduce needs that);
+- the global batch of a step is cut into one contiguous part per replica; a worker reads the
+  tiles of its replicas' parts only;
+- each tile is augmented with ``default_rng([seed, epoch, tile])``: the same tile gets the
+  same augmentation whichever worker reads it, and different tiles get different draws.
+
 Each process opens its own HDF5 handle (workers never share one), and only one batch of
 tiles is in memory per worker.
 """
@@ -16,10 +28,14 @@ from .store import Store
 
 
 class StoreDataset(keras.utils.PyDataset):
-    """Tiles ``indices`` of the store at ``path`` as (x, y) batches for ``fit``."""
+    """Tiles ``indices`` of the store at ``path`` as (x, y) batches for ``fit``.
+
+    ``batch_size`` is the global batch; ``steps`` caps the batches of an epoch.
+    """
 
     def __init__(self, path, indices, batch_size, model_plugin, augmenters=(), shuffle=False,
-                 seed=0, ignore_label=None, workers=0, model_params=None, **kwargs):
+                 seed=0, ignore_label=None, workers=0, model_params=None, steps=None,
+                 **kwargs):
         if workers:
             kwargs.update(workers=workers, use_multiprocessing=True)
         super().__init__(**kwargs)
@@ -28,17 +44,26 @@ class StoreDataset(keras.utils.PyDataset):
         self.augmenters, self.shuffle, self.seed = list(augmenters), shuffle, seed
         self.ignore_label, self.epoch = ignore_label, 0
         self.model_params = dict(model_params or {})
+        whole = int(np.ceil(len(self.indices) / self.batch_size))
+        self.steps = min(whole, int(steps)) if steps else whole
         self._store, self._pid = None, None
         with Store(self.path) as store:
             self.normalize = normalizer(store.stats())
             self.instance = store.instance
             self.instance_classes = store.instance_classes()
-        self.order = self._order()
 
-    def _order(self):
-        if not self.shuffle:
-            return self.indices
-        return np.random.default_rng([self.seed, self.epoch]).permutation(self.indices)
+    def order(self, epoch: int) -> np.ndarray:
+        """The tiles of ``epoch`` in the order they are served, filled to whole batches."""
+        order = self.indices
+        if self.shuffle:
+            order = np.random.default_rng([self.seed, epoch]).permutation(self.indices)
+        return np.resize(order, self.steps * self.batch_size)  # repeats from the start
+
+    def tiles(self, epoch: int, step: int, part: int = 0, parts: int = 1) -> np.ndarray:
+        """Tile indices of ``part`` (a replica) of the global batch ``step`` of ``epoch``."""
+        size = self.batch_size // parts
+        start = step * self.batch_size + part * size
+        return self.order(epoch)[start:start + size]
 
     def _handle(self) -> Store:
         if self._store is None or self._pid != os.getpid():
@@ -46,19 +71,23 @@ class StoreDataset(keras.utils.PyDataset):
         return self._store
 
     def __len__(self):
-        return int(np.ceil(len(self.indices) / self.batch_size))
+        return self.steps
 
     def __getitem__(self, index):
-        chosen = self.order[index * self.batch_size:(index + 1) * self.batch_size]
+        return self.batch(self.epoch, index)
+
+    def batch(self, epoch: int, step: int, part: int = 0, parts: int = 1):
+        """The model's (x, y) for one replica's part of a global batch."""
+        chosen = self.tiles(epoch, step, part, parts)
         store = self._handle()
-        rng = np.random.default_rng([self.seed, self.epoch, index])
         images, labels, classes = [], [], []
-        for tile in sorted(chosen.tolist()):  # file order reads faster; shuffling picks the set
+        for tile in np.sort(chosen).tolist():  # file order reads faster
             image, label, valid = store.tile(tile)
             image = self.normalize(image)
             image[~valid] = 0.0
             if not self.instance and self.ignore_label is not None:
                 label = np.where(valid, label, self.ignore_label)
+            rng = np.random.default_rng([self.seed, epoch, tile])
             for aug in self.augmenters:
                 image, label = aug(image, label, rng)
             images.append(image)
@@ -69,6 +98,14 @@ class StoreDataset(keras.utils.PyDataset):
         return self.plugin.prepare_batch(np.stack(images), np.stack(labels),
                                          classes if self.instance else None, self.model_params)
 
-    def on_epoch_end(self):
-        self.epoch += 1
-        self.order = self._order()
+
+class EpochSetter(keras.callbacks.Callback):
+    """Tells the datasets which epoch starts: Keras' own epoch number, so resume needs no count."""
+
+    def __init__(self, *datasets):
+        super().__init__()
+        self.datasets = [d for d in datasets if d is not None]
+
+    def on_epoch_begin(self, epoch, logs=None):
+        for dataset in self.datasets:
+            dataset.epoch = epoch

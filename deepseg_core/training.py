@@ -15,7 +15,11 @@ from .errors import DeepSegError
 
 
 def setup_runtime(exp):
-    """Seed, determinism, mixed precision and distribution strategy; returns a strategy."""
+    """The distribution strategy (first, before any other TensorFlow operation), then seed,
+    determinism and mixed precision; returns the cluster (strategy and this worker's place)."""
+    from .distributed import cluster_for
+
+    cluster = cluster_for(exp.training.distribute)
     import keras
     import tensorflow as tf
 
@@ -28,9 +32,19 @@ def setup_runtime(exp):
             keras.mixed_precision.set_global_policy("mixed_float16")
         else:
             warnings.warn("mixed_precision: no GPU visible, training in float32", stacklevel=2)
-    if exp.training.distribute:
-        return tf.distribute.MirroredStrategy()  # one device on a CPU-only machine
-    return tf.distribute.get_strategy()
+    return cluster
+
+
+def scaling(exp, cluster) -> tuple[int, float, str]:
+    """(global batch, learning rate, the log line saying so) for this cluster."""
+    replicas, batch = cluster.replicas, exp.training.batch_size
+    rate = exp.learning_rate * (replicas if exp.training.scale_learning_rate else 1)
+    scaled = f" (x{replicas}, training.scale_learning_rate)" if rate != exp.learning_rate else ""
+    where = (f"worker {cluster.worker} of {cluster.workers}, " if cluster.workers > 1 else "")
+    return batch * replicas, rate, (
+        f"training.distribute: {cluster.kind} ({where}{replicas} replica(s) in sync): global "
+        f"batch {batch * replicas} = batch_size {batch} x {replicas} replica(s); learning "
+        f"rate {rate:g}{scaled}")
 
 
 def class_weights(exp, store) -> list[float] | None:
@@ -55,47 +69,86 @@ def augmenters(exp, registry):
 
 
 def fit(exp, registry, store, train_idx, val_idx, outdir: Path, progress: bool = True):
-    """Train the experiment's model on ``train_idx`` tiles; checkpoints and logs in ``outdir``."""
+    """Train the experiment's model on ``train_idx`` tiles; checkpoints and logs in ``outdir``.
 
+    Only the chief (the one process of an undistributed run) writes into ``outdir``.
+    """
+    import click
+
+    from . import checkpoint
     from .callbacks import callbacks_for, load_resume_state
-    from .dataset import StoreDataset
+    from .dataset import EpochSetter, StoreDataset
+    from .distributed import distributed_input
     from .safe_callbacks import guard
 
     plugin = registry.get("model", exp.model.name)
     model_dir, log_dir = outdir / "model", outdir / "logs"
-    model_dir.mkdir(parents=True, exist_ok=True)
-    log_dir.mkdir(parents=True, exist_ok=True)
     if len(train_idx) == 0:
         raise DeepSegError(f"{exp.source}: no training tiles left after holding out the "
                            "validation folds")
-    strategy = setup_runtime(exp)
-    common = dict(model_plugin=plugin, ignore_label=exp.ignore_label,
-                  batch_size=exp.training.batch_size, model_params=exp.model.params)
+    cluster = setup_runtime(exp)
+    batch, rate, line = scaling(exp, cluster)
+    click.echo(line)
+    if cluster.chief:
+        model_dir.mkdir(parents=True, exist_ok=True)
+        log_dir.mkdir(parents=True, exist_ok=True)
+    common = dict(model_plugin=plugin, ignore_label=exp.ignore_label, batch_size=batch,
+                  model_params=exp.model.params)
     train = StoreDataset(store.path, train_idx, augmenters=augmenters(exp, registry),
                          shuffle=True, seed=exp.training.seed, workers=exp.training.workers,
-                         **common)
+                         steps=exp.training.steps_per_epoch, **common)
     val = StoreDataset(store.path, val_idx, **common) if len(val_idx) else None
-    initial_epoch = 0
-    with strategy.scope():
+    record = None
+    with cluster.strategy.scope():
         if exp.training.resume:
-            model, initial_epoch = load_resume_state(model_dir, plugin)
-            train.epoch = initial_epoch
-            train.order = train._order()
+            model, record = load_resume_state(model_dir, plugin, cluster.chief)
         else:
             model = plugin.build(exp.nbands, len(exp.classes), exp.tilesize, exp.model.params)
             plugin.compile(model, TrainSettings(
-                nclasses=len(exp.classes), learning_rate=exp.learning_rate,
+                nclasses=len(exp.classes), learning_rate=rate,
                 loss=exp.training.loss, class_weights=class_weights(exp, store),
                 ignore_label=exp.ignore_label))
-    if initial_epoch >= exp.epochs:
+    initial_epoch = int(record["epoch"]) if record else 0
+    if initial_epoch >= exp.epochs or (record or {}).get("stopped"):
+        if cluster.chief:
+            checkpoint.roll_forward(model_dir, record)
         return model
-    write_model_info(exp, store, model_dir)
-    steps = exp.training.steps_per_epoch
-    model.fit(train, validation_data=val, epochs=exp.epochs, initial_epoch=initial_epoch,
-              steps_per_epoch=min(steps, len(train)) if steps else None,
-              callbacks=guard(callbacks_for(exp, model_dir, log_dir, has_val=val is not None)),
-              verbose=1 if progress and os.isatty(2) else 2 if progress else 0)
+    if cluster.chief:
+        write_model_info(exp, store, model_dir)
+    x, vx, steps = train, val, {}
+    train.epoch = initial_epoch
+    if cluster.replicas > 1 or cluster.workers > 1:  # each worker reads its own share
+        build_before_fit(model, cluster, train.batch(initial_epoch, 0, 0, cluster.replicas))
+        x = distributed_input(cluster, train, initial_epoch)
+        vx = distributed_input(cluster, val, 0) if val is not None else None
+        steps = dict(steps_per_epoch=train.steps,
+                     validation_steps=val.steps if val is not None else None)
+    callbacks = guard([EpochSetter(train, val), *callbacks_for(
+        exp, model_dir, log_dir, has_val=val is not None, chief=cluster.chief, record=record)])
+    verbose = (1 if os.isatty(2) else 2) if progress and cluster.chief else 0
+    try:  # shuffle=False: the dataset shuffles, by seed and epoch (Python's random would not)
+        model.fit(x, validation_data=vx, epochs=exp.epochs, initial_epoch=initial_epoch,
+                  shuffle=False, callbacks=callbacks, verbose=verbose, **steps)
+    except Exception as exc:
+        if cluster.workers > 1 and type(exc).__module__.startswith("tensorflow"):
+            reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+            raise DeepSegError(f"training: worker {cluster.worker} of {cluster.workers} lost "
+                               f"the cluster ({type(exc).__name__}: {reason}); rerun the job "
+                               "with training.resume: true") from None
+        raise
     return model
+
+
+def build_before_fit(model, cluster, batch) -> None:
+    """Build the model's optimizer, loss and metrics from one replica's batch.
+
+    Keras 3 builds them in ``fit`` from a batch of the distributed input, reduced with
+    ``strategy.reduce``, which MultiWorkerMirroredStrategy cannot do for an (x, y) tuple
+    ("Attempt to convert a value (PerReplica...)"); built here, that step has nothing to do.
+    """
+    with cluster.strategy.scope():
+        model._symbolic_build(data_batch=batch)
+    model._maybe_symbolic_build = lambda iterator=None, data_batch=None: None
 
 
 def write_model_info(exp, store, model_dir: Path) -> None:

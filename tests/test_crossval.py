@@ -24,12 +24,12 @@ def registry():
 def result(tmp_path_factory, registry):
     folder = tmp_path_factory.mktemp("cv")
     img, gpkg, _ = squares_scene(folder, size=128, nsquares=20)
-    exp = load_experiment(write_experiment(folder, img, gpkg, epochs=2, folds=2,
+    exp = load_experiment(write_experiment(folder, img, gpkg, epochs=4, folds=2,
                                            crossval={"folds": [0]}))
     dataprep.run(exp, registry, progress=False)
     crossval.run(exp, registry, progress=False)
     # a later call runs the other fold and merges both
-    exp1 = load_experiment(write_experiment(folder, img, gpkg, epochs=2, folds=2,
+    exp1 = load_experiment(write_experiment(folder, img, gpkg, epochs=4, folds=2,
                                             crossval={"folds": [1]}))
     table = crossval.run(exp1, registry, progress=False)
     return exp1, table

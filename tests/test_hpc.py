@@ -8,7 +8,7 @@ import subprocess
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from hpcjobs import HPC, band, bash, tiny_experiment, untrained_model
+from hpcjobs import HPC, band, bash, deepseg, tiny_experiment, untrained_model
 from scenes import squares_scene, write_experiment, write_raster
 
 from deepseg_core import predict
@@ -139,7 +139,7 @@ def test_distributed_training_runs_on_one_cpu_replica(tmp_path, registry):
     import tensorflow as tf
 
     exp = load_experiment(tiny_experiment(tmp_path, training={"distribute": True}))
-    strategy = setup_runtime(exp)
+    strategy = setup_runtime(exp).strategy
     assert isinstance(strategy, tf.distribute.MirroredStrategy)
     assert strategy.num_replicas_in_sync == 1
     dataprep.run(exp, registry, progress=False)
@@ -179,3 +179,36 @@ def test_files_command_and_submission_without_slurm(tmp_path, monkeypatch):
     exp = load_experiment(path)
     with pytest.raises(DeepSegError, match="sbatch: command not found"):
         submit_all(write_scripts(exp, ["predict"]))
+
+
+def test_multi_node_training_job_runs_one_worker_per_gpu_with_srun(tmp_path):
+    hpc = {"gpus": "A100:1", "train_gpus": "A100:4", "train_nodes": 2, "container": "d.sif"}
+    exp = load_experiment(tiny_experiment(tmp_path, size=40, hpc=hpc,
+                                          training={"distribute": "multiworker"}))
+    text = write_scripts(exp, ["dataprep", "train", "predict"])["train"].read_text()
+    for line in ("--nodes=2", "--ntasks-per-node=4", "--gpus-per-node=A100:4"):
+        assert f"#SBATCH {line}\n" in text, line
+    assert 'deepseg dataprep "$EXPERIMENT"' in text
+    assert ('srun --kill-on-bad-exit=1 apptainer exec --nv --bind ' in text
+            and '"$IMAGE" deepseg train "$EXPERIMENT"' in text)
+    assert subprocess.run(["bash", "-n"], input=text, text=True).returncode == 0
+    # more than one node needs the multi-worker strategy
+    path = tiny_experiment(tmp_path, size=40, hpc={"train_nodes": 2})
+    result = deepseg("sbatch", str(path), "--stages", "train")
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines()[-1].endswith(
+        "hpc.train_nodes is 2 but training.distribute is none: set it to multiworker to "
+        "train across nodes")
+
+
+@pytest.mark.parametrize("gpus, tasks, shares", [
+    (["0", "1", "2", "3"], 4, [["0"], ["1"], ["2"], ["3"]]),
+    (["0", "1", "2", "3"], 2, [["0", "1"], ["2", "3"]]),
+    (["5"], 2, [["5"], ["5"]]),  # Slurm bound each task to its GPU already
+    (["0", "1"], 3, [["0"], ["1"], ["0"]]),
+    ([], 2, [[], []]),
+])
+def test_each_task_on_a_node_gets_its_own_gpus(gpus, tasks, shares):
+    from deepseg_core.hpc.gpus import gpu_share
+
+    assert [gpu_share(gpus, rank, tasks) for rank in range(tasks)] == shares

@@ -10,13 +10,15 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
 import subprocess
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
 import slurmcluster
-from hpcjobs import band, deepseg, tiny_experiment, untrained_model
+from hpcjobs import HPC, band, deepseg, tiny_experiment, untrained_model
 from scenes import squares_scene
 
 from deepseg_core import predict
@@ -123,3 +125,59 @@ def sbatch(*args) -> str:
     done = subprocess.run(["sbatch", "--parsable", *map(str, args)], capture_output=True,
                           text=True, check=True)
     return done.stdout.strip().split(";")[0]
+
+
+def worker_pids(rank: str) -> list[int]:
+    """Processes of 'deepseg train' that Slurm started as task ``rank`` of a step."""
+    pids = []
+    for proc in Path("/proc").iterdir():
+        try:
+            cmd = (proc / "cmdline").read_bytes().split(b"\0")
+            env = (proc / "environ").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if b"train" in cmd and any(c.endswith(b"deepseg") for c in cmd[:2]) and \
+                f"SLURM_PROCID={rank}".encode() in env:
+            pids.append(int(proc.name))
+    return pids
+
+
+def test_srun_trains_two_workers_and_resumes_after_one_is_killed(slurm, tmp_path):
+    path = tiny_experiment(tmp_path, epochs=6, training={
+        "batch_size": 4, "seed": 1, "distribute": "multiworker"},
+        hpc={**HPC, "train_tasks_per_node": 2, "mem": "2G"})
+    result = deepseg("sbatch", str(path), "--stages", "dataprep,train", "--submit")
+    assert result.returncode == 0, result.stderr
+    [job] = re.findall(r"submitted train\.sh as job (\d+)", result.stdout)
+    exp = load_experiment(path)
+    state = exp.outdir / "model" / "state.json"
+    deadline = time.monotonic() + 400
+    while not (state.exists() and json.loads(state.read_text())["epoch"] >= 2):
+        assert time.monotonic() < deadline and slurm.job_states(job) != ["FAILED"], \
+            job_logs(exp)
+        time.sleep(0.5)
+    time.sleep(0.7)  # into the next epoch
+    pids = worker_pids("1")
+    assert pids, job_logs(exp)
+    for pid in pids:
+        os.kill(pid, signal.SIGKILL)  # worker 1 dies mid-epoch; srun ends the step
+    states = slurm.wait([job], timeout=300)
+    assert states[job] != ["COMPLETED"], job_logs(exp)
+    done = json.loads(state.read_text())["epoch"]
+    assert 2 <= done < 6
+    log = (exp.outdir / "slurm-logs" / f"{exp.name}-train-{job}.out").read_text()
+    assert "worker 0 of 2" in log and "worker 1 of 2" in log
+    assert "global batch 8 = batch_size 4 x 2 replica(s)" in log
+
+    # the job again, resuming: every worker continues from the last committed epoch
+    text = path.read_text().replace("distribute: multiworker", "distribute: multiworker\n"
+                                    "  resume: true")
+    path.write_text(text)
+    again = sbatch(exp.outdir / "slurm" / "train.sh")
+    assert_completed(slurm, exp, [again], timeout=600)
+    rows = (exp.outdir / "logs" / "training.csv").read_text().splitlines()[1:]
+    assert [int(r.split(",")[0]) for r in rows] == list(range(6))
+    record = json.loads(state.read_text())
+    assert record["epoch"] == 6
+    assert record["iterations"] % 6 == 0  # the same number of steps in every epoch
+    assert not list((exp.outdir / "model").glob("*.pending.keras"))

@@ -32,6 +32,10 @@ class HPC(BaseModel):
                                                    "(--gpus-per-node); null: CPU only")
     train_gpus: str | None = Field(None, description="GPUs of the training job when it "
                                                      "differs (multi-GPU: 'A100:2')")
+    train_nodes: int = Field(1, ge=1, description="nodes of the training job (more than one: "
+                                                 "training.distribute: multiworker)")
+    train_tasks_per_node: int | None = Field(None, gt=0, description="training workers per "
+                                             "node with multiworker (default: one per GPU)")
     modules: list[str] = Field(default_factory=list, description="environment modules to "
                                                                  "'module load'")
     container: str | None = Field(None, description="Apptainer image: commands run as "

@@ -108,7 +108,7 @@ class Store(Strict):
 
 
 class Training(Strict):
-    batch_size: int = Field(8, gt=0, description="tiles per batch")
+    batch_size: int = Field(8, gt=0, description="tiles per batch and replica (GPU or worker)")
     loss: Literal["ce", "dice", "ce+dice"] = Field("ce+dice", description="semantic loss")
     class_weights: Literal["auto"] | list[float] | None = Field(
         None, description="'auto' (inverse frequency from the store) or one weight per class")
@@ -120,9 +120,21 @@ class Training(Strict):
     reduce_lr: int | None = Field(None, gt=0, description="patience before halving the rate")
     monitor: str = Field("val_miou", description="metric that picks the best checkpoint")
     mixed_precision: bool = Field(False, description="float16 compute on GPUs")
-    distribute: bool = Field(False, description="MirroredStrategy over all visible GPUs")
+    distribute: Literal["none", "mirrored", "multiworker"] = Field(
+        "none", description="none; mirrored: MirroredStrategy over the node's GPUs; "
+        "multiworker: MultiWorkerMirroredStrategy over the workers of a Slurm step (srun) "
+        "or TF_CONFIG (true/false: mirrored/none)")
+    scale_learning_rate: bool = Field(False, description="multiply learning_rate by the "
+                                      "replicas (the global batch is batch_size x replicas)")
     workers: int = Field(0, ge=0, description="data-loading workers (0: in the main thread)")
     steps_per_epoch: int | None = Field(None, gt=0, description="limit batches per epoch")
+
+    @field_validator("distribute", mode="before")
+    @classmethod
+    def _distribute(cls, value):
+        if isinstance(value, bool):  # experiments written before multiworker existed
+            return "mirrored" if value else "none"
+        return value
 
 
 class Vectorize(Strict):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from ..errors import DeepSegError
 from ..runner import parse_stages
 
 EXPERIMENT = click.argument("experiment", required=False, type=click.Path(dir_okay=False))
@@ -26,9 +27,14 @@ def sbatch(experiment, stages, shards, submit):
     exp = load(experiment)
     chosen = chosen or list(exp.stages)
     gpus = exp.hpc.train_gpus or exp.hpc.gpus
-    if "train" in chosen and gpu_count(gpus) > 1 and not exp.training.distribute:
-        click.echo(f"warning: hpc asks for {gpus} but training.distribute is false: "
+    if "train" in chosen and gpu_count(gpus) > 1 and exp.training.distribute == "none":
+        click.echo(f"warning: hpc asks for {gpus} but training.distribute is none: "
                    "training uses one GPU", err=True)
+    if "train" in chosen and exp.hpc.train_nodes > 1 and \
+            exp.training.distribute != "multiworker":
+        raise DeepSegError(f"hpc.train_nodes is {exp.hpc.train_nodes} but training.distribute "
+                           f"is {exp.training.distribute}: set it to multiworker to train "
+                           "across nodes")
     scripts = write_scripts(exp, chosen, shards)
     for job, path in scripts.items():
         click.echo(f"wrote {path}  ({job})")

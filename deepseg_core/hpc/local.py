@@ -12,11 +12,17 @@ import click
 from ..errors import DeepSegError
 
 
-def _limit_threads(threads: int) -> None:
-    """Worker start-up: share the cores between the workers (read when TensorFlow starts)."""
+def _limit_threads(threads: int, gpus: list[str] = (), slots=None, workers: int = 1) -> None:
+    """Worker start-up: share the cores, and the GPUs one share each (read when TensorFlow
+    starts)."""
     for var in ("TF_NUM_INTRAOP_THREADS", "OMP_NUM_THREADS"):
         os.environ[var] = str(threads)
     os.environ["TF_NUM_INTEROP_THREADS"] = "1"
+    if gpus and slots is not None:
+        from .gpus import gpu_share
+
+        os.environ["CUDA_VISIBLE_DEVICES"] = ",".join(gpu_share(list(gpus), slots.get(),
+                                                                workers))
 
 
 def _predict_shard(experiment: str, shard: str) -> str:
@@ -40,8 +46,14 @@ def run_shards(exp, registry, shards: int, workers: int) -> Path:
     workers = min(workers, shards)
     threads = max(1, (os.cpu_count() or 1) // workers)
     failed = []
-    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
-                             initializer=_limit_threads, initargs=(threads,)) as pool:
+    from .gpus import visible_gpus
+
+    context = multiprocessing.get_context("spawn")
+    slots = context.Queue()  # worker i of the pool takes slot i: its GPU share
+    for i in range(workers):
+        slots.put(i)
+    with ProcessPoolExecutor(workers, mp_context=context, initializer=_limit_threads,
+                             initargs=(threads, visible_gpus(), slots, workers)) as pool:
         futures = {pool.submit(_predict_shard, str(exp.source), f"{i}/{shards}"): i
                    for i in range(shards)}
         for future in as_completed(futures):

@@ -56,8 +56,14 @@ def jobs_for(exp, stages: list[str]) -> list[str]:
     return jobs
 
 
+def train_tasks(exp) -> tuple[int, int]:
+    """(nodes, workers per node) of a multi-worker training job: one worker per GPU."""
+    gpus = gpu_count(exp.hpc.train_gpus or exp.hpc.gpus)
+    return exp.hpc.train_nodes, exp.hpc.train_tasks_per_node or max(1, gpus)
+
+
 def header(exp, job: str, what: str, time: str, gpus: str | None, array: str | None = None,
-           requeue: bool = False) -> list[str]:
+           requeue: bool = False, tasks: tuple[int, int] | None = None) -> list[str]:
     """The comment and '#SBATCH' lines that open a job script."""
     hpc, name = exp.hpc, exp.name
     lines = ["#!/bin/bash", f"# DeepSeg job: {what}",
@@ -66,6 +72,7 @@ def header(exp, job: str, what: str, time: str, gpus: str | None, array: str | N
              f"#SBATCH --job-name={name}-{job}"]
     lines += [f"#SBATCH --{key}={value}" for key, value in (
         ("account", hpc.account), ("partition", hpc.partition), ("time", time),
+        ("nodes", tasks and tasks[0]), ("ntasks-per-node", tasks and tasks[1]),
         ("mem", hpc.mem), ("cpus-per-task", hpc.cpus_per_task), ("gpus-per-node", gpus),
         ("array", array)) if value]
     pattern = "%x-%A_%a.out" if array else "%x-%j.out"
@@ -137,14 +144,18 @@ def body(exp, job: str, stages: list[str], shards: int) -> tuple[list[str], list
         run = [s for s in ("dataprep", "train", "crossval") if s in stages and not (
             s == "crossval" and hpc.crossval_array)]
         gpus = hpc.train_gpus or hpc.gpus
+        if "train" in run and exp.training.distribute == "multiworker":
+            workers = train_tasks(exp)
+            head = header(exp, job, " + ".join(run), hpc.train_time, gpus, tasks=workers)
+            return head, multiworker_commands(exp, run, workers, gpus)
         head = header(exp, job, " + ".join(run), hpc.train_time, gpus)
         notes = []
-        if "train" in run and exp.training.distribute:
+        if "train" in run and exp.training.distribute == "mirrored":
             notes = ["# training.distribute: MirroredStrategy trains on every GPU of this job",
-                     f"# ({gpus or 'none: CPU'}) on one node; training.batch_size is the "
-                     "global batch."]
+                     f"# ({gpus or 'none: CPU'}) on one node; the global batch is "
+                     "training.batch_size x GPUs."]
         elif "train" in run and gpu_count(gpus) > 1:
-            notes = [f"# {gpus}: set training.distribute: true to train on all of them."]
+            notes = [f"# {gpus}: set training.distribute: mirrored to train on all of them."]
         return head, [*notes, f'deepseg run "$EXPERIMENT" --stages {",".join(run)}']
     if job == "crossval":
         array = ",".join(str(f) for f in folds)
@@ -170,6 +181,30 @@ def body(exp, job: str, stages: list[str], shards: int) -> tuple[list[str], list
                       '  deepseg predict "$EXPERIMENT" --shard "$shard/$SHARDS"', "done"]
     head = header(exp, job, "merge of the prediction shards", hpc.merge_time, None)
     return head, ['deepseg merge "$EXPERIMENT"']
+
+
+def multiworker_commands(exp, run: list[str], tasks: tuple[int, int], gpus) -> list[str]:
+    """dataprep once, ``srun deepseg train`` (one task per worker), then crossval once."""
+    nodes, per_node = tasks
+    deepseg = "deepseg"
+    if exp.hpc.container:  # srun starts a program, not the shell function of environment()
+        binds = ",".join(str(p) for p in bind_folders(exp))
+        deepseg = f'apptainer exec --nv --bind {shlex.quote(binds)} "$IMAGE" deepseg'
+    lines = [f"# training.distribute: multiworker: {nodes} node(s) x {per_node} worker(s), "
+             f"each worker one share of the GPUs ({gpus or 'none: CPU'});",
+             "# the global batch is training.batch_size x workers. The cluster comes from "
+             "srun (SlurmClusterResolver).",
+             "# A rerun with training.resume: true resumes every worker from the last "
+             "committed epoch."]
+    if "dataprep" in run:
+        lines.append('deepseg dataprep "$EXPERIMENT"   # once, before the workers start')
+    lines += ['if [[ -n "${SLURM_JOB_ID:-}" ]] && command -v srun >/dev/null; then',
+              f'  srun --kill-on-bad-exit=1 {deepseg} train "$EXPERIMENT"',
+              "else  # without Slurm: one process, which needs TF_CONFIG to find the others",
+              '  deepseg train "$EXPERIMENT"', "fi"]
+    if "crossval" in run:
+        lines.append('deepseg crossval "$EXPERIMENT"')
+    return lines
 
 
 def fold_yaml(exp, tag: str, folds: str, indent: str = "") -> list[str]:

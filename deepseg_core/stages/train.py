@@ -61,9 +61,10 @@ def run(exp, registry, progress: bool = True):
 
 
 def _train(exp, registry, outdir: Path, progress: bool):
-    from ..training import fit
+    from ..training import fit, setup_runtime
 
-    save_resolved(exp, outdir)
+    if setup_runtime(exp).chief:  # the workers of a distributed run write nothing here
+        save_resolved(exp, outdir)
     with open_store(exp) as store:
         tiles = store.tiles
         held = validation_folds(exp)

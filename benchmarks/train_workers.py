@@ -1,0 +1,111 @@
+"""Training throughput of two multi-worker CPU processes (TF_CONFIG, loopback) beside one.
+
+    python benchmarks/train_workers.py [--size 384] [--epochs 1 4]
+
+Builds a store of a squares scene (64 px tiles), then trains a UNet64 (8 filters, depth 2)
+with the same global batch (8) as one process (all cores) and as two workers of
+MultiWorkerMirroredStrategy (batch_size 4 each, one thread each). Each setting runs for the
+two epoch counts; the difference of the wall times over the difference of the epochs is the
+time of an epoch without start-up, from which the training tiles per second follow.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests"))
+
+
+def experiment(folder: Path, size: int, name: str, **training) -> Path:
+    from scenes import squares_scene, write_experiment
+
+    img, gpkg = folder / "scene.tif", folder / "scene.gpkg"
+    if not img.exists():
+        squares_scene(folder, size=size, nsquares=size // 8)
+    return write_experiment(folder, img, gpkg, name=name, tilesize=64, overlap=0, folds=2,
+                            model={"name": "unet64", "filters": 8, "depth": 2},
+                            training={"seed": 1, **training})
+
+
+def set_epochs(path: Path, epochs: int) -> None:
+    import yaml
+
+    settings = yaml.safe_load(path.read_text())
+    settings["epochs"] = epochs
+    path.write_text(yaml.safe_dump(settings, sort_keys=False))
+
+
+def deepseg() -> list[str]:
+    script = Path(sys.executable).with_name("deepseg")
+    return [str(script)] if script.exists() else [sys.executable, "-m", "deepseg_core.cli"]
+
+
+def timed(path: Path, workers: int) -> tuple[float, str]:
+    """Wall seconds of 'deepseg train' as one process or as ``workers`` TF_CONFIG workers."""
+    base = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    if workers == 1:
+        envs = [base]
+    else:
+        socks = [socket.socket() for _ in range(workers)]
+        for s in socks:
+            s.bind(("127.0.0.1", 0))
+        hosts = [f"127.0.0.1:{s.getsockname()[1]}" for s in socks]
+        for s in socks:
+            s.close()
+        threads = str(max(1, (os.cpu_count() or 1) // workers))
+        envs = [{**base, "TF_NUM_INTRAOP_THREADS": threads, "TF_NUM_INTEROP_THREADS": "1",
+                 "OMP_NUM_THREADS": threads, "TF_CONFIG": json.dumps(
+                     {"cluster": {"worker": hosts}, "task": {"type": "worker", "index": i}})}
+                for i in range(workers)]
+    start = time.perf_counter()
+    procs = [subprocess.Popen([*deepseg(), "train", str(path)], env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+             for env in envs]
+    outs = []
+    for proc in procs:
+        out, _ = proc.communicate()
+        if proc.returncode:
+            sys.exit(f"deepseg train failed:\n{out[-3000:]}")
+        outs.append(out)
+    return time.perf_counter() - start, outs[0]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size", type=int, default=384)
+    parser.add_argument("--epochs", type=int, nargs=2, default=[1, 4])
+    parser.add_argument("--workdir", type=Path, default=Path("/tmp/deepseg-bench-workers"))
+    args = parser.parse_args()
+    args.workdir.mkdir(parents=True, exist_ok=True)
+    from deepseg_core.config import load_experiment
+    from deepseg_core.plugins import get_registry
+    from deepseg_core.stages import dataprep
+
+    one = experiment(args.workdir, args.size, "one", batch_size=8)
+    two = experiment(args.workdir, args.size, "two", batch_size=4, distribute="multiworker")
+    dataprep.run(load_experiment(one), get_registry(), progress=False)
+    first, last = args.epochs
+    for name, path, workers in (("1 process", one, 1), ("2 workers", two, 2)):
+        walls = []
+        for epochs in (first, last):
+            set_epochs(path, epochs)
+            wall, out = timed(path, workers)
+            walls.append(wall)
+        ntrain = int(re.search(r"training \S+ on (\d+) tiles", out).group(1))
+        print(next(line for line in out.splitlines() if "global batch" in line))
+        epoch = (walls[1] - walls[0]) / (last - first)
+        print(f"{name}: {walls[0]:.1f} s for {first} epoch(s), {walls[1]:.1f} s for {last}: "
+              f"{epoch:.2f} s per epoch, {ntrain / epoch:.1f} training tiles/s")
+
+
+if __name__ == "__main__":
+    main()
