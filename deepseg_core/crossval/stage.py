@@ -13,6 +13,7 @@ import click
 import numpy as np
 
 from ..atomic import discard, io_error, write_text
+from ..config.resolved import save_resolved
 from ..contracts.raster import Window
 from ..errors import DeepSegError
 from ..folds import split
@@ -21,7 +22,7 @@ from ..geo.tiling import tile_cores
 from ..metrics.summary import fold_statistics, fold_summary
 from ..predict.pipeline import run_pipeline
 from ..scenes import store_scenes
-from ..stages.train import open_store, save_resolved
+from ..store_identity import open_store
 from .tile_eval import TileEvaluator
 
 

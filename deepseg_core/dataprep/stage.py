@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 from pathlib import Path
 
 import click
@@ -18,39 +16,8 @@ from ..scenes import place_scenes, training_scenes
 from ..stack import ImageStack
 from ..stats import BandStats
 from ..store import Store, StoreWriter, decode_attr
+from ..store_identity import settings_hash, store_path
 from .labels import open_labels
-
-DATA_KEYS = ("segmentation_type", "crs", "resolution", "tilesize", "overlap", "nbands",
-             "images", "scenes", "labels", "classes", "ignore_label", "padding", "tiler",
-             "folds", "fold_by")
-
-
-def _fingerprint(path: str) -> list:
-    p = Path(path)
-    return [str(p), p.stat().st_size, int(p.stat().st_mtime)] if p.exists() else [str(p)]
-
-
-def settings_hash(exp) -> str:
-    """Hash of every setting (and input file) that changes the store's content."""
-    from ..config import expand_paths
-
-    data = exp.model_dump(mode="json", include=set(DATA_KEYS))
-    scenes = exp.scenes or [exp]
-    files = [_fingerprint(p) for scene in scenes for src in scene.images
-             for p in expand_paths(src.path)]
-    for labels in [exp.labels, *(scene.labels for scene in exp.scenes or [])]:
-        if labels is not None:
-            files += [_fingerprint(p) for p in (labels.path, labels.raster) if p]
-    data["files"] = files
-    data["compression"] = exp.store.compression
-    return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
-
-
-def store_path(exp) -> Path:
-    """The configured store, or ``<workdir>/stores/<hash>.h5`` shared by matching experiments."""
-    if exp.store.path:
-        return Path(exp.store.path)
-    return Path(exp.workdir) / "stores" / f"{settings_hash(exp)[:16]}.h5"
 
 
 def run(exp, registry, progress: bool = True) -> Path:

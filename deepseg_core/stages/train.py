@@ -6,32 +6,12 @@ from pathlib import Path
 
 import click
 import numpy as np
-import yaml
 
-from ..atomic import io_error, write_text
-from ..dataprep.stage import store_path
+from ..atomic import io_error
+from ..config.resolved import save_resolved
 from ..errors import DeepSegError
 from ..folds import split
-from ..store import Store
-
-
-def open_store(exp) -> Store:
-    """The experiment's store, checked against the experiment's data settings."""
-    path = store_path(exp)
-    if not path.exists():
-        raise DeepSegError(f"store {path} not found (dataprep not run, or data settings "
-                           "changed since): run 'deepseg dataprep' first")
-    store = Store(path)
-    attrs, problems = store.attrs, []
-    for key, mine in (("segmentation_type", exp.segmentation_type), ("nbands", exp.nbands),
-                      ("classes", exp.class_names), ("tilesize", exp.tilesize)):
-        if attrs.get(key) != mine:
-            problems.append(f"{key} {attrs.get(key)!r} in the store but {mine!r} in "
-                            f"{exp.source}")
-    if problems:
-        store.close()
-        raise DeepSegError(f"store {path} was built for other settings: " + "; ".join(problems))
-    return store
+from ..store_identity import open_store
 
 
 def validation_folds(exp) -> list[int]:
@@ -43,12 +23,6 @@ def validation_folds(exp) -> list[int]:
                                f"0..{exp.folds - 1}")
         return exp.training.validation_folds
     return [exp.folds - 1] if exp.folds > 1 else []
-
-
-def save_resolved(exp, outdir: Path) -> None:
-    """The resolved config actually used, as experiment.yaml in the experiment folder."""
-    text = yaml.safe_dump(exp.model_dump(mode="json"), sort_keys=False)
-    write_text(outdir / "experiment.yaml", f"# resolved from {exp.source}\n{text}")
 
 
 def run(exp, registry, progress: bool = True):

@@ -1,0 +1,15 @@
+"""The resolved config actually used, saved beside an experiment's outputs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+
+from ..atomic import write_text
+
+
+def save_resolved(exp, outdir: Path) -> None:
+    """The resolved config actually used, as experiment.yaml in the experiment folder."""
+    text = yaml.safe_dump(exp.model_dump(mode="json"), sort_keys=False)
+    write_text(outdir / "experiment.yaml", f"# resolved from {exp.source}\n{text}")
