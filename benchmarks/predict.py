@@ -33,7 +33,7 @@ def setup(folder: Path, size: int, model: str, tilesize: int, overlap: int):
 
     from deepseg_core.config import load_experiment
     from deepseg_core.plugins.manager import load_plugins
-    from deepseg_core.training import model_info
+    from deepseg_core.training.fit import model_info
 
     image = synthetic_raster(folder / f"synthetic_{size}.tif", size)
     labels = folder / "none.gpkg"

@@ -136,11 +136,11 @@ def evaluate(exp, registry, kind: str, item: dict) -> dict:
     """Predict one validation image with the trained model and score it."""
     import geopandas as gpd
     import rasterio
+    from deepseg_core.stages import predict
     from rasterio.features import rasterize
 
     from deepseg_core.config.schema import ImageSource
     from deepseg_core.metrics.instances import InstanceMetric
-    from deepseg_core.stages import predict
 
     exp.predict.images = [ImageSource(path=str(item["tif"]))]
     exp.predict.output = f"predictions/{item['tif'].stem}.tif"
@@ -175,9 +175,9 @@ def main(argv=None) -> None:
     parser.add_argument("--gpu", action="store_true", help="the longer GPU schedule")
     parser.add_argument("--smoke", action="store_true", help="a few steps: checks the pipeline")
     args = parser.parse_args(argv)
+    from deepseg_core import dataprep, train
     from deepseg_core.config import load_experiment
     from deepseg_core.plugins.manager import load_plugins
-    from deepseg_core.stages import dataprep, train
 
     folder = args.workdir.resolve()
     folder.mkdir(parents=True, exist_ok=True)

@@ -22,8 +22,8 @@ def build_store(folder: Path, size: int, tilesize: int, filters: int):
     import geopandas as gpd
     from shapely.geometry import Point
 
+    from deepseg_core import dataprep
     from deepseg_core.config import load_experiment
-    from deepseg_core.dataprep import dataprep
     from deepseg_core.plugins.manager import get_registry
 
     image = synthetic_raster(folder / f"synthetic_{size}.tif", size)
@@ -60,9 +60,9 @@ def main() -> None:
     exp, registry, store_path = build_store(args.workdir, args.size, args.tilesize,
                                             args.filters)
     from deepseg_core.contracts.model import TrainSettings
-    from deepseg_core.dataset import StoreDataset
     from deepseg_core.store import Store
-    from deepseg_core.training import augmenters
+    from deepseg_core.training.dataset import StoreDataset
+    from deepseg_core.training.fit import augmenters
 
     plugin = registry.get("model", "unet64")
     with Store(store_path) as store:

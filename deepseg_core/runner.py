@@ -8,7 +8,7 @@ import click
 
 from .errors import DeepSegError
 
-STAGE_MODULES = {"dataprep": "deepseg_core.dataprep", "train": "deepseg_core.stages.train",
+STAGE_MODULES = {"dataprep": "deepseg_core.dataprep", "train": "deepseg_core.train",
                  "crossval": "deepseg_core.crossval", "predict": "deepseg_core.predict"}
 
 

@@ -7,12 +7,13 @@ import pytest
 import rasterio
 from scenes import squares_scene, write_experiment
 
+from deepseg_core import crossval, dataprep
 from deepseg_core.config import load_experiment
 from deepseg_core.errors import DeepSegError
 from deepseg_core.geo.tiling import tile_cores
 from deepseg_core.plugins.manager import load_plugins
-from deepseg_core.stages import crossval, dataprep
 from deepseg_core.store import Store
+from deepseg_core.store_identity import store_path
 
 
 @pytest.fixture(scope="module")
@@ -54,7 +55,7 @@ def test_every_report_file_exists(result):
 def test_cores_count_each_pixel_once_and_error_maps_match_the_counts(result):
     exp, _ = result
     root = exp.outdir / "crossval"
-    with Store(dataprep.store_path(exp)) as store:
+    with Store(store_path(exp)) as store:
         tiles, attrs = store.tiles, store.attrs
         from deepseg_core.builtin.tiler import grid_tiles
 

@@ -4,16 +4,17 @@ import numpy as np
 import pytest
 from scenes import squares_scene, write_experiment, write_raster
 
+from deepseg_core import dataprep
 from deepseg_core.config import load_experiment
 from deepseg_core.config.schema import ClassSpec, Labels
 from deepseg_core.contracts.raster import Window
-from deepseg_core.dataprep import dataprep
 from deepseg_core.dataprep.labels import VectorLabels
 from deepseg_core.errors import DeepSegError
 from deepseg_core.folds import overlap_pairs
 from deepseg_core.plugins.manager import load_plugins
 from deepseg_core.stack import Grid
 from deepseg_core.store import Store
+from deepseg_core.store_identity import store_path
 
 
 @pytest.fixture(scope="module")
@@ -154,7 +155,7 @@ def test_interrupted_dataprep_leaves_no_store_that_a_rerun_would_reuse(tmp_path,
     monkeypatch.setattr(store_module.StoreWriter, "add", dying_add)
     with pytest.raises(KeyboardInterrupt):
         dataprep.run(exp, registry, progress=False)
-    target = dataprep.store_path(exp)
+    target = store_path(exp)
     assert not target.exists() and not list(target.parent.glob("*.tmp-*"))
     # a hard kill leaves a temporary file: it is never taken for a store
     (target.parent / f"{target.name}.tmp-99999").write_bytes(b"half-written")
@@ -171,7 +172,7 @@ def test_corrupt_store_is_detected_and_rebuilt(tmp_path, registry, capsys):
     img, gpkg, _ = squares_scene(tmp_path)
     path = write_experiment(tmp_path, img, gpkg)
     exp = load_experiment(path)
-    target = dataprep.store_path(exp)
+    target = store_path(exp)
     target.parent.mkdir(parents=True)
     target.write_bytes(b"not an hdf5 file")
     _, built = run_dataprep(path, registry)

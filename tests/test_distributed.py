@@ -23,10 +23,11 @@ import numpy as np
 import pytest
 from scenes import squares_scene, write_experiment
 
+from deepseg_core import dataprep
 from deepseg_core.config import load_experiment
 from deepseg_core.errors import DeepSegError
 from deepseg_core.plugins import load_plugins
-from deepseg_core.stages import dataprep
+from deepseg_core.store_identity import store_path
 
 HERE = Path(__file__).parent
 ONE_THREAD = {"TF_NUM_INTRAOP_THREADS": "1", "TF_NUM_INTEROP_THREADS": "1",
@@ -136,11 +137,11 @@ def test_two_workers_equal_one_worker_with_the_same_global_batch(scene, tmp_path
 
 
 def test_each_worker_reads_its_own_share_with_its_own_augmentation(scene):
-    from deepseg_core.dataset import StoreDataset
+    from deepseg_core.training.dataset import StoreDataset
 
     _, exp = experiment(scene, "share", batch_size=4)
     registry = load_plugins().registry
-    kw = dict(path=dataprep.store_path(exp), indices=np.arange(3, 21), batch_size=8,
+    kw = dict(path=store_path(exp), indices=np.arange(3, 21), batch_size=8,
               model_plugin=registry.get("model", "unet64"), shuffle=True, seed=9,
               augmenters=[registry.get("augmenter", "flips")()])
     data = StoreDataset(**kw)
@@ -163,7 +164,7 @@ def test_each_worker_reads_its_own_share_with_its_own_augmentation(scene):
 
 
 def test_multiworker_without_a_cluster_is_one_line(scene, monkeypatch):
-    from deepseg_core.distributed import multiworker_cluster
+    from deepseg_core.training.distributed import multiworker_cluster
 
     for var in ("TF_CONFIG", "SLURM_PROCID", "SLURM_STEP_NUM_TASKS"):
         monkeypatch.delenv(var, raising=False)

@@ -12,10 +12,10 @@ from scenes import write_raster
 from shapely.affinity import scale
 from shapely.geometry import Point, box
 
-from deepseg_core import predict
+from deepseg_core import dataprep, predict, train
 from deepseg_core.config import check_registry, load_experiment
 from deepseg_core.plugins.manager import load_plugins
-from deepseg_core.stages import dataprep, train
+from deepseg_core.store_identity import store_path
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 NAMES = sorted(p.name for p in EXAMPLES.iterdir() if (p / "experiment.yaml").exists())
@@ -109,7 +109,7 @@ def test_example_3_stacks_dem_and_two_worldview_dates(tmp_path, registry):
     exp, _ = run_semantic(tiny(folder, {"filters": 2, "depth": 1}), registry)
     from deepseg_core.store import Store
 
-    with Store(dataprep.store_path(exp)) as store:
+    with Store(store_path(exp)) as store:
         assert store.attrs["nbands"] == 9
         assert store.attrs["band_names"][0].startswith("dem:")
 

@@ -11,7 +11,7 @@ from click.testing import CliRunner
 from hpcjobs import HPC, band, bash, deepseg, tiny_experiment, untrained_model
 from scenes import squares_scene, write_experiment, write_raster
 
-from deepseg_core import predict
+from deepseg_core import dataprep, predict, train
 from deepseg_core.cli import main
 from deepseg_core.config import load_experiment
 from deepseg_core.errors import ConfigError, DeepSegError
@@ -20,8 +20,8 @@ from deepseg_core.hpc.local import run_shards
 from deepseg_core.hpc.scripts import write_scripts
 from deepseg_core.hpc.submit import submit_all
 from deepseg_core.plugins.manager import load_plugins
-from deepseg_core.stages import dataprep, train
-from deepseg_core.training import setup_runtime
+from deepseg_core.store_identity import store_path
+from deepseg_core.training.fit import setup_runtime
 
 
 @pytest.fixture(scope="module")
@@ -102,7 +102,7 @@ def test_array_scripts_pick_their_task_and_crossval_folds_extend_the_experiment(
         derived = load_experiment(exp.outdir / "slurm" / f"{name}.yaml")
         assert derived.crossval.folds == folds
         assert derived.outdir.resolve() == exp.outdir.resolve()
-        assert dataprep.store_path(derived) == dataprep.store_path(exp)
+        assert store_path(derived) == store_path(exp)
 
 
 def test_scripts_run_with_bash_and_give_the_single_run_raster(tmp_path, registry):

@@ -6,10 +6,11 @@ import numpy as np
 import pytest
 from scenes import squares_scene, write_experiment
 
+from deepseg_core import dataprep, train
 from deepseg_core.config import load_experiment
 from deepseg_core.errors import DeepSegError
 from deepseg_core.plugins.manager import load_plugins
-from deepseg_core.stages import dataprep, train
+from deepseg_core.store_identity import store_path
 
 
 @pytest.fixture(scope="module")
@@ -66,7 +67,7 @@ def test_real_sentinel2_store_trains_and_curves_match_the_log(shared_data, tmp_p
     assert len(rows) == 4 and losses[-1] < losses[0]
     png = exp.outdir / "logs" / "curves.png"
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    from deepseg_core.curves import read_log
+    from deepseg_core.training.curves import read_log
 
     assert read_log(exp.outdir / "logs" / "training.csv")["loss"] == pytest.approx(losses)
     events = list((exp.outdir / "logs" / "tensorboard").rglob("events.out.tfevents.*"))
@@ -103,11 +104,11 @@ def test_seed_reproduces_weights_and_resume_continues(scene, registry, tmp_path)
 
 
 def test_two_workers_serve_the_same_batches_as_none(scene, registry):
-    from deepseg_core.dataset import StoreDataset
+    from deepseg_core.training.dataset import StoreDataset
 
     folder, img, gpkg = scene
     exp = prepared(folder, img, gpkg, registry, name="ds")
-    path = dataprep.store_path(exp)
+    path = store_path(exp)
     plugin = registry.get("model", "unet64")
     augs = [registry.get("augmenter", "flips")()]
     kw = dict(path=path, indices=np.arange(10), batch_size=4, model_plugin=plugin,
@@ -126,7 +127,7 @@ def test_two_workers_serve_the_same_batches_as_none(scene, registry):
 
 
 def test_batches_are_prepared_with_the_experiments_model_parameters(scene, registry):
-    from deepseg_core.dataset import StoreDataset
+    from deepseg_core.training.dataset import StoreDataset
 
     folder, img, gpkg = scene
     exp = prepared(folder, img, gpkg, registry, name="ds")
@@ -138,7 +139,7 @@ def test_batches_are_prepared_with_the_experiments_model_parameters(scene, regis
             seen.append(params)
             return unet.prepare_batch(images, labels, instance_classes, params)
 
-    kw = dict(path=dataprep.store_path(exp), indices=np.arange(4), batch_size=2,
+    kw = dict(path=store_path(exp), indices=np.arange(4), batch_size=2,
               model_plugin=Recording())
     StoreDataset(model_params=exp.model.params, **kw)[1]
     StoreDataset(**kw)[0]
@@ -159,7 +160,7 @@ def test_bad_input_fails_before_training(scene, registry, tmp_path, case, messag
     over = dict(workdir=str(tmp_path), name=case)
     exp = prepared(folder, img, gpkg, registry, **over)
     if case == "nbands":  # a store built from other classes sits at the configured path
-        store = dataprep.store_path(exp)
+        store = store_path(exp)
         exp = prepared(folder, img, gpkg, registry, store={"path": str(store)}, **over)
         classes = [{"name": "background"}, {"name": "other", "value": "square"}]
         exp = load_experiment(write_experiment(folder, img, gpkg, classes=classes,

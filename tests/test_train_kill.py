@@ -65,9 +65,9 @@ def experiments(tmp_path_factory):
     over = dict(epochs=5, model={"name": "unet64", "filters": 2, "depth": 1},
                 training={"batch_size": 4, "seed": 3, "reduce_lr": 1})
     paths = [write_experiment(folder, img, gpkg, name=n, **over) for n in ("whole", "killed")]
+    from deepseg_core import dataprep
     from deepseg_core.config import load_experiment
     from deepseg_core.plugins import load_plugins
-    from deepseg_core.stages import dataprep
 
     dataprep.run(load_experiment(paths[0]), load_plugins().registry, progress=False)
     return folder, paths
@@ -112,8 +112,8 @@ def test_sigkilled_training_resumes_to_the_uninterrupted_run(experiments):
 
 def test_a_damaged_checkpoint_is_never_taken_for_the_committed_one(experiments, tmp_path):
     folder, (whole, _) = experiments
-    from deepseg_core.callbacks import load_resume_state
     from deepseg_core.errors import DeepSegError
+    from deepseg_core.training.callbacks import load_resume_state
 
     model_dir = folder / "runs" / "whole" / "model"
     copy = tmp_path / "model"

@@ -19,8 +19,8 @@ from ..errors import DeepSegError
 from ..folds import split
 from ..gdal_errors import gdal_errors
 from ..geo.tiling import tile_cores
+from ..inference.pipeline import run_pipeline
 from ..metrics.summary import fold_statistics, fold_summary
-from ..predict.pipeline import run_pipeline
 from ..scenes import store_scenes
 from ..store_identity import open_store
 from .tile_eval import TileEvaluator
@@ -58,7 +58,7 @@ def run(exp, registry, progress: bool = True) -> dict:
 
 def run_fold(exp, registry, store, fold: int, folder, progress: bool) -> None:
     """Train without the fold, evaluate its tile cores, write its reports."""
-    from ..training import fit
+    from ..training.fit import fit
 
     tiles = store.tiles
     train_idx, test_idx = split(tiles["fold"], tiles["row"], tiles["col"], exp.tilesize, [fold])

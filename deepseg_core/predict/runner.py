@@ -5,9 +5,9 @@ from __future__ import annotations
 import click
 import numpy as np
 
+from ..inference.pipeline import run_pipeline
 from ..progress import Progress
 from ..stats import normalizer
-from .pipeline import run_pipeline
 
 
 def tile_runner(registry, info: dict, weights, stack, windows, settings, label: str,

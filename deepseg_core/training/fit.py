@@ -9,9 +9,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .atomic import write_text
-from .contracts.model import TrainSettings
-from .errors import DeepSegError
+from ..atomic import write_text
+from ..contracts.model import TrainSettings
+from ..errors import DeepSegError
 
 
 def setup_runtime(exp):
@@ -160,7 +160,7 @@ def write_model_info(exp, store, model_dir: Path) -> None:
 
 def model_info(exp, stats: dict, band_names, crs, resolution) -> dict:
     """The content of model.json for a model of ``exp`` trained on data with ``stats``."""
-    from .contracts.raster import parse_colour
+    from ..contracts.raster import parse_colour
 
     return {"model": exp.model.name, "params": exp.model.params, "nbands": exp.nbands,
             "tilesize": exp.tilesize, "overlap": exp.overlap,

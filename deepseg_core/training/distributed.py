@@ -13,7 +13,7 @@ import json
 import os
 from dataclasses import dataclass
 
-from .errors import DeepSegError
+from ..errors import DeepSegError
 
 
 @dataclass
@@ -51,7 +51,7 @@ def slurm_resolver():
         expand_tasks_per_node,
     )
 
-    from .hpc.gpus import pin_gpus
+    from ..hpc.gpus import pin_gpus
 
     per_node = max(expand_tasks_per_node(os.environ["SLURM_STEP_TASKS_PER_NODE"]))
     local = int(os.environ.get("SLURM_LOCALID", os.environ["SLURM_PROCID"]))

@@ -23,8 +23,8 @@ import os
 import keras
 import numpy as np
 
-from .stats import normalizer
-from .store import Store
+from ..stats import normalizer
+from ..store import Store
 
 
 class StoreDataset(keras.utils.PyDataset):

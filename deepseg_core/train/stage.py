@@ -35,7 +35,7 @@ def run(exp, registry, progress: bool = True):
 
 
 def _train(exp, registry, outdir: Path, progress: bool):
-    from ..training import fit, setup_runtime
+    from ..training.fit import fit, setup_runtime
 
     if setup_runtime(exp).chief:  # the workers of a distributed run write nothing here
         save_resolved(exp, outdir)

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import keras
 
+from ..errors import DeepSegError
 from . import checkpoint
 from .curves import plot_curves
-from .errors import DeepSegError
 
 #: counters of Keras callbacks that a resumed run must continue from
 COUNTERS = ("wait", "best", "stopped_epoch", "best_epoch", "cooldown_counter")

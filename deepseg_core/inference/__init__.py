@@ -1,0 +1,1 @@
+"""Streaming inference shared by the crossval and predict stages: reader, model, writer."""

@@ -1,1 +1,0 @@
-"""The four stages: dataprep, train, crossval, predict."""
