@@ -86,17 +86,19 @@ def timed_reference(args, out):
     return time.monotonic() - began
 
 
-@pytest.mark.parametrize("mode", list(MODES))
-def test_killed_prediction_resumes_to_the_same_outputs(tmp_path, registry, mode):
+def killed_and_resumed(folder, registry, mode: str, kills: int, rng) -> tuple[dict, bool]:
+    """Predict ``mode`` once uninterrupted, then SIGKILL it ``kills`` times at random moments
+    of its work (``rng``), finish it and compare: (the kill counts, whether the outputs equal
+    the uninterrupted run's). Runs that finish before their kill are compared too."""
     settings, extra = MODES[mode]
-    exp, path = scene(tmp_path, registry, settings)
+    exp, path = scene(folder, registry, settings)
     out = predict.output_path(exp)
     out.parent.mkdir(parents=True, exist_ok=True)
     args = ["predict", str(path), *extra]
     span = timed_reference(args, out)
     if extra:  # a shard: the rest of the grid and the merge make the outputs
         assert run("predict", str(path), "--shard", "1/2").returncode == 0
-        kept = tmp_path / "other-shard"
+        kept = folder / "other-shard"
         kept.mkdir()
         for p in out.parent.glob("*part-0001*"):
             shutil.copy(p, kept / p.name)
@@ -118,15 +120,21 @@ def test_killed_prediction_resumes_to_the_same_outputs(tmp_path, registry, mode)
         out.parent.mkdir()
 
     restart()
-    counts = kill_at_random(args, out.parent, span, random.Random(f"predict-{mode}"), KILLS,
-                            finished, restart, probe=lambda: committed(out))
+    counts = kill_at_random(args, out.parent, span, rng, kills, finished, restart,
+                            probe=lambda: committed(out))
     assert run(*args).returncode == 0
     if extra:
         for p in kept.iterdir():
             shutil.copy(p, out.parent / p.name)
         assert run("merge", str(path)).returncode == 0
-    assert outputs(out) == reference
-    assert counts["kills"] >= KILLS
+    return counts, outputs(out) == reference
+
+
+@pytest.mark.parametrize("mode", list(MODES))
+def test_killed_prediction_resumes_to_the_same_outputs(tmp_path, registry, mode):
+    counts, equal = killed_and_resumed(tmp_path, registry, mode, KILLS,
+                                       random.Random(f"predict-{mode}"))
+    assert equal and counts["kills"] >= KILLS
     print(f"{mode}: kills: {counts['kills']}, runs: {counts['runs']}, resumed equal; "
           f"tiles committed at the kills: {' '.join(counts['states'])}")
 

@@ -15,8 +15,7 @@ import inspect
 import numpy as np
 
 from deepseg_core.errors import DeepSegError
-
-from .labels import from_indices, to_indices
+from deepseg_core.label_indices import from_indices, to_indices
 
 NEAREST = 0  # cv2.INTER_NEAREST
 NAME = "albumentations"

@@ -1,4 +1,4 @@
-"""Labels as dense indices for an augmentation library, and back.
+"""Labels as dense indices for an augmentation library, and back (augmenter plugins use it).
 
 Index 0 is "outside the tile": whatever the library fills in where a geometric transform
 brings in pixels from beyond the edge becomes ``label_fill`` (the ignore label), never a
@@ -12,7 +12,7 @@ import numpy as np
 
 def to_indices(label: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(the values the label holds, the label as 1-based indices into them: uint16, or float32
-    beyond 65534 values, exact under nearest neighbour)."""
+    beyond 65534 values, types every OpenCV warp handles exactly with nearest neighbour)."""
     values, inverse = np.unique(label, return_inverse=True)
     dtype = np.uint16 if len(values) < 65535 else np.float32
     return values, (inverse.reshape(label.shape) + 1).astype(dtype)
