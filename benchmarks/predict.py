@@ -32,8 +32,8 @@ def setup(folder: Path, size: int, model: str, tilesize: int, overlap: int):
     import tinymodels
 
     from deepseg_core.config import load_experiment
+    from deepseg_core.model_files import model_info
     from deepseg_core.plugins.manager import load_plugins
-    from deepseg_core.training.fit import model_info
 
     image = synthetic_raster(folder / f"synthetic_{size}.tif", size)
     labels = folder / "none.gpkg"
@@ -59,13 +59,14 @@ def setup(folder: Path, size: int, model: str, tilesize: int, overlap: int):
 
 
 def throughput(folder: Path, size: int, tilesize: int) -> None:
-    from deepseg_core import keras_runtime, predict
+    from deepseg_core import predict
+    from deepseg_core.model_files import load_model
     from deepseg_core.stats import normalizer
 
     exp, registry, net = setup(folder, size, "unet64", tilesize, 32)
     info = json.loads((exp.outdir / "model" / "model.json").read_text())
     start = time.perf_counter()
-    keras_runtime.load_model(registry, info, exp.outdir / "model" / "best.keras")
+    load_model(registry, info, exp.outdir / "model" / "best.keras")
     load = time.perf_counter() - start
     start = time.perf_counter()
     predict.run(exp, registry, progress=False)

@@ -1,5 +1,6 @@
-"""The trained model's files in ``model/``: model.json read with care, a weights file picked
-that is whole (best.keras, else last.keras, saying so)."""
+"""The model folder's one home: ``model/model.json`` written after training and read with
+care, a weights file picked that is whole (best.keras, else last.keras, saying so), and the
+trained model loaded (Keras is imported only then)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,9 @@ import zipfile
 from pathlib import Path
 
 import click
+import numpy as np
 
+from .atomic import write_text
 from .errors import DeepSegError
 
 INFO_KEYS = ("model", "params", "nbands", "tilesize", "overlap", "segmentation_type", "classes",
@@ -79,3 +82,35 @@ def load_model_info(outdir: Path, nbands: int, classes) -> tuple[dict, Path]:
                            f"and classes {info['classes']}, the experiment has "
                            f"nbands={nbands} and classes {list(classes)}")
     return info, weights
+
+
+def write_model_info(exp, store, model_dir: Path) -> None:
+    """model.json: what predict needs besides the weights (normalization, bands, classes)."""
+    info = model_info(exp, store.stats(), store.attrs["band_names"], store.attrs["crs"],
+                      abs(store.attrs["transform"][1]))
+    write_text(model_dir / "model.json", json.dumps(info, indent=1))
+
+
+def model_info(exp, stats: dict, band_names, crs, resolution) -> dict:
+    """The content of model.json for a model of ``exp`` trained on data with ``stats``."""
+    from .contracts.raster import parse_colour
+
+    return {"model": exp.model.name, "params": exp.model.params, "nbands": exp.nbands,
+            "tilesize": exp.tilesize, "overlap": exp.overlap,
+            "segmentation_type": exp.segmentation_type, "classes": exp.class_names,
+            "colours": [list(parse_colour(c.color)) for c in exp.classes],
+            "band_names": list(band_names), "crs": crs, "resolution": resolution,
+            "stats": {k: np.asarray(v).tolist() for k, v in stats.items()}}
+
+
+def load_model(registry, info: dict, weights: Path):
+    """(model plugin, keras model) for a trained model described by its model.json."""
+    import keras
+
+    plugin = registry.get("model", info["model"])
+    try:
+        model = keras.saving.load_model(weights, custom_objects=plugin.custom_objects(),
+                                        compile=False)
+    except (OSError, ValueError) as exc:
+        raise DeepSegError(f"{weights}: cannot load the trained model ({exc})") from None
+    return plugin, model

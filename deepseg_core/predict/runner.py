@@ -13,9 +13,9 @@ from ..stats import normalizer
 def tile_runner(registry, info: dict, weights, stack, windows, settings, label: str,
                 progress: bool):
     """``run(consume, start)``: stream ``windows[start:]`` through the model into ``consume``."""
-    from .. import keras_runtime
+    from ..model_files import load_model
 
-    plugin, model = keras_runtime.load_model(registry, info, weights)
+    plugin, model = load_model(registry, info, weights)
     normalize = normalizer(info["stats"])
 
     def read(window):

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import json
 import os
 import warnings
 from pathlib import Path
 
 import numpy as np
 
-from ..atomic import write_text
 from ..contracts.model import TrainSettings
 from ..errors import DeepSegError
+from ..model_files import write_model_info
 
 
 def setup_runtime(exp):
@@ -149,22 +148,3 @@ def build_before_fit(model, cluster, batch) -> None:
     with cluster.strategy.scope():
         model._symbolic_build(data_batch=batch)
     model._maybe_symbolic_build = lambda iterator=None, data_batch=None: None
-
-
-def write_model_info(exp, store, model_dir: Path) -> None:
-    """model.json: what predict needs besides the weights (normalization, bands, classes)."""
-    info = model_info(exp, store.stats(), store.attrs["band_names"], store.attrs["crs"],
-                      abs(store.attrs["transform"][1]))
-    write_text(model_dir / "model.json", json.dumps(info, indent=1))
-
-
-def model_info(exp, stats: dict, band_names, crs, resolution) -> dict:
-    """The content of model.json for a model of ``exp`` trained on data with ``stats``."""
-    from ..contracts.raster import parse_colour
-
-    return {"model": exp.model.name, "params": exp.model.params, "nbands": exp.nbands,
-            "tilesize": exp.tilesize, "overlap": exp.overlap,
-            "segmentation_type": exp.segmentation_type, "classes": exp.class_names,
-            "colours": [list(parse_colour(c.color)) for c in exp.classes],
-            "band_names": list(band_names), "crs": crs, "resolution": resolution,
-            "stats": {k: np.asarray(v).tolist() for k, v in stats.items()}}
