@@ -44,7 +44,8 @@ SIZES = {
                          "resunet": {"filters": 4, "depth": 2}},
               "maskrcnn": {"backbone": "resnet_tiny", "fpn_channels": 16, "head_fc": 32,
                            "mask_channels": 8, "anchor_scales": [8, 16, 32, 64, 128],
-                           "pre_nms_limit": 200, "proposals_infer": 50,
+                           "pre_nms_limit": 200, "proposals_train": 50,
+                           "proposals_infer": 50, "rois_per_image": 16,
                            "detection_min_confidence": 0.05}},
 }
 PRECISIONS = ("float32", "mixed_float16")
@@ -56,22 +57,25 @@ def set_precision(policy: str) -> None:
     keras.mixed_precision.set_global_policy(policy)
 
 
-def bare_predict(registry, name, params, size, batch, policy) -> dict:
-    """Tiles/s of the model's own predict on tiles already on the host (no reading/writing)."""
+def bare_predict(registry, name, params, size, policy) -> list[dict]:
+    """Tiles/s of the model's own predict on tiles already on the host (no reading/writing),
+    at each batch size."""
     set_precision(policy)
     plugin = registry.get("model", name)
     model = plugin.build(3, 2, size["tilesize"], params)
-    tiles = np.random.default_rng(0).normal(size=(batch, size["tilesize"], size["tilesize"], 3))
-    tiles = tiles.astype("float32")
-    plugin.predict_tiles(model, tiles)  # trace and warm up outside the timing
-    steps = max(1, size["bare_tiles"] // batch)
-    start = time.perf_counter()
-    for _ in range(steps):
-        plugin.predict_tiles(model, tiles)
-    seconds = time.perf_counter() - start
     set_precision("float32")
-    return {"model": name, "precision": policy, "batch": batch,
-            "tiles_per_s": steps * batch / seconds}
+    rows = []
+    for batch in size["batches"]:
+        tiles = np.random.default_rng(0).normal(
+            size=(batch, size["tilesize"], size["tilesize"], 3)).astype("float32")
+        plugin.predict_tiles(model, tiles)  # trace and warm up outside the timing
+        steps = max(1, size["bare_tiles"] // batch)
+        start = time.perf_counter()
+        for _ in range(steps):
+            plugin.predict_tiles(model, tiles)
+        rows.append({"model": name, "precision": policy, "batch": batch,
+                     "tiles_per_s": steps * batch / (time.perf_counter() - start)})
+    return rows
 
 
 def predict_run(exp, registry, sampler) -> dict:
@@ -179,9 +183,8 @@ def main() -> None:
     size = SIZES["small" if args.small or not info["gpus"] else "full"]
     registry, sampler = get_registry(), GpuSampler(info["nvidia_smi"])
     args.workdir.mkdir(parents=True, exist_ok=True)
-    bare = [bare_predict(registry, name, params, size, batch, policy)
-            for name, params in size["models"].items() for policy in PRECISIONS
-            for batch in size["batches"]]
+    bare = [row for name, params in size["models"].items() for policy in PRECISIONS
+            for row in bare_predict(registry, name, params, size, policy)]
     print(f"bare predict done ({time.perf_counter() - started:.0f} s)", flush=True)
     e2e = end_to_end(args.workdir, registry, size, sampler, bare)
     mrcnn = maskrcnn(args.workdir, registry, size, sampler)
