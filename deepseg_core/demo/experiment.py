@@ -17,7 +17,7 @@ segmentation_type: semantic
 stages: dataprep,train,crossval,predict
 
 tilesize: 64                     # tile side in pixels (32 m)
-overlap: 8                       # pixels shared by neighbouring tiles
+overlap: 16                      # pixels shared by neighbouring tiles
 nbands: 4                        # red, green, blue, near infrared
 
 images:
