@@ -5,7 +5,7 @@
 
 throughput: end-to-end tiles/s of the predict stage with the full-size UNet64 (64 filters,
 depth 4) against the same model's bare ``predict`` on the same tiles already in memory.
-Goal: the pipeline costs at most 5 % on CPU.
+Goal: the pipeline costs at most 3 % end to end on CPU, with the kernels users get by default.
 memory: peak resident memory of predicting a one-layer model over synthetic 3-band uint8
 rasters of each size (each in its own process). Goal: the largest at most 1.15x the smallest.
 """
@@ -68,24 +68,27 @@ def throughput(folder: Path, size: int, tilesize: int) -> None:
     start = time.perf_counter()
     load_model(registry, info, exp.outdir / "model" / "best.keras")
     load = time.perf_counter() - start
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     predict.run(exp, registry, progress=False)
-    pipeline = time.perf_counter() - start
+    pipeline, pipeline_cpu = time.perf_counter() - start, time.process_time() - cpu
     from deepseg_core.predict.plan import Plan, Settings
 
     job = Plan(Settings.of(exp), registry, info)
     normalize = normalizer(json.loads((exp.outdir / "model" / "model.json").read_text())["stats"])
     tiles = np.stack([normalize(np.moveaxis(job.stack.read(w)[0], 0, -1)) for w in job.windows])
     job.stack.close()
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     net.predict(tiles, batch_size=4, verbose=0)
-    bare = time.perf_counter() - start
+    bare, bare_cpu = time.perf_counter() - start, time.process_time() - cpu
     n = len(tiles)
     print(f"pipeline: {n} tiles of {tilesize} px in {pipeline:.1f} s = {n / pipeline:.2f} tiles/s")
     print(f"bare model.predict on in-memory tiles: {bare:.1f} s = {n / bare:.2f} tiles/s")
     print(f"pipeline cost: {100 * (pipeline / bare - 1):+.1f} % end to end; "
           f"{100 * ((pipeline - load) / bare - 1):+.1f} % without the one-off model load "
-          f"({load:.1f} s) (goal <= 5 %)")
+          f"({load:.1f} s) (goal <= 3 %)")
+    # CPU seconds of the whole process: what a shared machine's load does not distort
+    print(f"CPU time: pipeline {pipeline_cpu:.1f} s, bare {bare_cpu:.1f} s = "
+          f"{100 * (pipeline_cpu / bare_cpu - 1):+.1f} %")
 
 
 def child_memory(folder: Path, size: int) -> None:

@@ -136,9 +136,9 @@ def evaluate(exp, registry, kind: str, item: dict) -> dict:
     """Predict one validation image with the trained model and score it."""
     import geopandas as gpd
     import rasterio
-    from deepseg_core.stages import predict
     from rasterio.features import rasterize
 
+    from deepseg_core import predict
     from deepseg_core.config.schema import ImageSource
     from deepseg_core.metrics.instances import InstanceMetric
 

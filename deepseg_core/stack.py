@@ -139,6 +139,7 @@ class ImageStack:
     def __init__(self, images, registry, crs=None, resolution=None, key="images", grid=None):
         self._handles, self.sources = [], []
         self.key = key
+        self._args = (images, registry, crs, resolution)
         try:
             opened = [[self._open(registry, p, f"{key}[{i}]") for p in expand_paths(src.path)]
                       for i, src in enumerate(images)]
@@ -207,6 +208,10 @@ class ImageStack:
         if not valid.all():
             stacked[:, ~valid] = 0
         return stacked, valid
+
+    def reopen(self) -> ImageStack:
+        """The same stack on new file handles (one per thread: GDAL handles are not shared)."""
+        return ImageStack(*self._args, key=self.key, grid=self.grid)
 
     def close(self) -> None:
         for h in self._handles:

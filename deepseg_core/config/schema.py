@@ -155,6 +155,8 @@ class Predict(Strict):
         "none", description="also write per-class probabilities")
     blend: bool = Field(False, description="blend overlapping probabilities instead of cores")
     queue_depth: int = Field(4, gt=0, description="batches read ahead / written behind")
+    readers: int = Field(2, gt=0, description="threads reading tiles at once, each with its "
+                         "own file handles (more feed a GPU faster)")
     commit_seconds: float = Field(5.0, ge=0, description="commit finished tiles to disk at "
                                   "least this often: a killed run loses at most this much work")
     vectorize: Vectorize = Field(default_factory=Vectorize, description="polygon output")

@@ -1,19 +1,22 @@
-"""Streaming inference: a reader thread, batched inference, a writer thread, bounded queues.
+"""Streaming inference: reader threads, batched inference, a writer thread, bounded queues.
 
 Reading the next batches and writing the last ones overlap with inference, so the model is
 not left waiting on I/O; at most ``queue_depth`` batches wait on each side, so memory depends
-on tile size, batch size and queue depth only.
+on tile size, batch size, queue depth and reader count only. ``readers`` threads read at once
+(readers.py); batches still reach the model, and tiles the writer, in tile order.
 """
 
 from __future__ import annotations
 
 import queue
 import threading
+import time
 from dataclasses import dataclass
 
 import numpy as np
 
 from ..contracts.raster import Window
+from .readers import read_in_order
 
 _END = object()
 
@@ -48,25 +51,28 @@ def _put(q: queue.Queue, item, stop: threading.Event) -> bool:
     return False
 
 
-def run_pipeline(read, windows, start, predict, consume, batch_size, queue_depth, stop=None):
+def run_pipeline(read, windows, start, predict, consume, batch_size, queue_depth, stop=None,
+                 readers=1, waits=None):
     """Predict ``windows[start:]`` in order.
 
-    ``read(window) -> (normalized image (r, c, b), valid)``; ``predict(images) -> results``;
-    ``consume(job)`` is called in tile order from the writer thread.
+    ``read(window) -> (normalized image (r, c, b), valid)``, called from ``readers`` threads
+    at once when ``readers > 1`` (so it must be thread-safe); ``predict(images) -> results``;
+    ``consume(job)`` is called in tile order from the writer thread. ``waits``, a dict, gets
+    the seconds the model waited for the readers (``"model_waited_s"``).
     """
     stop = stop or threading.Event()
     to_model: queue.Queue = queue.Queue(maxsize=queue_depth)
     to_writer: queue.Queue = queue.Queue(maxsize=queue_depth)
 
     def reader():
-        for first in range(start, len(windows), batch_size):
-            jobs, images = [], []
-            for i in range(first, min(first + batch_size, len(windows))):
-                image, valid = read(windows[i])
-                jobs.append(TileJob(i, windows[i], valid))
-                images.append(image if valid.any() else None)
-            if not _put(to_model, (jobs, images), stop):
-                return
+        jobs, images = [], []
+        for k, (image, valid) in read_in_order(read, windows[start:], readers, stop):
+            jobs.append(TileJob(start + k, windows[start + k], valid))
+            images.append(image if valid.any() else None)
+            if len(jobs) == batch_size or start + k == len(windows) - 1:
+                if not _put(to_model, (jobs, images), stop):
+                    return
+                jobs, images = [], []
         _put(to_model, _END, stop)
 
     def writer():
@@ -81,8 +87,11 @@ def run_pipeline(read, windows, start, predict, consume, batch_size, queue_depth
     for t in threads:
         t.start()
     try:
+        waited = 0.0
         while True:
+            began = time.perf_counter()
             item = _get(to_model, threads[0])
+            waited += time.perf_counter() - began
             if item is _END:
                 break
             jobs, images = item
@@ -95,6 +104,8 @@ def run_pipeline(read, windows, start, predict, consume, batch_size, queue_depth
                 break
         _put(to_writer, _END, _Halt(threads[1]))
         threads[1].join()
+        if waits is not None:
+            waits["model_waited_s"] = waited
     finally:
         stop.set()
         threads[0].join()

@@ -37,6 +37,7 @@ class Settings:
     probabilities: str = "none"
     batch_size: int = 8
     queue_depth: int = 4
+    readers: int = 2
     format: str | None = None
     commit_seconds: float = 5.0
     score_threshold: float = 0.5
@@ -56,7 +57,8 @@ class Settings:
                    instance=exp.segmentation_type == "instance", blend=p.blend,
                    probabilities=p.probabilities,
                    batch_size=p.batch_size or exp.training.batch_size,
-                   queue_depth=p.queue_depth, format=p.format, commit_seconds=p.commit_seconds,
+                   queue_depth=p.queue_depth, readers=p.readers, format=p.format,
+                   commit_seconds=p.commit_seconds,
                    score_threshold=p.score_threshold,
                    merge={"iou": p.merge_iou, "ios": p.merge_ios}, vectorize=p.vectorize)
 

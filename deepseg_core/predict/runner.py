@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import click
-import numpy as np
 
 from ..inference.pipeline import run_pipeline
+from ..inference.readers import TileReader
 from ..progress import Progress
-from ..stats import normalizer
 
 
 def tile_runner(registry, info: dict, weights, stack, windows, settings, label: str,
@@ -16,13 +15,6 @@ def tile_runner(registry, info: dict, weights, stack, windows, settings, label: 
     from ..model_files import load_model
 
     plugin, model = load_model(registry, info, weights)
-    normalize = normalizer(info["stats"])
-
-    def read(window):
-        image, valid = stack.read(window)
-        image = normalize(np.moveaxis(image, 0, -1))
-        image[~valid] = 0.0
-        return image, valid
 
     def run(consume, start=0):
         bar = Progress(len(windows) - start, label, enabled=progress)
@@ -34,10 +26,17 @@ def tile_runner(registry, info: dict, weights, stack, windows, settings, label: 
             counts["tiles"] += 1
             counts["skipped"] += tile.result is None
 
-        run_pipeline(read, windows, start, lambda x: plugin.predict_tiles(model, x), write,
-                     settings.batch_size, settings.queue_depth)
+        read, waits = TileReader(stack, info["stats"]), {}
+        try:
+            run_pipeline(read, windows, start, lambda x: plugin.predict_tiles(model, x), write,
+                         settings.batch_size, settings.queue_depth, readers=settings.readers,
+                         waits=waits)
+        finally:
+            read.close()
         n, skipped = counts["tiles"], counts["skipped"]
         click.echo(f"{label}: {n - skipped} tiles predicted, {skipped} all-nodata tiles "
-                   f"skipped, {bar.elapsed:.1f} s ({n / max(bar.elapsed, 1e-9):.1f} tiles/s)")
+                   f"skipped, {bar.elapsed:.1f} s ({n / max(bar.elapsed, 1e-9):.1f} tiles/s; "
+                   f"the model waited {waits.get('model_waited_s', 0.0):.1f} s for "
+                   f"{settings.readers} reader{'s' * (settings.readers != 1)})")
 
     return run

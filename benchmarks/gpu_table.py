@@ -1,0 +1,55 @@
+"""gpu.py's markdown report from its results."""
+
+from __future__ import annotations
+
+
+def _table(head: list[str], rows: list[list]) -> list[str]:
+    def cell(v):
+        if v is None:
+            return "–"
+        return f"{v:.2f}" if isinstance(v, float) else str(v)
+
+    return ["| " + " | ".join(head) + " |", "|" + "---|" * len(head),
+            *["| " + " | ".join(cell(v) for v in row) + " |" for row in rows], ""]
+
+
+def markdown(r: dict) -> str:
+    """Every figure of a gpu.py run as markdown tables."""
+    gpus = ", ".join(r["gpus"]) or "none (small version on the CPU)"
+    lines = [f"# DeepSeg GPU benchmark ({r['mode']})", "",
+             f"GPU: {gpus}; TensorFlow {r['tensorflow']}, Keras {r['keras']}; "
+             f"tiles {r['sizes']['tilesize']} px; {r['seconds']:.0f} s in all.", "",
+             *(["Small version: tiny models, tiles and rasters; the figures show that every "
+                "step runs, not how fast DeepSeg is.", ""] if r["mode"] == "small" else []),
+             "## Bare predict (tiles already on the host)", ""]
+    lines += _table(["model", "precision", "batch", "tiles/s"],
+                    [[b["model"], b["precision"], b["batch"], b["tiles_per_s"]]
+                     for b in r["bare_predict"]])
+    lines += [f"## End to end: `deepseg predict` on {r['sizes']['raster']}² px", ""]
+    lines += _table(["model", "precision", "readers", "batch", "tiles", "tiles/s",
+                     "streaming tiles/s", "bare tiles/s", "pipeline cost (bare/e2e)",
+                     "model waited on readers (s)",
+                     "GPU util mean %", "GPU util max %", "GPU memory max MiB"],
+                    [[e["model"], e["precision"], e["readers"], e["batch"], e["tiles"],
+                      e["tiles_per_s"], e["tiles"] / max(e["stream_s"], 1e-9),
+                      e["bare_tiles_per_s"], e["pipeline_cost"],
+                      e["model_waited_s"], e["gpu_util_mean"], e["gpu_util_max"],
+                      e["gpu_mem_max_mib"]] for e in r["end_to_end"]])
+    m = r["maskrcnn"]
+    lines += [f"## Mask R-CNN ({m['backbone']}), prediction with stitching", ""]
+    lines += _table(["tiles", "tiles/s", "model waited on readers (s)", "GPU util mean %",
+                     "GPU memory max MiB"],
+                    [[m["tiles"], m["tiles_per_s"], m["model_waited_s"], m["gpu_util_mean"],
+                      m["gpu_mem_max_mib"]]])
+    lines += ["## One training epoch (UNet64 from the HDF5 store)", ""]
+    lines += _table(["precision", "tiles", "batch", "seconds", "tiles/s"],
+                    [[t["precision"], t["tiles"], t["batch"], t["seconds"], t["tiles_per_s"]]
+                     for t in r["train"]])
+    lines += ["## The 59,210-tile tree job (146,400 × 237,600 px) at these rates", ""]
+    lines += _table(["model", "precision", "hours on 1 GPU", "minutes on 16 GPUs",
+                     "Gpx/h per GPU"],
+                    [[t["model"], t["precision"], t["hours_1_gpu"], t["minutes_16_gpus"],
+                      t["gpx_per_h_per_gpu"]] for t in r["tree_job"]])
+    lines += ["Peers (published): " + "; ".join(f"{k} ≈ {v} Gpx/h"
+                                               for k, v in r["peers_gpx_per_h"].items()), ""]
+    return "\n".join(lines)

@@ -1,0 +1,81 @@
+"""Tiles read by several threads, each with its own raster handles, delivered in tile order.
+
+GDAL (rasterio) datasets must not be shared between threads, so every reader thread opens its
+own copy of the image stack on first use. GDAL decompresses and warps with the GIL released,
+so reading, the costliest part of feeding a GPU, scales with the threads; the results are
+handed on strictly in window order, which the partials' commit logic relies on.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+
+from ..stats import normalizer
+
+
+class TileReader:
+    """``read(window) -> (normalized image (rows, cols, bands), valid)``, safe in any thread.
+
+    The first thread to read uses ``stack``; every other thread opens ``stack.reopen()``.
+    """
+
+    def __init__(self, stack, stats: dict):
+        self._stack, self._normalize = stack, normalizer(stats)
+        self._local, self._lock = threading.local(), threading.Lock()
+        self._owner, self._opened = None, []
+
+    def _thread_stack(self):
+        stack = getattr(self._local, "stack", None)
+        if stack is None:
+            with self._lock:
+                if self._owner is None:
+                    self._owner, stack = threading.get_ident(), self._stack
+                else:
+                    stack = self._stack.reopen()
+                    self._opened.append(stack)
+            self._local.stack = stack
+        return stack
+
+    def __call__(self, window):
+        image, valid = self._thread_stack().read(window)
+        image = self._normalize(np.moveaxis(image, 0, -1))
+        image[~valid] = 0.0
+        return image, valid
+
+    def close(self) -> None:
+        """Close the copies the extra threads opened (the original stays its owner's)."""
+        with self._lock:
+            for stack in self._opened:
+                stack.close()
+            self._opened = []
+
+
+def read_in_order(read, windows, readers: int, stop: threading.Event):
+    """Yield ``(index, read(windows[index]))`` in order, ``readers`` reads in flight at once."""
+    if readers <= 1:
+        for i, window in enumerate(windows):
+            if stop.is_set():
+                return
+            yield i, read(window)
+        return
+    pending: deque = deque()
+    pool = ThreadPoolExecutor(max_workers=readers, thread_name_prefix="deepseg-reader")
+    try:
+        nxt = 0
+        while nxt < len(windows) or pending:
+            # two reads per thread in flight: a thread never idles while its result waits
+            while nxt < len(windows) and len(pending) < 2 * readers and not stop.is_set():
+                pending.append((nxt, pool.submit(read, windows[nxt])))
+                nxt += 1
+            if stop.is_set():
+                return
+            i, future = pending.popleft()
+            yield i, future.result()
+    finally:
+        for _, future in pending:
+            future.cancel()
+        pool.shutdown(wait=True)  # no thread may still read once the caller closes the stacks
