@@ -7,6 +7,7 @@ A test regenerates it and fails when the committed file differs, so every key is
 
 from __future__ import annotations
 
+import re
 import typing
 
 from pydantic import BaseModel
@@ -38,10 +39,8 @@ def _models(annotation) -> list[type[BaseModel]]:
 def _type(annotation) -> str:
     text = getattr(annotation, "__name__", None) if not typing.get_args(annotation) else None
     text = text or str(annotation)
-    for noise in ("typing.", "deepseg_core.config.schema.", "deepseg_core.config.hpc.",
-                  "NoneType"):
-        text = text.replace(noise, "None" if noise == "NoneType" else "")
-    return text.replace("|", "\\|")
+    text = re.sub(r"deepseg_core\.config\.\w+\.", "", text.replace("typing.", ""))
+    return text.replace("NoneType", "None").replace("|", "\\|")
 
 
 def _default(field) -> str:

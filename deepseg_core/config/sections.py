@@ -1,0 +1,83 @@
+"""The stages' sections of experiment.yaml: store, training, predict (with vectorize), crossval."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, field_validator
+
+from .base import ImageSource, Strict
+
+
+class Store(Strict):
+    path: str | None = Field(None, description="HDF5 store (default: <workdir>/stores/<hash>.h5)")
+    compression: Literal["gzip", "lzf", "none"] = Field("gzip", description="tile compression")
+    replace: bool = Field(False, description="let dataprep overwrite a store at 'path' that "
+                                             "was built from other data settings")
+
+
+class Training(Strict):
+    batch_size: int = Field(8, gt=0, description="tiles per batch and replica (GPU or worker)")
+    loss: Literal["ce", "dice", "ce+dice"] = Field("ce+dice", description="semantic loss")
+    class_weights: Literal["auto"] | list[float] | None = Field(
+        None, description="'auto' (inverse frequency from the store) or one weight per class")
+    validation_folds: list[int] | None = Field(None, description="folds held out for "
+                                               "validation (default: the last fold)")
+    seed: int = Field(42, description="seed for weights, shuffling and augmentation")
+    resume: bool = Field(False, description="continue from the last checkpoint")
+    early_stopping: int | None = Field(None, gt=0, description="patience in epochs")
+    reduce_lr: int | None = Field(None, gt=0, description="patience before halving the rate")
+    monitor: str = Field("val_miou", description="metric that picks the best checkpoint")
+    mixed_precision: bool = Field(False, description="float16 compute on GPUs")
+    distribute: Literal["none", "mirrored", "multiworker"] = Field(
+        "none", description="none; mirrored: MirroredStrategy over the node's GPUs; "
+        "multiworker: MultiWorkerMirroredStrategy over the workers of a Slurm step (srun) "
+        "or TF_CONFIG (true/false: mirrored/none)")
+    scale_learning_rate: bool = Field(False, description="multiply learning_rate by the "
+                                      "replicas (the global batch is batch_size x replicas)")
+    workers: int = Field(0, ge=0, description="data-loading workers (0: in the main thread)")
+    steps_per_epoch: int | None = Field(None, gt=0, description="limit batches per epoch")
+
+    @field_validator("distribute", mode="before")
+    @classmethod
+    def _distribute(cls, value):
+        if isinstance(value, bool):  # experiments written before multiworker existed
+            return "mirrored" if value else "none"
+        return value
+
+
+class Vectorize(Strict):
+    enabled: bool = Field(False, description="write polygons to a GeoPackage")
+    min_area: float = Field(0.0, ge=0, description="drop polygons smaller than this (map units²)")
+    simplify: float = Field(0.0, ge=0, description="simplification tolerance (map units)")
+    skip_classes: list[int] = Field([0], description="classes not vectorized")
+
+
+class Predict(Strict):
+    images: list[ImageSource] | None = Field(None, description="rasters to predict "
+                                             "(default: the training images)")
+    output: str = Field("predictions/prediction.tif", description="output raster (relative to "
+                                                                  "<workdir>/<name>/)")
+    format: str | None = Field(None, description="registered writer (default: from suffix)")
+    batch_size: int | None = Field(None, gt=0, description="default: training.batch_size")
+    probabilities: Literal["none", "uint8", "float32"] = Field(
+        "none", description="also write per-class probabilities")
+    blend: bool = Field(False, description="blend overlapping probabilities instead of cores")
+    queue_depth: int = Field(4, gt=0, description="batches read ahead / written behind")
+    readers: int = Field(2, gt=0, description="threads reading tiles at once, each with its "
+                         "own file handles (more feed a GPU faster)")
+    commit_seconds: float = Field(5.0, ge=0, description="commit finished tiles to disk at "
+                                  "least this often: a killed run loses at most this much work")
+    vectorize: Vectorize = Field(default_factory=Vectorize, description="polygon output")
+    score_threshold: float = Field(0.5, ge=0, le=1, description="instances: minimum score")
+    merge_iou: float = Field(0.5, ge=0, le=1, description="instances: IoU duplicate threshold")
+    merge_ios: float = Field(0.8, ge=0, le=1, description="instances: intersection over "
+                                                         "smaller duplicate threshold")
+
+
+class CrossVal(Strict):
+    folds: list[int] | None = Field(None, description="folds to run (default: all)")
+    metrics: list[str] | None = Field(None, description="metric plugins (default: pycm for "
+                                                        "semantic, pycm+instances for instance)")
+    error_maps: bool = Field(True, description="write TP/FP/TN/FN error-map rasters")
+    positive_class: int = Field(1, description="class of interest for binary error maps")
