@@ -127,7 +127,7 @@ def maskrcnn(folder, registry, size, sampler) -> dict:
 
 def train_epoch(folder, registry, size, policy) -> dict:
     """Tiles/s of one epoch of UNet64 fed from the HDF5 store (after a traced warm-up step)."""
-    from deepseg_core.dataset import StoreDataset
+    from deepseg_core.training.dataset import StoreDataset
     from train import build_store
 
     from deepseg_core.contracts.model import TrainSettings
