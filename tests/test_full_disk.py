@@ -78,7 +78,8 @@ def test_dataprep_store_on_a_full_or_read_only_disk(scene, tmp_path, free, cause
 
 TRAIN_CASES = {  # name: (mounts under the experiment folder, file named, cause)
     "model.json": ([("model", "1m", 0)], "model/model.json", ENOSPC),
-    "best.keras": ([("model", "1m", 24 * 1024)], "model/best.keras", ENOSPC),
+    # the checkpoints: last.keras is saved (pending) first, so it is the file the error names
+    "best.keras": ([("model", "1m", 24 * 1024)], "model/last.keras", ENOSPC),
     "model-readonly": ([("model", "1m", "ro")], "model/model.json", EROFS),
     "training.csv": ([("logs", "1m", 0), ("logs/tensorboard", "8m", None)],
                      "logs/training.csv", ENOSPC),
