@@ -46,7 +46,7 @@ class Writer:
         self.extensions = extensions
 
     def create(self, path, info, **options):
-        raise NotImplementedError("never written to in these tests")
+        raise AssertionError("these tests never write through it")
 
 
 def test_a_name_registered_twice_names_both_plugins():
