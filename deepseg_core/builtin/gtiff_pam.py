@@ -9,13 +9,13 @@ raster through its temporary name.
 
 from __future__ import annotations
 
-import os
 import xml.etree.ElementTree as ET
 from pathlib import Path
 from xml.sax.saxutils import escape
 
 import numpy as np
 
+from ..atomic import replacing
 from ..contracts.raster import RasterInfo
 
 # GDALRATFieldType and GDALRATFieldUsage codes (gdal.h)
@@ -97,12 +97,10 @@ def write_table_sidecar(path, columns: dict) -> Path:
     text = target.read_text(encoding="utf-8")
     marker = f'<Row index="{ROWS_HERE}" />'
     head, _, tail = text.partition(marker)
-    tmp = target.with_name(f".{target.name}.tmp")
-    with open(tmp, "w", encoding="utf-8") as out:
+    with replacing(target) as tmp, open(tmp, "w", encoding="utf-8") as out:
         out.write(head)
         out.writelines(_rows(columns))
         out.write(tail)
-    os.replace(tmp, target)
     return target
 
 
@@ -139,7 +137,6 @@ def _update_band1(path, elements: list[ET.Element]) -> Path:
             root.remove(old)
     root.insert(0, new)
     ET.indent(root)
-    tmp = target.with_name(f".{target.name}.tmp")
-    ET.ElementTree(root).write(tmp, encoding="UTF-8", xml_declaration=False)
-    os.replace(tmp, target)
+    with replacing(target) as tmp:  # no temporary left behind when the disk is full
+        ET.ElementTree(root).write(tmp, encoding="UTF-8", xml_declaration=False)
     return target
