@@ -121,14 +121,20 @@ class Plan:
     def shard_key(self, i: int, n: int) -> dict:
         return {**self.key, "shard": [i, n]}
 
-    def count_shards(self) -> int:
-        """N of the shards found beside the output (for ``merge``)."""
+    def shards_found(self) -> int | None:
+        """N of the shards found beside the output, None when there are none."""
         out = self.settings.output
         found = sorted(out.parent.glob(f"{out.name}.part-*-of-*.*"))
-        if not found:
+        return int(found[0].name.rsplit("-of-", 1)[1].split(".")[0]) if found else None
+
+    def count_shards(self) -> int:
+        """N of the shards found beside the output (for ``merge``), an error when none."""
+        n = self.shards_found()
+        if n is None:
+            out = self.settings.output
             raise DeepSegError(f"no prediction shards beside {out}: run 'deepseg predict "
                                "--shard i/N' first")
-        return int(found[0].name.rsplit("-of-", 1)[1].split(".")[0])
+        return n
 
     def probabilities_info(self) -> RasterInfo:
         bands = len(self.settings.classes)

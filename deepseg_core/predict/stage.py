@@ -19,15 +19,19 @@ from .semantic import assemble_outputs, predict_shard, remove_shards
 def run(exp, registry, shard=None, merge=False, progress=True):
     """Predict (one shard, or everything), then assemble the outputs unless sharded."""
     info, weights = load_model_info(exp.outdir, exp.nbands, exp.class_names)
-    info["_mtime"] = int(weights.stat().st_mtime)
+    info["_mtime"] = weights.stat().st_mtime_ns  # a retrained model is another run
     settings = Settings.of(exp)
     i, n = parse_shard(shard)
     plan = Plan(settings, registry, info)
     try:
-        if (merge or n == 1) and _published(plan) is not None:
-            return _finish(plan, registry, 0)
+        done = _published(plan)
         if merge:
+            found = plan.shards_found()
+            if done is not None and found in (None, done["shards"]):  # merged already
+                return _finish(plan, registry, done["shards"])
             return _finish(plan, registry, plan.count_shards())
+        if n == 1 and done is not None and done["shards"] == 1:
+            return _finish(plan, registry, 1)
         done = _predict_shard(plan, registry, info, weights, i, n, progress)
         if n > 1:
             click.echo(f"shard {i}/{n} done; run 'deepseg merge' when every shard is done")
@@ -51,10 +55,11 @@ def _predict_shard(plan, registry, info, weights, i: int, n: int, progress: bool
 
 def _finish(plan, registry, n: int):
     """Assemble the ``n`` shards and publish the outputs, recording that they are; then
-    delete the shards. After a kill while deleting, a rerun only finishes the deleting."""
+    delete the shards. The record stays: a rerun (after a kill while deleting, or after
+    the end) finds the published outputs and only finishes the deleting."""
     record = _published_record(plan)
     state = _published(plan)
-    if state is None:
+    if state is None or state["shards"] != n:
         if plan.settings.instance:
             outputs = merge_instance_shards(plan, registry, n)
         else:
@@ -62,7 +67,6 @@ def _finish(plan, registry, n: int):
         state = {"key": plan.key, "shards": n, "outputs": [str(p) for p in outputs]}
         write_text(record, json.dumps(state))
     (remove_instance_shards if plan.settings.instance else remove_shards)(plan, state["shards"])
-    record.unlink(missing_ok=True)
     click.echo("prediction: " + ", ".join(state["outputs"]))
     return Path(state["outputs"][0])
 
