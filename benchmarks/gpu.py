@@ -127,11 +127,11 @@ def maskrcnn(folder, registry, size, sampler) -> dict:
 
 def train_epoch(folder, registry, size, policy) -> dict:
     """Tiles/s of one epoch of UNet64 fed from the HDF5 store (after a traced warm-up step)."""
-    from deepseg_core.training.dataset import StoreDataset
     from train import build_store
 
     from deepseg_core.contracts.model import TrainSettings
     from deepseg_core.store import Store
+    from deepseg_core.training.dataset import StoreDataset
     from deepseg_core.training.fit import augmenters
 
     params = size["models"]["unet64"]
