@@ -157,10 +157,9 @@ def test_a_full_disk_is_one_line_and_a_rerun_with_space_completes(experiments, t
         proc = command(path)
         out, _ = proc.communicate(timeout=600)
         assert proc.returncode != 0 and "Traceback" not in out, out[-3000:]
-        assert out.strip().splitlines()[-1] == (
-            f"error: {small / 'full' / culprit}: cannot write after epoch 0 (No space left on "
-            "device); free space and rerun (training.resume: true continues after the last "
-            "committed epoch)")
+        last = out.strip().splitlines()[-1]  # the callbacks' or the atomic writer's wording
+        assert last.startswith(f"error: {small / 'full' / culprit}: cannot write "), last
+        assert "(No space left on device); free space" in last and "rerun" in last, last
         assert not list(small.rglob("*.pending.keras")) and not list(small.rglob("*.tmp*"))
         subprocess.run(["mount", "-o", "remount,size=8m", str(small)], check=True)
         proc = command(path)
