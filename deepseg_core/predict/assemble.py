@@ -68,14 +68,12 @@ def write_output(out: Path, writer, reader_for, info: RasterInfo, fill, options=
             checked = Checked(sink.write)
             fill(checked)
         verify(tmp, reader_for, info, checked.blocks)
-    except OSError as exc:
+    except BaseException as exc:  # nothing half-written stays behind
         remove_output(tmp)
-        raise io_error(out, exc, "cannot write the prediction") from None
-    except DeepSegError as exc:
-        remove_output(tmp)
-        raise DeepSegError(f"{exc}{full_disk_hint(out.parent)}") from None
-    except BaseException:
-        remove_output(tmp)
+        if isinstance(exc, OSError):
+            raise io_error(out, exc, "cannot write the prediction") from None
+        if isinstance(exc, DeepSegError):
+            raise DeepSegError(f"{exc}{full_disk_hint(out.parent)}") from None
         raise
     return tmp
 
