@@ -99,3 +99,31 @@ def test_outputs_are_identical_whatever_the_reader_count(tmp_path, registry, rea
     ref_p, out_p = (p.with_name(f"{p.stem}_probabilities{p.suffix}") for p in (ref_out, out))
     with rasterio.open(ref_p) as x, rasterio.open(out_p) as y:
         assert np.array_equal(x.read(), y.read(), equal_nan=True)
+
+
+@pytest.mark.parametrize("start", [0, 5, 6, 7, 11])
+def test_a_resumed_run_gives_the_model_the_batches_of_an_uninterrupted_run(start):
+    """Float kernels may round differently for another batch: a run resumed at ``start``
+    must stack the same tiles together as a run from 0, and pass on only tiles from ``start``."""
+    windows = [Window(r, 0, 8, 8) for r in range(0, 8 * 12, 8)]
+
+    def read(window):
+        valid = np.full((8, 8), window.row_off != 24)  # tile 3: all nodata
+        return np.full((8, 8, 1), window.row_off, np.float32), valid
+
+    def run(first):
+        batches, done = [], []
+
+        def predict(images):
+            batches.append(tuple(int(im[0, 0, 0]) // 8 for im in images))
+            return list(batches[-1])
+
+        run_pipeline(read, windows, first, predict, done.append, 3, 2, readers=2)
+        return batches, done
+
+    full, _ = run(0)
+    batches, done = run(start)
+    assert batches == full[start // 3:]
+    assert [job.index for job in done] == list(range(start, len(windows)))
+    assert [job.result for job in done if job.index != 3] == [i for i in range(start, 12)
+                                                              if i != 3]

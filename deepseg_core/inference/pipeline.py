@@ -4,6 +4,11 @@ Reading the next batches and writing the last ones overlap with inference, so th
 not left waiting on I/O; at most ``queue_depth`` batches wait on each side, so memory depends
 on tile size, batch size, queue depth and reader count only. ``readers`` threads read at once
 (readers.py); batches still reach the model, and tiles the writer, in tile order.
+
+Batches are aligned to multiples of ``batch_size`` in the tile list, whatever ``start`` is: a
+resumed run predicts the few tiles before ``start`` of its first batch again (without passing
+them on), so the model sees the very batches of an uninterrupted run and its float results
+are equal bit for bit (a kernel's arithmetic may depend on the batch it is given).
 """
 
 from __future__ import annotations
@@ -53,7 +58,7 @@ def _put(q: queue.Queue, item, stop: threading.Event) -> bool:
 
 def run_pipeline(read, windows, start, predict, consume, batch_size, queue_depth, stop=None,
                  readers=1, waits=None):
-    """Predict ``windows[start:]`` in order.
+    """Predict ``windows[start:]`` in order (batches aligned to ``batch_size``).
 
     ``read(window) -> (normalized image (r, c, b), valid)``, called from ``readers`` threads
     at once when ``readers > 1`` (so it must be thread-safe); ``predict(images) -> results``;
@@ -64,12 +69,15 @@ def run_pipeline(read, windows, start, predict, consume, batch_size, queue_depth
     to_model: queue.Queue = queue.Queue(maxsize=queue_depth)
     to_writer: queue.Queue = queue.Queue(maxsize=queue_depth)
 
+    begin = start - start % batch_size  # the first batch as an uninterrupted run forms it
+
     def reader():
         jobs, images = [], []
-        for k, (image, valid) in read_in_order(read, windows[start:], readers, stop):
-            jobs.append(TileJob(start + k, windows[start + k], valid))
+        for k, (image, valid) in read_in_order(read, windows[begin:], readers, stop):
+            index = begin + k
+            jobs.append(TileJob(index, windows[index], valid))
             images.append(image if valid.any() else None)
-            if len(jobs) == batch_size or start + k == len(windows) - 1:
+            if (index + 1) % batch_size == 0 or index == len(windows) - 1:
                 if not _put(to_model, (jobs, images), stop):
                     return
                 jobs, images = [], []
@@ -81,7 +89,8 @@ def run_pipeline(read, windows, start, predict, consume, batch_size, queue_depth
             if item is _END:
                 return
             for job in item:
-                consume(job)
+                if job.index >= start:
+                    consume(job)
 
     threads = [_Worker(reader), _Worker(writer)]
     for t in threads:
