@@ -194,6 +194,9 @@ BAD = [
      "unknown writer 'bmp'; available: "),
     ("no-writer-for-suffix", {"predict": {"output": "out.png"}}, "predict.output",
      "out.png: no registered writer for suffix '.png'"),
+    ("schedule-and-reduce-lr", {"training": {"lr_schedule": "cosine", "reduce_lr": 2}},
+     "training", "reduce_lr cannot be combined with lr_schedule: cosine (the schedule sets "
+     "the rate at every step); drop one of them"),
     ("unknown-augmenter", {"augmentation": ["flips", "twirl"]}, "augmentation[1].name",
      "unknown augmenter 'twirl'; available: "),
 ]

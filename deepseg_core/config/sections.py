@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from .base import ImageSource, Strict
 
@@ -27,6 +27,11 @@ class Training(Strict):
     resume: bool = Field(False, description="continue from the last checkpoint")
     early_stopping: int | None = Field(None, gt=0, description="patience in epochs")
     reduce_lr: int | None = Field(None, gt=0, description="patience before halving the rate")
+    lr_schedule: Literal["constant", "cosine"] = Field(
+        "constant", description="constant: learning_rate throughout (reduce_lr may halve it); "
+        "cosine: from learning_rate down to a fiftieth of it along a half cosine over all steps")
+    warmup_epochs: float = Field(0.0, ge=0, description="epochs of linear warm-up from "
+                                 "nearly 0 to learning_rate before the schedule")
     monitor: str = Field("val_miou", description="metric that picks the best checkpoint")
     mixed_precision: bool = Field(False, description="float16 compute on GPUs")
     distribute: Literal["none", "mirrored", "multiworker"] = Field(
@@ -37,6 +42,13 @@ class Training(Strict):
                                       "replicas (the global batch is batch_size x replicas)")
     workers: int = Field(0, ge=0, description="data-loading workers (0: in the main thread)")
     steps_per_epoch: int | None = Field(None, gt=0, description="limit batches per epoch")
+
+    @model_validator(mode="after")
+    def _one_rate_setter(self):
+        if self.lr_schedule == "cosine" and self.reduce_lr:
+            raise ValueError("reduce_lr cannot be combined with lr_schedule: cosine "
+                             "(the schedule sets the rate at every step); drop one of them")
+        return self
 
     @field_validator("distribute", mode="before")
     @classmethod

@@ -79,6 +79,7 @@ def fit(exp, registry, store, train_idx, val_idx, outdir: Path, progress: bool =
     from .dataset import EpochSetter, StoreDataset
     from .distributed import distributed_input
     from .safe_callbacks import guard
+    from .schedule import schedule_for
 
     plugin = registry.get("model", exp.model.name)
     model_dir, log_dir = outdir / "model", outdir / "logs"
@@ -122,7 +123,8 @@ def fit(exp, registry, store, train_idx, val_idx, outdir: Path, progress: bool =
         vx = distributed_input(cluster, val, 0) if val is not None else None
         steps = dict(steps_per_epoch=train.steps,
                      validation_steps=val.steps if val is not None else None)
-    callbacks = guard([EpochSetter(train, val), *callbacks_for(
+    callbacks = guard([EpochSetter(train, val), *schedule_for(exp, rate, train.steps),
+                       *callbacks_for(
         exp, model_dir, log_dir, has_val=val is not None, chief=cluster.chief, record=record)])
     verbose = (1 if os.isatty(2) else 2) if progress and cluster.chief else 0
     try:  # shuffle=False: the dataset shuffles, by seed and epoch (Python's random would not)
