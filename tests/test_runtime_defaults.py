@@ -40,3 +40,46 @@ def test_gdal_block_cache_is_bounded_unless_the_user_sets_it(env, expected):
     out = _run(code, **env)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == expected
+
+
+FAULTS = """
+import resource, sys
+import numpy as np, deepseg_core, keras
+from deepseg_core.training.callbacks import HeapSettings
+
+
+class Batches(keras.utils.PyDataset):  # fit runs it through TensorFlow's generator dataset
+    def __len__(self):
+        return 12
+
+    def __getitem__(self, i):
+        rng = np.random.default_rng(i)
+        return (rng.normal(size=(8, 64, 64, 4)).astype("float32"),
+                rng.integers(0, 3, (8, 64, 64)))
+
+
+class Faults(keras.callbacks.Callback):
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch == 0:  # tracing and first allocations done
+            self.first = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+
+
+inputs = keras.Input((64, 64, 4))
+x = keras.layers.Conv2D(32, 3, padding="same", activation="relu")(inputs)
+x = keras.layers.Conv2D(32, 3, padding="same", activation="relu")(x)
+model = keras.Model(inputs, keras.layers.Conv2D(3, 1, activation="softmax")(x))
+model.compile("adam", "sparse_categorical_crossentropy")
+faults = Faults()
+model.fit(Batches(), epochs=3, verbose=0, callbacks=[HeapSettings(), faults])
+print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults.first)
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc malloc settings")
+def test_training_steps_reuse_heap_memory_instead_of_faulting_pages_in_anew():
+    """glibc's thresholds (deepseg_core.heap): training's page faults fall several-fold;
+    DEEPSEG_MALLOC=glibc keeps glibc's behaviour."""
+    tuned, default = _run(FAULTS), _run(FAULTS, DEEPSEG_MALLOC="glibc")
+    assert tuned.returncode == 0 and default.returncode == 0, tuned.stderr + default.stderr
+    tuned_faults, default_faults = int(tuned.stdout.split()[-1]), int(default.stdout.split()[-1])
+    assert tuned_faults * 3 < default_faults, (tuned_faults, default_faults)

@@ -16,6 +16,7 @@ from pathlib import Path
 import keras
 
 from ..errors import DeepSegError
+from ..heap import keep_blocks_in_heap
 from . import checkpoint
 from .curves import plot_curves
 
@@ -37,6 +38,15 @@ class CurvesCallback(keras.callbacks.Callback):
             except OSError as exc:
                 self.png_path.with_name(self.png_path.stem + ".tmp.png").unlink(missing_ok=True)
                 raise cannot_write(self.png_path, exc, epoch) from None
+
+
+class HeapSettings(keras.callbacks.Callback):
+    """glibc's thresholds set at each epoch's first step, after TensorFlow's generator
+    dataset has lowered them (deepseg_core.heap says why)."""
+
+    def on_train_batch_begin(self, batch, logs=None):
+        if batch == 0:
+            keep_blocks_in_heap()
 
 
 class CSVLog(keras.callbacks.CSVLogger):
@@ -169,8 +179,9 @@ def callbacks_for(exp, model_dir: Path, log_dir: Path, has_val: bool, chief: boo
                 CurvesCallback(csv_path, log_dir / "curves.png"),
                 keras.callbacks.TensorBoard(str(log_dir / "tensorboard"), write_graph=False,
                                             profile_batch=0)]
-    return [*logs, *others, Checkpoints(model_dir, monitor, mode, csv_path if chief else None,
-                                        chief, others, record)]
+    checkpoints = Checkpoints(model_dir, monitor, mode, csv_path if chief else None, chief,
+                              others, record)
+    return [HeapSettings(), *logs, *others, checkpoints]
 
 
 def load_resume_state(model_dir: Path, plugin, chief: bool = True):
