@@ -19,8 +19,12 @@ venv: $(VENV)/.installed
 demo: venv
 	$(VENV)/bin/deepseg demo --workdir deepseg-demo
 
+# tests run in one process per core, at most 4 (pytest-xdist; TEST_WORKERS=0: in this
+# process); modules with costly fixtures (one Slurm cluster, a trained model) are marked
+# xdist_group and run in one process each
+TEST_WORKERS ?= $(shell $(PYTHON) -c 'import os; print(min(4, len(os.sched_getaffinity(0))))')
 test: venv
-	$(VENV)/bin/python -m pytest
+	$(VENV)/bin/python -m pytest -n $(TEST_WORKERS) --dist loadgroup
 
 lint: venv
 	$(VENV)/bin/ruff check .

@@ -16,6 +16,9 @@ import rasterio
 from faults import ENV, assert_one_line_error, deepseg
 from scenes import squares_scene, write_experiment, write_raster
 
+# under pytest-xdist, one worker runs this module: its fixtures are made once
+pytestmark = pytest.mark.xdist_group("bad-inputs")
+
 
 @pytest.fixture(scope="module")
 def scene(tmp_path_factory):

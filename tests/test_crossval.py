@@ -15,6 +15,9 @@ from deepseg_core.plugins.manager import load_plugins
 from deepseg_core.store import Store
 from deepseg_core.store_identity import store_path
 
+# under pytest-xdist, one worker runs this module: its fixtures are made once
+pytestmark = pytest.mark.xdist_group("crossval")
+
 
 @pytest.fixture(scope="module")
 def registry():

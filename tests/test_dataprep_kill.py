@@ -94,20 +94,30 @@ def test_dataprep_killed_at_random_moments_then_rerun_equals_an_uninterrupted_ru
     write_seconds, out = run_to_end(exp, store)
     assert "tiles written" in out
     expected = content(store)
+    began = time.monotonic()
+    run_to_end(exp, store)  # the reuse check of a complete store, from the process start
+    # how long each kind of run works; shortened whenever a run ends before its kill, so a
+    # change of the machine's load does not leave every kill too late
+    spans = {True: write_seconds, False: time.monotonic() - began}
     rng = np.random.default_rng(SEED)
     kills = equal = attempts = 0
-    while kills < KILLS and attempts < 3 * KILLS:
+    while kills < KILLS and attempts < 4 * KILLS:
         attempts += 1
         rebuild = kills % 3 != 2  # two kills in three hit a build, one hits the reuse check
         if rebuild:
             store.unlink()
         proc = start(exp)
-        deadline = time.monotonic() + 120
+        began, deadline = time.monotonic(), time.monotonic() + 120
         while rebuild and not writing(store.parent) and proc.poll() is None:
             assert time.monotonic() < deadline
             time.sleep(0.002)
-        time.sleep(rng.uniform(0, 1.2 * write_seconds) if rebuild else rng.uniform(1, 4))
+        began = time.monotonic() if rebuild else began
+        # a reuse check's first part is the interpreter starting: kill in its latter part
+        moment = began + rng.uniform(0.05 if rebuild else 0.4, 0.9) * spans[rebuild]
+        while proc.poll() is None and time.monotonic() < moment:
+            time.sleep(0.002)
         if proc.poll() is not None:  # finished before the chosen moment: not a kill
+            spans[rebuild] = min(spans[rebuild], time.monotonic() - began)
             proc.communicate()
             continue
         os.kill(proc.pid, signal.SIGKILL)

@@ -18,7 +18,9 @@ from deepseg_core.plugins.manager import load_plugins
 kea_io = pytest.importorskip("deepseg_kea_io", reason="the deepseg-kea-io plugin is not installed")
 KeaReader, KeaWriter = kea_io.KeaReader, kea_io.KeaWriter
 
-pytestmark = pytest.mark.skipif(kea_gdal_missing() is not None, reason=str(kea_gdal_missing()))
+# under pytest-xdist, one worker runs this module: its fixtures are made once
+pytestmark = [pytest.mark.skipif(kea_gdal_missing() is not None, reason=str(kea_gdal_missing())),
+              pytest.mark.xdist_group("gis-gdal-kea")]
 
 WKT = CRS.from_epsg(2193).to_wkt()
 TRANSFORM = Affine(0.5, 0, 1_750_000.25, 0, -0.5, 5_900_000.75)

@@ -14,7 +14,9 @@ from gis_tools import qgis_missing, system_env, system_python
 from deepseg_core.contracts.raster import parse_colour
 from deepseg_core.plugins.manager import load_plugins
 
-pytestmark = pytest.mark.skipif(qgis_missing() is not None, reason=str(qgis_missing()))
+# under pytest-xdist, one worker runs this module: its fixtures are made once
+pytestmark = [pytest.mark.skipif(qgis_missing() is not None, reason=str(qgis_missing())),
+              pytest.mark.xdist_group("gis-qgis")]
 
 
 @pytest.fixture(scope="module")

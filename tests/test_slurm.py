@@ -25,7 +25,9 @@ from deepseg_core import predict
 from deepseg_core.config import load_experiment
 from deepseg_core.plugins.manager import load_plugins
 
-pytestmark = pytest.mark.slurm
+# under pytest-xdist, one worker runs this module: its fixtures are made once
+pytestmark = [pytest.mark.slurm,
+              pytest.mark.xdist_group("slurm")]
 
 
 @pytest.fixture(scope="session")

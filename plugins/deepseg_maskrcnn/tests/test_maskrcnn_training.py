@@ -14,6 +14,9 @@ from deepseg_maskrcnn.plugin import MaskRCNNPlugin
 from deepseg_core.builtin.augment import dihedral
 from deepseg_core.contracts.model import TrainSettings
 
+# under pytest-xdist, one worker runs this module: its fixtures are made once
+pytestmark = pytest.mark.xdist_group("maskrcnn-training")
+
 STEPS_PER_EPOCH, EPOCHS = 20, 5
 #: The benchmark's configuration, narrower: 100 steps take about 15 s of CPU after tracing.
 PARAMS = {**CROWN_PARAMS, "fpn_channels": 32, "mask_channels": 32, "head_fc": 128}
