@@ -89,7 +89,7 @@ def test_bad_crossval_folds_are_a_usage_error(tmp_path):
 def test_the_demo_runs_every_stage_and_learns(tmp_path):
     workdir = tmp_path / "demo"
     result = CliRunner().invoke(main, ["demo", "--workdir", str(workdir), "--size", "384",
-                                       "--epochs", "6", "--crossval-folds", "0"])
+                                       "--epochs", "10", "--crossval-folds", "0"])
     assert result.exit_code == 0, result.output
     out = workdir / "demo"
     for path in ("scene.tif", "labels.gpkg", "experiment.yaml"):

@@ -88,8 +88,8 @@ class BlendWriter(CoreWriter):
     """Weighted blending of overlapping probabilities; holds only the tile rows in flight.
 
     Rows above the current tile row are final and written; a commit is made there (with the
-    row floor: rows below it are written), and a resumed run recomputes the previous tile row
-    without writing final rows again.
+    row floor: rows above it are written), and a resumed run recomputes every tile row that
+    reaches below the floor (``restart``) without writing final rows again.
     """
 
     def __init__(self, partial, cores, encoding: Encoding, windows, width: int, rows):
@@ -111,8 +111,8 @@ class BlendWriter(CoreWriter):
             self.top = w.row_off
         if w.row_off != self.windows[self.row_start].row_off:
             self._finalize(w.row_off)
-            previous_row_start, self.row_start = self.row_start, job.index
-            self.partial.commit(previous_row_start, row_floor=self.floor)
+            self.row_start = job.index
+            self.partial.commit(self.restart(), row_floor=self.floor)
         if job.result is None:
             return
         r = w.row_off - self.top
@@ -125,6 +125,16 @@ class BlendWriter(CoreWriter):
         self.acc[:, rows, c0:c1] += probs * weight
         self.wsum[rows, c0:c1] += weight
         self.valid[rows, c0:c1] |= job.valid[tr, tc]
+
+    def restart(self) -> int:
+        """Where a resumed run starts: the first tile of the first tile row that still adds
+        to unwritten rows (from the floor on). Usually the previous tile row; where the last
+        tile row is shifted up to fit the raster, three tile rows overlap and it is the one
+        before."""
+        i = self.row_start
+        while i > 0 and self.windows[i - 1].row_off + self.windows[i - 1].height > self.floor:
+            i -= 1
+        return i
 
     def _finalize(self, upto: int | None, height: int | None = None) -> None:
         """Write rows [top, upto) and shift the buffers up."""
