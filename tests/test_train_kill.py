@@ -22,6 +22,10 @@ import pytest
 import yaml
 from scenes import squares_scene, write_experiment
 
+# under pytest-xdist, one worker runs this module: the damaged-checkpoint test reads the
+# uninterrupted run that the kill test trains
+pytestmark = pytest.mark.xdist_group("train-kill")
+
 KILLS = 10  # at least, over rounds that each end equal to the uninterrupted run
 
 
