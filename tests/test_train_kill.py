@@ -22,10 +22,6 @@ import pytest
 import yaml
 from scenes import squares_scene, write_experiment
 
-# under pytest-xdist, one worker runs this module: the damaged-checkpoint test reads the
-# uninterrupted run that the kill test trains
-pytestmark = pytest.mark.xdist_group("train-kill")
-
 KILLS = 10  # at least, over rounds that each end equal to the uninterrupted run
 
 
@@ -119,7 +115,14 @@ def test_a_damaged_checkpoint_is_never_taken_for_the_committed_one(experiments, 
     from deepseg_core.errors import DeepSegError
     from deepseg_core.training.callbacks import load_resume_state
 
-    model_dir = folder / "runs" / "whole" / "model"
+    settings = yaml.safe_load(whole.read_text())  # a run of its own: no test order assumed
+    settings["name"] = "damaged"
+    own = folder / "damaged.yaml"
+    own.write_text(yaml.safe_dump(settings, sort_keys=False))
+    proc = command(own)
+    out, _ = proc.communicate(timeout=600)
+    assert proc.returncode == 0, out[-3000:]
+    model_dir = folder / "runs" / "damaged" / "model"
     copy = tmp_path / "model"
     copy.mkdir()
     for p in model_dir.iterdir():
