@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import functools
 import os
 import sys
 
@@ -27,7 +28,9 @@ TRIM_THRESHOLD = 256 << 20
 USER_SETTINGS = ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_", "GLIBC_TUNABLES")
 
 
+@functools.cache
 def _mallopt():
+    """glibc's ``mallopt`` (looked up once), None where it is absent or the user chose."""
     if not sys.platform.startswith("linux") or os.environ.get("DEEPSEG_MALLOC") == "glibc":
         return None
     if any(name in os.environ for name in USER_SETTINGS):
