@@ -24,8 +24,11 @@ DEFAULTS = {
     "rpn_channels": None,  # the RPN's shared 3x3 convolution (None: fpn_channels; matterport 512)
     "anchor_scales": [32, 64, 128, 256, 512],  # anchor side in pixels, one per level P2..P6
     "anchor_ratios": [0.5, 1.0, 2.0],  # width / height
+    "anchor_octaves": 1,  # anchor sides per level: scale * 2**(k / octaves), k < octaves
     "rpn_train_anchors": 256,
     "rpn_positive_fraction": 0.5,
+    "rpn_positive_iou": 0.7,  # anchors at least this IoU with a box are RPN positives
+    "rpn_negative_iou": 0.3,  # anchors below this IoU with every box are RPN negatives
     "rpn_nms_threshold": 0.7,
     "pre_nms_limit": 6000,
     "proposals_train": 2000,
@@ -48,9 +51,10 @@ DEFAULTS = {
 
 _COUNTS = ("fpn_channels", "rpn_train_anchors", "pre_nms_limit", "proposals_train",
            "proposals_infer", "rois_per_image", "pool_size", "mask_pool_size", "mask_shape",
-           "head_fc", "mask_channels", "max_instances")
-_FRACTIONS = ("rpn_positive_fraction", "rpn_nms_threshold", "roi_positive_fraction",
-              "detection_min_confidence", "detection_nms_threshold", "mask_threshold")
+           "head_fc", "mask_channels", "max_instances", "anchor_octaves")
+_FRACTIONS = ("rpn_positive_fraction", "rpn_positive_iou", "rpn_negative_iou",
+              "rpn_nms_threshold", "roi_positive_fraction", "detection_min_confidence",
+              "detection_nms_threshold", "mask_threshold")
 
 
 def _whole(name: str, value) -> int:
@@ -106,6 +110,9 @@ def check_params(params: dict | None, tilesize: int, nbands: int, nclasses: int)
     if p["mask_shape"] != 2 * p["mask_pool_size"]:
         raise DeepSegError(f"model parameter mask_shape must be twice mask_pool_size "
                            f"({2 * p['mask_pool_size']}), not {p['mask_shape']}")
+    if p["rpn_negative_iou"] > p["rpn_positive_iou"]:
+        raise DeepSegError(f"model parameter rpn_negative_iou ({p['rpn_negative_iou']}) must not "
+                           f"exceed rpn_positive_iou ({p['rpn_positive_iou']})")
     if p["pre_nms_limit"] < p["proposals_train"] or p["pre_nms_limit"] < p["proposals_infer"]:
         raise DeepSegError(f"model parameter pre_nms_limit ({p['pre_nms_limit']}) must be at "
                            f"least proposals_train and proposals_infer")

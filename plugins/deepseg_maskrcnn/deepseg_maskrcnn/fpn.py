@@ -28,6 +28,6 @@ def feature_model(nbands: int, params: dict) -> keras.Model:
     image = keras.Input((None, None, nbands), name="image")
     c_maps = resnet(image, params["backbone"], params["train_bn"])
     pyramid = fpn(c_maps, params["fpn_channels"])
-    logits, deltas = rpn_head(pyramid, len(params["anchor_ratios"]),
+    logits, deltas = rpn_head(pyramid, len(params["anchor_ratios"]) * params["anchor_octaves"],
                               params.get("rpn_channels") or params["fpn_channels"])
     return keras.Model(image, [*pyramid, logits, deltas], name="features")

@@ -62,7 +62,8 @@ class MaskRCNN(keras.Model):
         outputs = self.feature_net(images, training=training)
         pyramid = outputs[:5]
         p = self.config_params
-        anchors = pyramid_anchors(images, pyramid, p["anchor_scales"], p["anchor_ratios"])
+        anchors = pyramid_anchors(images, pyramid, p["anchor_scales"], p["anchor_ratios"],
+                                  p["anchor_octaves"])
         return pyramid, outputs[5], outputs[6], anchors
 
     def _heads(self, rois, images, pyramid, training):
@@ -117,7 +118,8 @@ class MaskRCNN(keras.Model):
         gt_boxes = tf.cast(targets["gt_boxes"], tf.float32) / size
         gt_classes = tf.cast(targets["gt_class_ids"], tf.int32)
         labels, anchor_deltas = rpn_targets(anchors, gt_boxes, gt_classes > 0,
-                                            p["rpn_train_anchors"], p["rpn_positive_fraction"])
+                                            p["rpn_train_anchors"], p["rpn_positive_fraction"],
+                                            p["rpn_positive_iou"], p["rpn_negative_iou"])
         proposals = self.train_proposals(rpn_logits, rpn_deltas, anchors)
         rois, classes, roi_deltas, sampled, masks = self.target_layer(
             proposals, gt_boxes, gt_classes, targets["gt_instances"])

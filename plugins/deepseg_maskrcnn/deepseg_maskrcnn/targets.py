@@ -27,11 +27,13 @@ def _sample(candidates, limit):
     return tf.random.shuffle(candidates)[:limit]
 
 
-def rpn_targets(anchors, gt_boxes, gt_valid, count: int, positive_fraction: float):
+def rpn_targets(anchors, gt_boxes, gt_valid, count: int, positive_fraction: float,
+                positive_iou: float = 0.7, negative_iou: float = 0.3):
     """Anchor labels ``(B, A)`` (1 object, 0 background, -1 unused) and deltas ``(B, A, 4)``.
 
-    Positive: IoU >= 0.7 with a ground-truth box, or the best anchor of a box; negative: IoU
-    < 0.3. ``count`` anchors per tile are sampled, at most ``positive_fraction`` positive.
+    Positive: IoU >= ``positive_iou`` with a ground-truth box, or the best anchor of a box;
+    negative: IoU < ``negative_iou``. ``count`` anchors per tile are sampled, at most
+    ``positive_fraction`` positive.
     """
     size = tf.shape(anchors)[0]
 
@@ -41,8 +43,8 @@ def rpn_targets(anchors, gt_boxes, gt_valid, count: int, positive_fraction: floa
         best, index, overlaps = _match(anchors, gt)
         gt_best = tf.reduce_max(tf.concat([overlaps, tf.zeros((1, tf.shape(gt)[0]))], 0), 0)
         is_best = tf.reduce_any((overlaps >= gt_best[None, :] - 1e-7) & (gt_best[None, :] > 0), 1)
-        positive = tf.where((best >= 0.7) | is_best)[:, 0]
-        negative = tf.where((best < 0.3) & ~is_best)[:, 0]
+        positive = tf.where((best >= positive_iou) | is_best)[:, 0]
+        negative = tf.where((best < negative_iou) & ~is_best)[:, 0]
         positive = _sample(positive, int(count * positive_fraction))
         negative = _sample(negative, count - tf.shape(positive)[0])
         labels = tf.fill([size], -1)

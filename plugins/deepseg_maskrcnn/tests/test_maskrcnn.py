@@ -41,8 +41,8 @@ def test_defaults_allow_300_instances_and_validate():
 
 
 def test_unknown_parameter_is_rejected_listing_the_known_ones():
-    with pytest.raises(DeepSegError, match=r"anchor_scale unknown; expected some of: "
-                                           r"anchor_ratios, anchor_scales, backbone"):
+    with pytest.raises(DeepSegError, match=r"anchor_scale unknown; expected some of: anchor_"
+                                           r"octaves, anchor_ratios, anchor_scales, backbone"):
         MaskRCNNPlugin().validate(3, 2, 128, {"anchor_scale": [8]})
 
 
@@ -56,6 +56,10 @@ def test_unknown_parameter_is_rejected_listing_the_known_ones():
     ({"mask_shape": 30}, 128, 2, "mask_shape must be twice mask_pool_size"),
     ({"proposals_train": 9000}, 128, 2, "pre_nms_limit"),
     ({"train_bn": "yes"}, 128, 2, "train_bn must be true or false"),
+    ({"anchor_octaves": 0}, 128, 2, "anchor_octaves must be a whole number >= 1"),
+    ({"rpn_positive_iou": 0}, 128, 2, r"rpn_positive_iou must be .* \(0, 1\]"),
+    ({"rpn_positive_iou": 0.4, "rpn_negative_iou": 0.5}, 128, 2,
+     r"rpn_negative_iou \(0.5\) must not exceed rpn_positive_iou \(0.4\)"),
     ({"weights": "/nonexistent/w.weights.h5"}, 128, 2, "weights: file .* not found"),
     ({"weights": "w.pt"}, 128, 2, "weights must be a .keras, .weights.h5 or .h5 file"),
     ({}, 100, 2, "tilesize 100 .* multiple of 32"),
@@ -164,6 +168,58 @@ def test_instances_keep_box_sized_masks_that_expand_to_the_tile():
     full = second.full_mask((16, 20))
     assert full.sum() == 24 and mask_box(full) == (10, 4, 16, 8)
     assert second.extent() == second.box
+
+
+def test_octave_anchors_cover_every_box_size_between_two_levels():
+    from deepseg_maskrcnn.anchors import anchor_shapes, level_anchors
+
+    shapes = anchor_shapes(16, [0.5, 1.0], octaves=3)
+    assert len(shapes) == 6
+    assert np.allclose([h * w for h, w in shapes[::2]], [16**2 * 4 ** (k / 3) for k in range(3)])
+    assert np.allclose([w / h for h, w in shapes], [0.5, 1.0] * 3)
+    # square crowns of every side from 16 to 32 px meet a same-centred anchor of IoU >= 0.79
+    # (with one scale per level, a 22.6 px crown meets at most 0.5)
+    sides = np.linspace(16, 32, 50)
+    for octaves, floor in ((1, 0.5), (3, 2 ** (-1 / 3))):
+        anchor = np.array([s for s, _ in anchor_shapes(16, [1.0], octaves)] + [32.0])
+        best = [np.max(np.minimum(s, anchor) ** 2 / np.maximum(s, anchor) ** 2) for s in sides]
+        assert min(best) == pytest.approx(floor, abs=0.01)
+    boxes = level_anchors(2, 3, 8, 12, 4, shapes).numpy()
+    assert boxes.shape == (2 * 3 * 6, 4)
+    first = boxes[0] * [8, 12, 8, 12]  # row 0, col 0, octave 0, ratio 0.5: centred at (2, 2)
+    height, width = 16 / 0.5**0.5, 16 * 0.5**0.5
+    assert np.allclose(first, [2 - height / 2, 2 - width / 2, 2 + height / 2, 2 + width / 2])
+
+
+def test_rpn_iou_thresholds_decide_positive_and_negative_anchors():
+    import tensorflow as tf
+    from deepseg_maskrcnn.targets import rpn_targets
+
+    # anchors of IoU 1, 0.64, 0.36 and 0 with the one box (10 x 10 at the origin, on 100 px)
+    anchors = tf.constant([[0, 0, 10, 10], [0, 0, 8, 8], [0, 0, 6, 6], [50, 50, 60, 60]],
+                          tf.float32) / 100
+    box = tf.constant([[[0, 0, 10, 10], [0, 0, 0, 0]]], tf.float32) / 100
+    valid = tf.constant([[True, False]])
+    for positive, negative, expected in ((0.7, 0.3, [1, -1, -1, 0]), (0.5, 0.3, [1, 1, -1, 0]),
+                                         (0.3, 0.3, [1, 1, 1, 0]), (0.7, 0.5, [1, -1, 0, 0])):
+        labels, deltas = rpn_targets(anchors, box, valid, 4, 1.0, positive, negative)
+        assert labels.numpy()[0].tolist() == expected
+        assert np.all(deltas.numpy()[0][np.array(expected) < 1] == 0)
+
+
+def test_tiny_model_with_octave_anchors_trains_a_step():
+    from deepseg_core.contracts.model import TrainSettings
+
+    plugin = MaskRCNNPlugin()
+    params = {**TINY, "anchor_octaves": 2, "anchor_ratios": [1.0], "rpn_positive_iou": 0.5}
+    model = plugin.build(3, 2, 64, params)
+    plugin.compile(model, TrainSettings(nclasses=2, learning_rate=1e-3))
+    label = np.zeros((2, 64, 64), np.int32)
+    label[:, 10:30, 12:28], label[:, 40:60, 40:52] = 1, 2
+    x, y = plugin.prepare_batch(np.random.default_rng(0).normal(size=(2, 64, 64, 3)), label)
+    logs = model.train_on_batch(x, y, return_dict=True)
+    assert np.isfinite(logs["loss"]) and logs["rpn_box_loss"] > 0
+    assert model.feature_net.get_layer("rpn_class_raw").filters == 2
 
 
 def test_resnet50_default_size():
