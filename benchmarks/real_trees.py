@@ -100,14 +100,16 @@ def convert(name: str, png: bytes, xml: bytes, folder: Path, origin) -> dict:
             "shape": rgb.shape[1:]}
 
 
-def experiment(folder: Path, kind: str, data: dict, schedule, overrides=()) -> Path:
+def experiment(folder: Path, kind: str, data: dict, schedule, overrides=(),
+               train=(TRAIN,)) -> Path:
+    """The experiment file of one model; several ``train`` images become training scenes."""
     epochs, steps = schedule
     instance = kind == "instance"
     exp = {"name": kind, "workdir": str(folder / "runs"), "segmentation_type": kind,
            "tilesize": 256, "overlap": 64, "nbands": 3, "epochs": epochs, "folds": 1,
            "learning_rate": 2e-3,
-           "images": [{"path": str(data[TRAIN]["tif"])}],
-           "labels": {"path": str(data[TRAIN]["gpkg"]), "class_field": "class"},
+           "images": [{"path": str(data[train[0]]["tif"])}],
+           "labels": {"path": str(data[train[0]]["gpkg"]), "class_field": "class"},
            "classes": CLASSES, "model": MASKRCNN if instance else UNET,
            "training": {"batch_size": 4 if instance else 8, "steps_per_epoch": steps,
                         "lr_schedule": "cosine", "warmup_epochs": 1},
@@ -116,6 +118,10 @@ def experiment(folder: Path, kind: str, data: dict, schedule, overrides=()) -> P
                                       "noise": 0.02}],
            "stages": ["dataprep", "train"]}
     exp["model"] = dict(exp["model"])
+    if len(train) > 1:  # several training areas, each tiled on its own (issue 17, item 4)
+        exp["scenes"] = [{"name": name, "images": [str(data[name]["tif"])],
+                          "labels": {"path": str(data[name]["gpkg"]), "class_field": "class"}}
+                         for name in train]
     for key, value in overrides:
         *parents, leaf = key.split(".")
         node = exp
@@ -191,7 +197,10 @@ def main(argv=None) -> None:
     parser.add_argument("--workdir", type=Path, default=Path("real_trees_run"))
     parser.add_argument("--gpu", action="store_true", help="the longer GPU schedule")
     parser.add_argument("--smoke", action="store_true", help="a few steps: checks the pipeline")
-    parser.add_argument("--only", choices=("instance", "semantic"), help="train one model only")
+    parser.add_argument("--only", choices=("instance", "semantic"),
+                        help="train one model only (the other's figures in results.json stay)")
+    parser.add_argument("--train", nargs="+", choices=(TRAIN, SAME_SITE), default=[TRAIN],
+                        help="training images (several: one training scene each)")
     parser.add_argument("--epochs", type=int, help="epochs instead of the schedule's")
     parser.add_argument("--steps", type=int, help="steps per epoch instead of the schedule's")
     parser.add_argument("--set", action="append", default=[], metavar="KIND.KEY=VALUE",
@@ -216,20 +225,24 @@ def main(argv=None) -> None:
             parser.error(f"--set {item!r}: expected instance.KEY=VALUE or semantic.KEY=VALUE")
         overrides[kind].append((key, yaml.safe_load(value)))
     registry = load_plugins().registry
-    results = {}
+    saved = folder / "results.json"
+    # --only replaces one model's figures and keeps the other's from an earlier run
+    results = json.loads(saved.read_text()) if args.only and saved.exists() else {}
     for kind in [args.only] if args.only else ("instance", "semantic"):
         epochs, steps = schedule[kind]
         chosen = (args.epochs or epochs, args.steps or steps)
-        exp = load_experiment(experiment(folder, kind, data, chosen, overrides[kind]))
+        exp = load_experiment(experiment(folder, kind, data, chosen, overrides[kind],
+                                         args.train))
         cpu, wall = time.process_time(), time.time()
         dataprep.run(exp, registry, progress=False)
         train.run(exp, registry, progress=False)
         results[kind] = {"cpu_s": time.process_time() - cpu,  # dataprep + training
                          "wall_s": time.time() - wall, "schedule": chosen,
-                         "overrides": dict(overrides[kind]), "curve": curve(exp)}
+                         "overrides": dict(overrides[kind]), "train": args.train,
+                         "curve": curve(exp)}
         for name in (*VALIDATE, SAME_SITE):
             results[kind][name] = evaluate(exp, registry, kind, data[name])
-    (folder / "results.json").write_text(json.dumps(results, indent=1))
+    saved.write_text(json.dumps(results, indent=1))
     print(table(results))
 
 
@@ -248,10 +261,12 @@ def table(results: dict) -> str:
              "|---|---|---|---|---|---|"]
     blank = {"precision": float("nan"), "recall": float("nan"), "F1": float("nan"),
              "mask_AP50": float("nan"), "canopy_IoU": float("nan")}
+    trained = {n for r in results.values() for n in r.get("train", [TRAIN])}
     for name in (*VALIDATE, SAME_SITE):
         i = results.get("instance", {}).get(name, blank)
         s = results.get("semantic", {}).get(name, blank)
-        lines.append(f"| {name} | {i['precision']:.3f} | {i['recall']:.3f} | {i['F1']:.3f} | "
+        label = f"{name} (a training scene)" if name in trained else name
+        lines.append(f"| {label} | {i['precision']:.3f} | {i['recall']:.3f} | {i['F1']:.3f} | "
                      f"{i['mask_AP50']:.3f} | {s['canopy_IoU']:.3f} |")
     cpu = {kind: f"{results[kind]['cpu_s']:.0f} s" for kind in results}
     lines.append("\ndataprep + training CPU time: " + ", ".join(
