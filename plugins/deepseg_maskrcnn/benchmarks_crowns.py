@@ -1,12 +1,14 @@
 """Benchmark: train a small Mask R-CNN from scratch on synthetic crowns, report instance F1.
 
-Run: ``.venv/bin/python plugins/deepseg_maskrcnn/benchmarks_crowns.py [--steps N] ...``
+Run: ``.venv/bin/python plugins/deepseg_maskrcnn/benchmarks_crowns.py [--steps N]
+[--params '{"anchor_octaves": 3}'] ...``
 (CPU is fine). The scene generator and the greedy IoU matching live in ``tests/crowns.py``.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import time
@@ -23,7 +25,7 @@ from deepseg_core.builtin.augment import dihedral  # noqa: E402
 from deepseg_core.contracts.model import TrainSettings  # noqa: E402
 
 
-def batches(plugin, images, labels, batch_size: int, seed: int):
+def batches(plugin, images, labels, batch_size: int, seed: int, params=CROWN_PARAMS):
     """Endless prepared batches of randomly flipped/rotated tiles."""
     rng = np.random.default_rng(seed)
     while True:
@@ -31,14 +33,14 @@ def batches(plugin, images, labels, batch_size: int, seed: int):
         ks = rng.integers(8, size=batch_size)
         x = np.stack([dihedral(images[i], k) for i, k in zip(chosen, ks)])
         y = np.stack([dihedral(labels[i], k) for i, k in zip(chosen, ks)])
-        yield plugin.prepare_batch(x, y, None, CROWN_PARAMS)
+        yield plugin.prepare_batch(x, y, None, params)
 
 
 def train(plugin, model, images, labels, steps: int, batch_size: int = 4, seed: int = 0,
-          log_every: int = 0) -> list[float]:
+          log_every: int = 0, params=CROWN_PARAMS) -> list[float]:
     """``steps`` optimizer steps on augmented batches; the total loss of each step."""
     history = []
-    for step, (x, y) in enumerate(batches(plugin, images, labels, batch_size, seed)):
+    for step, (x, y) in enumerate(batches(plugin, images, labels, batch_size, seed, params)):
         if step == steps:
             break
         logs = model.train_on_batch(x, y, return_dict=True)
@@ -68,7 +70,10 @@ def main(argv=None):
     parser.add_argument("--batch-size", type=int, default=4)
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--params", type=json.loads, default={},
+                        help="model parameters (JSON) over the benchmark's CROWN_PARAMS")
     args = parser.parse_args(argv)
+    params = {**CROWN_PARAMS, **args.params}
 
     import keras
     from deepseg_maskrcnn.plugin import MaskRCNNPlugin
@@ -77,10 +82,11 @@ def main(argv=None):
     images, labels = crown_tiles(args.tiles, seed=1)
     test_images, test_labels = crown_tiles(args.test_tiles, seed=2)
     plugin = MaskRCNNPlugin()
-    model = plugin.build(4, 2, 128, CROWN_PARAMS)
+    model = plugin.build(4, 2, 128, params)
     plugin.compile(model, TrainSettings(nclasses=2, learning_rate=args.lr))
     start = time.perf_counter()
-    losses = train(plugin, model, images, labels, args.steps, args.batch_size, args.seed, 50)
+    losses = train(plugin, model, images, labels, args.steps, args.batch_size, args.seed, 50,
+                   params)
     trained = time.perf_counter() - start
     tp, fp, fn = evaluate(plugin, model, test_images, test_labels)
     print(f"loss {np.mean(losses[:20]):.3f} -> {np.mean(losses[-20:]):.3f}; "
