@@ -268,9 +268,9 @@ def table(results: dict) -> str:
         label = f"{name} (a training scene)" if name in trained else name
         lines.append(f"| {label} | {i['precision']:.3f} | {i['recall']:.3f} | {i['F1']:.3f} | "
                      f"{i['mask_AP50']:.3f} | {s['canopy_IoU']:.3f} |")
-    cpu = {kind: f"{results[kind]['cpu_s']:.0f} s" for kind in results}
+    names = {"instance": "Mask R-CNN", "semantic": "U-Net"}
     lines.append("\ndataprep + training CPU time: " + ", ".join(
-        f"{'Mask R-CNN' if kind == 'instance' else 'U-Net'} {value}" for kind, value in cpu.items()))
+        f"{names[kind]} {results[kind]['cpu_s']:.0f} s" for kind in results))
     return "\n".join(lines)
 
 
