@@ -10,6 +10,7 @@ import tensorflow as tf
 
 from . import losses as ls
 from .anchors import pyramid_anchors
+from .config import DEFAULTS
 from .detection import DetectionLayer
 from .fpn import feature_model
 from .heads import box_head, mask_head
@@ -32,7 +33,7 @@ class MaskRCNN(keras.Model):
 
     def __init__(self, nbands: int, nclasses: int, params: dict, **kwargs):
         super().__init__(**kwargs)
-        p = dict(params)
+        p = {**DEFAULTS, **params}  # models saved before a parameter existed take its default
         self.nbands, self.nclasses, self.config_params = int(nbands), int(nclasses), p
         channels = p["fpn_channels"]
         self.feature_net = feature_model(nbands, p)

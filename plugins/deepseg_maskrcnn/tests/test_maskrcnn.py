@@ -222,6 +222,19 @@ def test_tiny_model_with_octave_anchors_trains_a_step():
     assert model.feature_net.get_layer("rpn_class_raw").filters == 2
 
 
+def test_a_model_saved_before_the_anchor_parameters_existed_still_loads(tiny):
+    from deepseg_maskrcnn.model import MaskRCNN
+
+    _, model = tiny
+    config = model.get_config()
+    for name in ("anchor_octaves", "rpn_positive_iou", "rpn_negative_iou"):
+        del config["params"][name]
+    old = MaskRCNN.from_config(config)
+    assert old.config_params["anchor_octaves"] == 1
+    assert old.config_params["rpn_positive_iou"] == 0.7
+    assert old.feature_net.get_layer("rpn_class_raw").filters == 3  # the 3 ratios, as before
+
+
 def test_resnet50_default_size():
     model = MaskRCNNPlugin().build(3, 81, 256, {})
     assert 44_000_000 < model.count_params() < 45_000_000  # ResNet-50-FPN Mask R-CNN, COCO
