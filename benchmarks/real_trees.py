@@ -110,14 +110,13 @@ def experiment(folder: Path, kind: str, data: dict, schedule, overrides=(),
            "learning_rate": 2e-3,
            "images": [{"path": str(data[train[0]]["tif"])}],
            "labels": {"path": str(data[train[0]]["gpkg"]), "class_field": "class"},
-           "classes": CLASSES, "model": MASKRCNN if instance else UNET,
+           "classes": CLASSES, "model": dict(MASKRCNN if instance else UNET),
            "training": {"batch_size": 4 if instance else 8, "steps_per_epoch": steps,
                         "lr_schedule": "cosine", "warmup_epochs": 1},
            # colour jitter: the validation sites differ in light and vegetation
            "augmentation": ["flips", {"name": "jitter", "brightness": 0.2, "contrast": 0.2,
                                       "noise": 0.02}],
            "stages": ["dataprep", "train"]}
-    exp["model"] = dict(exp["model"])
     if len(train) > 1:  # several training areas, each tiled on its own (issue 17, item 4)
         exp["scenes"] = [{"name": name, "images": [str(data[name]["tif"])],
                           "labels": {"path": str(data[name]["gpkg"]), "class_field": "class"}}
@@ -246,13 +245,12 @@ def main(argv=None) -> None:
     print(table(results))
 
 
-def curve(exp) -> list[dict]:
-    """The learning curve: training.csv's rows (losses per epoch) as numbers."""
-    import csv
+def curve(exp) -> dict[str, list[float]]:
+    """The learning curve: training.csv's columns (losses per epoch), empty ones left out."""
+    from deepseg_core.training.curves import read_log
 
-    with open(Path(exp.workdir) / exp.name / "logs" / "training.csv", newline="") as f:
-        return [{k: float(v) for k, v in row.items() if v not in ("", None, "NA")}
-                for row in csv.DictReader(f)]
+    columns = read_log(exp.outdir / "logs" / "training.csv")
+    return {k: v for k, v in columns.items() if not all(np.isnan(x) for x in v)}
 
 
 def table(results: dict) -> str:
