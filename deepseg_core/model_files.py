@@ -84,10 +84,13 @@ def load_model_info(outdir: Path, nbands: int, classes) -> tuple[dict, Path]:
     return info, weights
 
 
-def write_model_info(exp, store, model_dir: Path) -> None:
-    """model.json: what predict needs besides the weights (normalization, bands, classes)."""
+def write_model_info(exp, store, model_dir: Path, run: str | None = None) -> None:
+    """model.json: what predict needs besides the weights (normalization, bands, classes),
+    and ``run``, the key of the training run (deepseg_core.training.reuse)."""
     info = model_info(exp, store.stats(), store.attrs["band_names"], store.attrs["crs"],
                       abs(store.attrs["transform"][1]))
+    if run is not None:
+        info["run"] = run
     write_text(model_dir / "model.json", json.dumps(info, indent=1))
 
 

@@ -59,11 +59,16 @@ def run(exp, registry, progress: bool = True) -> dict:
 def run_fold(exp, registry, store, fold: int, folder, progress: bool) -> None:
     """Train without the fold, evaluate its tile cores, write its reports."""
     from ..training.fit import fit
+    from ..training.reuse import finished_run
 
     tiles = store.tiles
     train_idx, test_idx = split(tiles["fold"], tiles["row"], tiles["col"], exp.tilesize, [fold])
-    model = fit(exp, registry, store, train_idx, [], folder, progress)
     plugin = registry.get("model", exp.model.name)
+    last = finished_run(exp, exp.outdir, train_idx)
+    if last is not None:
+        model = _take_train_run(exp, registry, last, folder, fold)
+    else:
+        model = fit(exp, registry, store, train_idx, [], folder, progress)
     grid = _grid_windows(exp, registry, store)
     metrics = {name: registry.get("metric", name)(exp.class_names, exp.ignore_label)
                for name in metric_names(exp)}
@@ -85,6 +90,17 @@ def run_fold(exp, registry, store, fold: int, folder, progress: bool) -> None:
     write_text(folder / "metrics.json", json.dumps({"fold": fold, "states": states}))
     for name, metric in metrics.items():
         metric.write_report(folder, f"fold{fold}_{name}")
+
+
+def _take_train_run(exp, registry, last, folder, fold: int):
+    """The train stage's finished run as the fold's (training.reuse says when it is the same)."""
+    from ..model_files import load_model
+    from ..training.reuse import take_run
+
+    click.echo(f"fold {fold}: the train stage's run ({last}) trained on this fold's training "
+               "tiles with the same settings: taken for the fold, not trained again")
+    take_run(exp.outdir, last, folder)
+    return load_model(registry, {"model": exp.model.name}, folder / "model" / "last.keras")[1]
 
 
 def _grid_windows(exp, registry, store) -> dict[tuple[int, int], Window]:

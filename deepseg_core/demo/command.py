@@ -15,7 +15,7 @@ import click
 from ..errors import DeepSegError
 
 DEFAULT_SIZE = 1024
-DEFAULT_EPOCHS = 12
+DEFAULT_EPOCHS = 9
 MARKER = "# DeepSeg demo experiment"
 
 

@@ -78,6 +78,7 @@ def fit(exp, registry, store, train_idx, val_idx, outdir: Path, progress: bool =
     from .callbacks import callbacks_for, load_resume_state
     from .dataset import EpochSetter, StoreDataset
     from .distributed import distributed_input
+    from .reuse import run_key
     from .safe_callbacks import guard
     from .schedule import schedule_for
 
@@ -114,7 +115,7 @@ def fit(exp, registry, store, train_idx, val_idx, outdir: Path, progress: bool =
             checkpoint.roll_forward(model_dir, record)
         return model
     if cluster.chief:
-        write_model_info(exp, store, model_dir)
+        write_model_info(exp, store, model_dir, run=run_key(exp, train_idx))
     x, vx, steps = train, val, {}
     train.epoch = initial_epoch
     if cluster.replicas > 1 or cluster.workers > 1:  # each worker reads its own share
