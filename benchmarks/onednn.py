@@ -3,8 +3,9 @@
     python benchmarks/onednn.py --python VENV/bin/python [--python ...] [--runs 1]
         [--tests tests/test_train.py ...] [--workers 2] [--root REPO] [--out onednn.json]
 
-Each ``--python`` is an interpreter of a venv with DeepSeg, its plugins and one TensorFlow
-release installed (``pip install -e ".[cpu,test]" "tensorflow-cpu==2.19.1" -e plugins/...``);
+Each ``--python`` is an interpreter of a venv with DeepSeg, its plugins, pytest-xdist and one
+TensorFlow release installed (``pip install -e ".[cpu,test]" "tensorflow-cpu==2.19.1"
+-e plugins/...``);
 ``--root`` is the checkout whose tests run (default: this one; a venv's editable install must
 point at a checkout of the same commit). For each one it
 
@@ -68,8 +69,12 @@ def run_tests(python: str, tests: list[str], workers: int, root: Path) -> dict:
                           capture_output=True, text=True)
     out = proc.stdout + proc.stderr
     summary = (out.strip().splitlines() or [""])[-1]
+    aborted = bool(ABORT.search(out)) or proc.returncode < 0
+    if not aborted and proc.returncode not in (0, 1):  # pytest could not run them (4: usage)
+        raise SystemExit(f"{python}: pytest exited {proc.returncode} without running the "
+                         f"tests: {out.strip()[:300]}")
     return {"rc": proc.returncode, "seconds": round(time.monotonic() - start, 1),
-            "aborted": bool(ABORT.search(out)) or proc.returncode < 0,
+            "aborted": aborted,
             "evidence": sorted({m[0] for m in ABORT.finditer(out)}),
             "crashed_tests": CRASHED.findall(out), "summary": summary}
 
@@ -101,9 +106,9 @@ def row(r: dict) -> str:
     seconds = sum(run["seconds"] for run in r["runs"])
     eigen, onednn = r["eigen"].get("tiles_per_s"), r["onednn"].get("tiles_per_s")
     ratio = f"{onednn / eigen:.2f}x" if eigen and onednn else "n/a"
-    fmt = (lambda v: f"{v:.2f}" if v else "n/a")
+    shown = [f"{v:.2f}" if v else "n/a" for v in (eigen, onednn)]
     return (f"| {r['tensorflow']} | {aborted} of {len(r['runs'])} ({seconds:.0f} s of tests) | "
-            f"{fmt(eigen)} | {fmt(onednn)} | {ratio} |")
+            f"{shown[0]} | {shown[1]} | {ratio} |")
 
 
 def main() -> None:
