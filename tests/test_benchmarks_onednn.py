@@ -2,22 +2,17 @@
 SIGABRT counts as an aborted run, a clean run does not, and a run pytest cannot start is
 refused rather than counted as clean. (Its TensorFlow timings are what the benchmark runs.)"""
 
-import importlib.util
 import sys
-from pathlib import Path
 
 import pytest
+from bench import load, present
 
-BENCH = Path(__file__).resolve().parent.parent / "benchmarks" / "onednn.py"
-pytestmark = pytest.mark.skipif(not BENCH.exists(), reason="benchmarks/ not in this checkout")
+pytestmark = present("onednn")
 
 
 @pytest.fixture(scope="module")
 def onednn():
-    spec = importlib.util.spec_from_file_location("onednn_bench", BENCH)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load("onednn")
 
 
 def test_an_aborting_worker_is_an_aborted_run(onednn, tmp_path):

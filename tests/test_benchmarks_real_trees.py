@@ -1,22 +1,16 @@
 """benchmarks/real_trees.py's scoring and data conversion (its training is what the benchmark
 run measures; the shared NEON images stand in for the wheel's)."""
 
-import importlib.util
-from pathlib import Path
-
 import numpy as np
 import pytest
+from bench import load, present
 
-BENCH = Path(__file__).resolve().parent.parent / "benchmarks" / "real_trees.py"
-pytestmark = pytest.mark.skipif(not BENCH.exists(), reason="benchmarks/ not in this checkout")
+pytestmark = present("real_trees")
 
 
 @pytest.fixture(scope="module")
 def bench():
-    spec = importlib.util.spec_from_file_location("real_trees", BENCH)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load("real_trees")
 
 
 def test_boxes_are_matched_one_to_one_by_the_best_total_iou(bench):

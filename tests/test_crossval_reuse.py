@@ -8,7 +8,6 @@ import shutil
 
 import numpy as np
 import pytest
-import yaml
 from scenes import squares_scene, write_experiment
 
 from deepseg_core import crossval, dataprep, train
@@ -26,15 +25,18 @@ def runs(tmp_path_factory):
     registry = load_plugins().registry
     folder = tmp_path_factory.mktemp("reuse")
     img, gpkg, _ = squares_scene(folder, size=128, nsquares=20)
-    paths = {name: write_experiment(folder, img, gpkg, name=name, epochs=3, folds=2,
-                                    crossval={"folds": [1]}) for name in ("staged", "own")}
-    staged = load_experiment(paths["staged"])
+
+    def experiment(name, **changes):
+        settings = {"epochs": 3, "folds": 2, "crossval": {"folds": [1]}, **changes}
+        return load_experiment(write_experiment(folder, img, gpkg, name=name, **settings))
+
+    staged = experiment("staged")
     dataprep.run(staged, registry, progress=False)
     train.run(staged, registry, progress=False)  # holds out the last fold, 1
     crossval.run(staged, registry, progress=False)  # fold 1: takes the train stage's run
-    own = load_experiment(paths["own"])
+    own = experiment("own")
     crossval.run(own, registry, progress=False)  # fold 1 trained by crossval itself
-    return folder, paths, staged, own
+    return experiment, staged, own
 
 
 def weights(path):
@@ -44,7 +46,7 @@ def weights(path):
 
 
 def test_the_taken_run_equals_the_fold_trained_on_its_own(runs):
-    _, _, staged, own = runs
+    _, staged, own = runs
     fold = staged.outdir / "crossval" / "fold1"
     assert (fold / "model" / "last.keras").read_bytes() == (
         staged.outdir / "model" / "last.keras").read_bytes()
@@ -58,7 +60,7 @@ def test_the_taken_run_equals_the_fold_trained_on_its_own(runs):
 
 
 def test_the_fold_says_it_took_the_train_stage_run(runs, capsys):
-    _, _, staged, _ = runs
+    _, staged, _ = runs
     crossval.run(staged, load_plugins().registry, progress=False)
     out = capsys.readouterr().out
     assert f"fold 1: the train stage's run ({staged.outdir / 'model' / 'last.keras'}) " in out
@@ -71,32 +73,18 @@ def _train_idx(exp):
         return split(tiles["fold"], tiles["row"], tiles["col"], exp.tilesize, [1])[0]
 
 
-def _variant(folder, path, name, changes: dict):
-    settings = yaml.safe_load(path.read_text())
-    settings["name"] = "staged"
-    for key, value in changes.items():
-        top, _, sub = key.partition(".")
-        if sub:
-            settings[top][sub] = value
-        else:
-            settings[top] = value
-    out = folder / f"{name}.yaml"
-    out.write_text(yaml.safe_dump(settings, sort_keys=False))
-    return load_experiment(out)
-
-
 @pytest.mark.parametrize("change", [{"epochs": 4}, {"learning_rate": 0.02},
-                                    {"training.seed": 2}, {"training.reduce_lr": 1},
-                                    {"training.early_stopping": 2}, {"augmentation": []}])
+                                    {"training": {"seed": 2}}, {"training": {"reduce_lr": 1}},
+                                    {"training": {"early_stopping": 2}}, {"augmentation": []}])
 def test_a_run_of_other_settings_is_not_taken(runs, change):
-    folder, paths, staged, _ = runs
-    exp = _variant(folder, paths["staged"], "variant", change)
+    experiment, staged, _ = runs
+    exp = experiment("variant", **change)
     assert finished_run(staged, staged.outdir, _train_idx(staged)) is not None
     assert finished_run(exp, staged.outdir, _train_idx(staged)) is None
 
 
 def test_other_tiles_an_unfinished_run_or_damaged_weights_are_not_taken(runs, tmp_path):
-    _, _, staged, _ = runs
+    _, staged, _ = runs
     idx = _train_idx(staged)
     assert finished_run(staged, staged.outdir, idx[:-1]) is None
     copy = tmp_path / "run"
