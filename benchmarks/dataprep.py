@@ -68,9 +68,9 @@ def deepseg(image: Path, labels: Path, folder: Path) -> dict:
     """`deepseg dataprep` on the same raster."""
     import yaml
 
-    from deepseg_core import dataprep
     from deepseg_core.config import load_experiment
     from deepseg_core.plugins.manager import get_registry
+    from deepseg_core.stages import dataprep
     from deepseg_core.store import Store
 
     exp_path = folder / f"bench_{image.stem}.yaml"

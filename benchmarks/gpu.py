@@ -80,7 +80,7 @@ def bare_predict(registry, name, params, size, policy) -> list[dict]:
 
 def predict_run(exp, registry, sampler) -> dict:
     """Tiles/s of ``deepseg predict`` (the predict stage) and what the run printed."""
-    from deepseg_core import predict
+    from deepseg_core.stages import predict
 
     for old in exp.outdir.glob("predictions/*"):
         old.unlink()

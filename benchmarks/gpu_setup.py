@@ -71,7 +71,7 @@ def _experiment(folder, registry, name: str, raster_px: int, settings: dict, pol
     import keras
 
     from deepseg_core.config import load_experiment
-    from deepseg_core.model_files import model_info
+    from deepseg_core.models.folder import model_info
 
     image = synthetic_raster(folder / f"synthetic_{raster_px}.tif", raster_px)
     labels = folder / "none.gpkg"

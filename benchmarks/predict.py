@@ -32,7 +32,7 @@ def setup(folder: Path, size: int, model: str, tilesize: int, overlap: int):
     import tinymodels
 
     from deepseg_core.config import load_experiment
-    from deepseg_core.model_files import model_info
+    from deepseg_core.models.folder import model_info
     from deepseg_core.plugins.manager import load_plugins
 
     image = synthetic_raster(folder / f"synthetic_{size}.tif", size)
@@ -59,9 +59,9 @@ def setup(folder: Path, size: int, model: str, tilesize: int, overlap: int):
 
 
 def throughput(folder: Path, size: int, tilesize: int) -> None:
-    from deepseg_core import predict
-    from deepseg_core.model_files import load_model
-    from deepseg_core.stats import normalizer
+    from deepseg_core.data.bandstats import normalizer
+    from deepseg_core.models.folder import load_model
+    from deepseg_core.stages import predict
 
     exp, registry, net = setup(folder, size, "unet64", tilesize, 32)
     info = json.loads((exp.outdir / "model" / "model.json").read_text())
@@ -71,7 +71,7 @@ def throughput(folder: Path, size: int, tilesize: int) -> None:
     start, cpu = time.perf_counter(), time.process_time()
     predict.run(exp, registry, progress=False)
     pipeline, pipeline_cpu = time.perf_counter() - start, time.process_time() - cpu
-    from deepseg_core.predict.plan import Plan, Settings
+    from deepseg_core.stages.predict.plan import Plan, Settings
 
     job = Plan(Settings.of(exp), registry, info)
     normalize = normalizer(json.loads((exp.outdir / "model" / "model.json").read_text())["stats"])
@@ -92,7 +92,7 @@ def throughput(folder: Path, size: int, tilesize: int) -> None:
 
 
 def child_memory(folder: Path, size: int) -> None:
-    from deepseg_core import predict
+    from deepseg_core.stages import predict
 
     exp, registry, _ = setup(folder, size, "tinyfcn", 1024, 64)
     start = time.perf_counter()

@@ -37,9 +37,9 @@ def reader_tiles_per_s(path: Path, registry, tilesize: int, overlap: int, reader
                        batch_size: int = 8) -> tuple[int, float]:
     """(tiles, seconds) of reading every tile of ``path`` with ``readers`` threads."""
     from deepseg_core.config.schema import ImageSource
+    from deepseg_core.data.stack import ImageStack
     from deepseg_core.inference.pipeline import run_pipeline
     from deepseg_core.inference.readers import TileReader
-    from deepseg_core.stack import ImageStack
 
     stack = ImageStack([ImageSource(path=str(path))], registry)
     windows = registry.get("tiler", "grid")(stack.grid.width, stack.grid.height, tilesize,

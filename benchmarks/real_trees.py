@@ -160,9 +160,9 @@ def evaluate(exp, registry, kind: str, item: dict) -> dict:
     import rasterio
     from rasterio.features import rasterize
 
-    from deepseg_core import predict
     from deepseg_core.config.schema import ImageSource
     from deepseg_core.metrics.instances import InstanceMetric
+    from deepseg_core.stages import predict
 
     exp.predict.images = [ImageSource(path=str(item["tif"]))]
     exp.predict.output = f"predictions/{item['tif'].stem}.tif"
@@ -206,9 +206,9 @@ def main(argv=None) -> None:
                         help="override an experiment key (YAML value), e.g. "
                              "instance.model.rpn_positive_iou=0.5 or semantic.learning_rate=0.01")
     args = parser.parse_args(argv)
-    from deepseg_core import dataprep, train
     from deepseg_core.config import load_experiment
     from deepseg_core.plugins.manager import load_plugins
+    from deepseg_core.stages import dataprep, train
 
     folder = args.workdir.resolve()
     folder.mkdir(parents=True, exist_ok=True)

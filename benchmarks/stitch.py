@@ -28,7 +28,7 @@ import shapely
 from affine import Affine
 
 from deepseg_core.contracts.raster import RasterInfo, Window
-from deepseg_core.predict.instances.stitcher import InstanceStitcher
+from deepseg_core.stages.predict.instances.stitcher import InstanceStitcher
 
 WIDTH, HEIGHT, TILE, OVERLAP, PIXEL = 146_400, 237_600, 1024, 256, 0.1
 TRANSFORM = Affine(PIXEL, 0, 500_000.0, 0, -PIXEL, 6_500_000.0)

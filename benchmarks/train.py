@@ -22,9 +22,9 @@ def build_store(folder: Path, size: int, tilesize: int, filters: int):
     import geopandas as gpd
     from shapely.geometry import Point
 
-    from deepseg_core import dataprep
     from deepseg_core.config import load_experiment
     from deepseg_core.plugins.manager import get_registry
+    from deepseg_core.stages import dataprep
 
     image = synthetic_raster(folder / f"synthetic_{size}.tif", size)
     rng = np.random.default_rng(2)

@@ -86,9 +86,9 @@ def main() -> None:
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/deepseg-bench-workers"))
     args = parser.parse_args()
     args.workdir.mkdir(parents=True, exist_ok=True)
-    from deepseg_core import dataprep
     from deepseg_core.config import load_experiment
     from deepseg_core.plugins import get_registry
+    from deepseg_core.stages import dataprep
 
     one = experiment(args.workdir, args.size, "one", batch_size=8)
     two = experiment(args.workdir, args.size, "two", batch_size=4, distribute="multiworker")

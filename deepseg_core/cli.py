@@ -10,7 +10,7 @@ import click
 
 from . import __version__
 from .errors import DeepSegError
-from .runner import load, parse_stages, run_stage
+from .stages import load, parse_stages, run_stage
 
 EXPERIMENT = click.argument("experiment", required=False, type=click.Path(dir_okay=False))
 

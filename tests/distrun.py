@@ -13,10 +13,10 @@ sys.path.insert(0, str(Path(__file__).parent))
 import numpy as np  # noqa: E402
 import tinymodels  # noqa: E402
 
-from deepseg_core import train  # noqa: E402
 from deepseg_core.config import load_experiment  # noqa: E402
 from deepseg_core.errors import DeepSegError  # noqa: E402
 from deepseg_core.plugins import load_plugins  # noqa: E402
+from deepseg_core.stages import train  # noqa: E402
 
 if __name__ == "__main__":
     exp = load_experiment(sys.argv[1])

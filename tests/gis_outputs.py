@@ -14,9 +14,9 @@ from rasterio.crs import CRS
 from scenes import squares_scene
 from test_predict import experiment, fake_training
 
-from deepseg_core import predict
 from deepseg_core.contracts.raster import RasterInfo, Window
 from deepseg_core.metrics.errormap import error_map
+from deepseg_core.stages import predict
 
 CLASSES = [{"name": "background", "color": "#000000"}, {"name": "a", "color": "#ff0000"},
            {"name": "b", "color": "#00ff00"}]

@@ -12,8 +12,8 @@ import numpy as np
 import rasterio
 from scenes import squares_scene, write_experiment
 
-from deepseg_core.model_files import model_info
-from deepseg_core.stats import BandStats
+from deepseg_core.data.bandstats import BandStats
+from deepseg_core.models.folder import model_info
 
 #: resources a 2-core test machine grants at once to 2 jobs
 HPC = {"gpus": None, "mem": "1G", "cpus_per_task": 1, "train_time": "00:10:00",

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from deepseg_core.builtin.tiler import grid_tiles
-from deepseg_core.predict.writers import BlendWriter, Encoding
+from deepseg_core.stages.predict.writers import BlendWriter, Encoding
 
 NCLASSES = 3
 

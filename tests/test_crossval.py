@@ -7,13 +7,13 @@ import pytest
 import rasterio
 from scenes import squares_scene, write_experiment
 
-from deepseg_core import crossval, dataprep
 from deepseg_core.config import load_experiment
 from deepseg_core.errors import DeepSegError
 from deepseg_core.geo.tiling import tile_cores
 from deepseg_core.plugins.manager import load_plugins
+from deepseg_core.stages import crossval, dataprep
 from deepseg_core.store import Store
-from deepseg_core.store_identity import store_path
+from deepseg_core.store.identity import store_path
 
 # under pytest-xdist, one worker runs this module: its fixtures are made once
 pytestmark = pytest.mark.xdist_group("crossval")
@@ -115,7 +115,7 @@ def test_instance_crossval_reports_matching_and_pixel_statistics(tmp_path):
 
 def test_each_object_is_scored_by_one_held_out_tile():
     from deepseg_core.contracts.model import Instance
-    from deepseg_core.crossval.tile_eval import owned_instances
+    from deepseg_core.stages.crossval.tile_eval import owned_instances
 
     scene = np.zeros((40, 64), np.int32)
     scene[10:20, 28:36] = 1  # straddles the overlap of the two tiles below

@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 from scenes import squares_scene, write_experiment
 
-from deepseg_core import crossval, dataprep, train
 from deepseg_core.config import load_experiment
-from deepseg_core.folds import split
+from deepseg_core.data.folds import split
 from deepseg_core.plugins.manager import load_plugins
-from deepseg_core.store_identity import open_store
+from deepseg_core.stages import crossval, dataprep, train
+from deepseg_core.store.identity import open_store
 from deepseg_core.training.reuse import finished_run
 
 pytestmark = pytest.mark.xdist_group("crossval_reuse")

@@ -4,17 +4,17 @@ import numpy as np
 import pytest
 from scenes import squares_scene, write_experiment, write_raster
 
-from deepseg_core import dataprep
 from deepseg_core.config import load_experiment
 from deepseg_core.config.schema import ClassSpec, Labels
 from deepseg_core.contracts.raster import Window
-from deepseg_core.dataprep.labels import VectorLabels
+from deepseg_core.data.folds import overlap_pairs
+from deepseg_core.data.stack import Grid
 from deepseg_core.errors import DeepSegError
-from deepseg_core.folds import overlap_pairs
 from deepseg_core.plugins.manager import load_plugins
-from deepseg_core.stack import Grid
+from deepseg_core.stages import dataprep
+from deepseg_core.stages.dataprep.labels import VectorLabels
 from deepseg_core.store import Store
-from deepseg_core.store_identity import store_path
+from deepseg_core.store.identity import store_path
 
 
 @pytest.fixture(scope="module")

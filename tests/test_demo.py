@@ -15,10 +15,10 @@ import shapely
 from click.testing import CliRunner
 
 from deepseg_core.cli import main
-from deepseg_core.crossval.stage import error_counts_total
 from deepseg_core.demo.command import MARKER, prepare_workdir
 from deepseg_core.demo.scene import CLASSES, make_scene
 from deepseg_core.errors import DeepSegError
+from deepseg_core.stages.crossval.stage import error_counts_total
 
 NAMES = [name for name, _ in CLASSES]
 

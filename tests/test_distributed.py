@@ -23,11 +23,11 @@ import numpy as np
 import pytest
 from scenes import squares_scene, write_experiment
 
-from deepseg_core import dataprep
 from deepseg_core.config import load_experiment
 from deepseg_core.errors import DeepSegError
 from deepseg_core.plugins import load_plugins
-from deepseg_core.store_identity import store_path
+from deepseg_core.stages import dataprep
+from deepseg_core.store.identity import store_path
 
 HERE = Path(__file__).parent
 ONE_THREAD = {"TF_NUM_INTRAOP_THREADS": "1", "TF_NUM_INTEROP_THREADS": "1",

@@ -12,10 +12,10 @@ from scenes import write_raster
 from shapely.affinity import scale
 from shapely.geometry import Point, box
 
-from deepseg_core import dataprep, predict, train
 from deepseg_core.config import check_registry, load_experiment
 from deepseg_core.plugins.manager import load_plugins
-from deepseg_core.store_identity import store_path
+from deepseg_core.stages import dataprep, predict, train
+from deepseg_core.store.identity import store_path
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 NAMES = sorted(p.name for p in EXAMPLES.iterdir() if (p / "experiment.yaml").exists())

@@ -8,7 +8,7 @@ import pytest
 
 from deepseg_core.builtin.gtiff_write import CogWriter, GTiffWriter
 from deepseg_core.contracts.raster import RasterInfo, Window
-from deepseg_core.sidecars import remove_output, replace_output
+from deepseg_core.io.sidecars import remove_output, replace_output
 
 INFO = RasterInfo(32, 16, 1, "uint8", nodata=255, colormap={0: (0, 0, 0, 255),
                   1: (255, 0, 0, 255), 2: (0, 128, 0, 255)},

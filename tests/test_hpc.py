@@ -11,7 +11,6 @@ from click.testing import CliRunner
 from hpcjobs import HPC, band, bash, deepseg, tiny_experiment, untrained_model
 from scenes import squares_scene, write_experiment, write_raster
 
-from deepseg_core import dataprep, predict, train
 from deepseg_core.cli import main
 from deepseg_core.config import load_experiment
 from deepseg_core.errors import ConfigError, DeepSegError
@@ -20,7 +19,8 @@ from deepseg_core.hpc.local import run_shards
 from deepseg_core.hpc.scripts import write_scripts
 from deepseg_core.hpc.submit import submit_all
 from deepseg_core.plugins.manager import load_plugins
-from deepseg_core.store_identity import store_path
+from deepseg_core.stages import dataprep, predict, train
+from deepseg_core.store.identity import store_path
 from deepseg_core.training.fit import setup_runtime
 
 

@@ -10,8 +10,8 @@ import tinymodels
 from scenes import squares_scene
 from test_predict import experiment, fake_training
 
-from deepseg_core import predict
 from deepseg_core.plugins.manager import load_plugins
+from deepseg_core.stages import predict
 
 
 @pytest.fixture(scope="module")

@@ -6,9 +6,9 @@ import keras
 import pytest
 from scenes import squares_scene, write_experiment
 
-from deepseg_core import dataprep, train
 from deepseg_core.config import load_experiment
 from deepseg_core.plugins.manager import load_plugins
+from deepseg_core.stages import dataprep, train
 from deepseg_core.training.schedule import COSINE_FLOOR, LearningRateSchedule, rate_at
 
 

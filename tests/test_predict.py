@@ -8,12 +8,12 @@ import rasterio
 import tinymodels
 from scenes import squares_scene, write_experiment, write_raster
 
-from deepseg_core import predict
 from deepseg_core.config import load_experiment
+from deepseg_core.data.bandstats import BandStats, normalizer
 from deepseg_core.errors import DeepSegError
-from deepseg_core.model_files import model_info
+from deepseg_core.models.folder import model_info
 from deepseg_core.plugins.manager import load_plugins
-from deepseg_core.stats import BandStats, normalizer
+from deepseg_core.stages import predict
 
 
 @pytest.fixture(scope="module")

@@ -20,8 +20,8 @@ from faults import kill_at_random, run, start
 from scenes import squares_scene
 from test_predict import experiment, fake_training
 
-from deepseg_core import predict
 from deepseg_core.plugins.manager import load_plugins
+from deepseg_core.stages import predict
 
 KILLS = 10
 SEMANTIC = dict(tilesize=32, overlap=8)

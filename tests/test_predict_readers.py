@@ -11,12 +11,12 @@ import tinymodels
 from scenes import write_raster
 from test_predict import experiment, fake_training
 
-from deepseg_core import predict
 from deepseg_core.contracts.raster import Window
 from deepseg_core.errors import DeepSegError
 from deepseg_core.inference.pipeline import run_pipeline
 from deepseg_core.inference.readers import TileReader, read_in_order
 from deepseg_core.plugins import load_plugins
+from deepseg_core.stages import predict
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,4 @@
-"""deepseg_core.pretrained: weights files read by layer name, reports, band adaptation."""
+"""deepseg_core.models.pretrained: weights files read by layer name, reports, band adaptation."""
 
 import h5py
 import keras
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from deepseg_core.errors import DeepSegError
-from deepseg_core.pretrained import adapt_bands, legacy_layers, load_weights
+from deepseg_core.models.pretrained import adapt_bands, legacy_layers, load_weights
 
 
 def tiny(nbands=3, nclasses=2, seed=0):

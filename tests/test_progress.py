@@ -4,7 +4,7 @@ import io
 
 import pytest
 
-from deepseg_core.progress import Progress
+from deepseg_core.io.progress import Progress
 
 
 class Terminal(io.StringIO):

@@ -77,7 +77,7 @@ print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults.first)
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc malloc settings")
 def test_training_steps_reuse_heap_memory_instead_of_faulting_pages_in_anew():
-    """glibc's thresholds (deepseg_core.heap): training's page faults fall several-fold;
+    """glibc's thresholds (deepseg_core.training.heap): training's page faults fall several-fold;
     DEEPSEG_MALLOC=glibc keeps glibc's behaviour."""
     tuned, default = _run(FAULTS), _run(FAULTS, DEEPSEG_MALLOC="glibc")
     assert tuned.returncode == 0 and default.returncode == 0, tuned.stderr + default.stderr

@@ -7,11 +7,11 @@ import pytest
 import rasterio
 from scenes import squares_scene, write_experiment
 
-from deepseg_core import crossval, dataprep
 from deepseg_core.config import load_experiment
 from deepseg_core.contracts.raster import Window
 from deepseg_core.errors import DeepSegError
 from deepseg_core.plugins.manager import load_plugins
+from deepseg_core.stages import crossval, dataprep
 from deepseg_core.store import Store
 
 X0, Y0 = 1_750_000, 5_900_000

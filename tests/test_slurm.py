@@ -21,9 +21,9 @@ import slurmcluster
 from hpcjobs import HPC, band, deepseg, tiny_experiment, untrained_model
 from scenes import squares_scene
 
-from deepseg_core import predict
 from deepseg_core.config import load_experiment
 from deepseg_core.plugins.manager import load_plugins
+from deepseg_core.stages import predict
 
 # under pytest-xdist, one worker runs this module: its fixtures are made once
 pytestmark = [pytest.mark.slurm,

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from deepseg_core.stats import BandStats
+from deepseg_core.data.bandstats import BandStats
 
 
 @pytest.mark.parametrize("dtype", ["uint8", "uint16", "int16", "float32"])

@@ -9,9 +9,9 @@ from affine import Affine
 from deepseg_core.contracts.model import Instance
 from deepseg_core.contracts.raster import RasterInfo, Window
 from deepseg_core.errors import DeepSegError
-from deepseg_core.predict.instances.merge import DuplicateMerger
-from deepseg_core.predict.instances.shards import merge_shards
-from deepseg_core.predict.instances.stitcher import InstanceStitcher, instances_to_map, owned
+from deepseg_core.stages.predict.instances.duplicates import DuplicateMerger
+from deepseg_core.stages.predict.instances.merge import merge_shards
+from deepseg_core.stages.predict.instances.stitcher import InstanceStitcher, instances_to_map, owned
 
 TRANSFORM = Affine(0.5, 0, 1000, 0, -0.5, 2000)
 H, W, TILE, OVERLAP = 90, 110, 32, 12

@@ -117,7 +117,7 @@ def test_store_path_naming_a_file_that_is_no_store_is_left_alone(scene, tmp_path
 
 @pytest.mark.parametrize("nbytes", [1, 2, 3, 4097, 65535 * 2 + 1])
 def test_fletcher32_equals_hdf5s_own_checksum(tmp_path, nbytes):
-    from deepseg_core.store_check import fletcher32
+    from deepseg_core.store.checksums import fletcher32
 
     rng = np.random.default_rng(nbytes)
     cases = [rng.integers(0, 256, nbytes), np.full(nbytes, 255), np.zeros(nbytes)]

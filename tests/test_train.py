@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 from scenes import squares_scene, write_experiment
 
-from deepseg_core import dataprep, train
 from deepseg_core.config import load_experiment
 from deepseg_core.errors import DeepSegError
 from deepseg_core.plugins.manager import load_plugins
-from deepseg_core.store_identity import store_path
+from deepseg_core.stages import dataprep, train
+from deepseg_core.store.identity import store_path
 
 
 @pytest.fixture(scope="module")

@@ -65,9 +65,9 @@ def experiments(tmp_path_factory):
     over = dict(epochs=5, model={"name": "unet64", "filters": 2, "depth": 1},
                 training={"batch_size": 4, "seed": 3, "reduce_lr": 1})
     paths = [write_experiment(folder, img, gpkg, name=n, **over) for n in ("whole", "killed")]
-    from deepseg_core import dataprep
     from deepseg_core.config import load_experiment
     from deepseg_core.plugins import load_plugins
+    from deepseg_core.stages import dataprep
 
     dataprep.run(load_experiment(paths[0]), load_plugins().registry, progress=False)
     return folder, paths

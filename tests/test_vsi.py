@@ -12,12 +12,12 @@ import pytest
 import rasterio
 from scenes import squares_scene, write_experiment
 
-from deepseg_core import dataprep
 from deepseg_core.builtin.gtiff_write import CogWriter
 from deepseg_core.config import load_experiment
 from deepseg_core.contracts.raster import RasterInfo, Window
 from deepseg_core.errors import ConfigError
 from deepseg_core.plugins.manager import load_plugins
+from deepseg_core.stages import dataprep
 
 
 @pytest.fixture(scope="module")

@@ -3,7 +3,7 @@
 A TIFF has no place for category names or a raster attribute table, so GDAL keeps them in
 the PAM sidecar ``<name>.aux.xml``: band 1 gets ``CategoryNames`` (index = pixel value) and a
 thematic ``GDALRasterAttributeTable`` with Value, Red, Green, Blue, Alpha and ClassName
-columns. The sidecar is part of the output: :mod:`deepseg_core.sidecars` moves it with the
+columns. The sidecar is part of the output: :mod:`deepseg_core.io.sidecars` moves it with the
 raster through its temporary name.
 """
 
@@ -15,8 +15,8 @@ from xml.sax.saxutils import escape
 
 import numpy as np
 
-from ..atomic import replacing
 from ..contracts.raster import RasterInfo
+from ..io.atomic import replacing
 
 # GDALRATFieldType and GDALRATFieldUsage codes (gdal.h)
 INTEGER, REAL, STRING = 0, 1, 2

@@ -13,7 +13,7 @@ import yaml
 from pydantic import ValidationError
 
 from ..errors import ConfigError
-from ..gdalpaths import gdal_open_problem, is_virtual
+from ..io.gdalpaths import gdal_open_problem, is_virtual
 from .problems import schema_problems
 from .schema import Experiment
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import yaml
 
-from ..atomic import write_text
+from ..io.atomic import write_text
 
 
 def save_resolved(exp, outdir: Path) -> None:

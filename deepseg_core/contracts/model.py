@@ -122,7 +122,7 @@ class SemanticModel(abc.ABC):
     """Base for semantic plugins: subclasses provide ``network()`` and ``defaults``.
 
     Every semantic model also takes ``weights``: a previous model (``best.keras``) or a Keras
-    weights file loaded by layer name after building (:mod:`deepseg_core.pretrained`).
+    weights file loaded by layer name after building (:mod:`deepseg_core.models.pretrained`).
     """
 
     segmentation_type = "semantic"
@@ -144,7 +144,7 @@ class SemanticModel(abc.ABC):
         """Known parameter names, a readable ``weights`` file and at least two classes;
         subclasses add the checks of their own parameters."""
         merged = self.params(params)
-        from ..pretrained import check_weights_path
+        from ..models.pretrained import check_weights_path
 
         check_weights_path(merged["weights"])
         if nclasses < 2:
@@ -156,7 +156,7 @@ class SemanticModel(abc.ABC):
         weights = merged.pop("weights")
         model = self.network(nbands, nclasses, **merged)
         if weights:
-            from ..pretrained import check_weights_path, load_weights
+            from ..models.pretrained import check_weights_path, load_weights
 
             load_weights(model, check_weights_path(weights), nbands, self.custom_objects())
         return model
@@ -164,7 +164,7 @@ class SemanticModel(abc.ABC):
     def compile(self, model, settings: TrainSettings):
         import keras
 
-        from ..losses import SegmentationLoss, masked_metrics
+        from ..models.losses import SegmentationLoss, masked_metrics
 
         loss = SegmentationLoss(settings.nclasses, kind=settings.loss,
                                 class_weights=settings.class_weights,
@@ -186,7 +186,7 @@ class SemanticModel(abc.ABC):
         return [TileResult(probabilities=p) for p in probs]
 
     def custom_objects(self):
-        from ..losses import custom_objects
+        from ..models.losses import custom_objects
 
         return custom_objects()
 

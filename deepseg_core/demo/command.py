@@ -37,7 +37,7 @@ def run_demo(workdir, size: int = DEFAULT_SIZE, epochs: int = DEFAULT_EPOCHS, se
              vectors: bool = True, crossval_folds=(0, 1, 2), progress: bool = True) -> dict:
     """Generate the scene, write experiment.yaml, run the four stages; returns the summary."""
     from ..config import STAGES
-    from ..runner import load, run_stage
+    from ..stages import load, run_stage
     from .experiment import write_experiment
     from .scene import make_scene
 

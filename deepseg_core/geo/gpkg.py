@@ -9,8 +9,8 @@ import geopandas as gpd
 import numpy as np
 import pyogrio
 
-from ..atomic import full_disk_hint
 from ..errors import DeepSegError
+from ..io.atomic import full_disk_hint
 
 
 class GpkgAppender:

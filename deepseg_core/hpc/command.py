@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from ..errors import DeepSegError
-from ..runner import parse_stages
+from ..stages import parse_stages
 
 EXPERIMENT = click.argument("experiment", required=False, type=click.Path(dir_okay=False))
 
@@ -18,7 +18,7 @@ EXPERIMENT = click.argument("experiment", required=False, type=click.Path(dir_ok
 @click.option("--submit", is_flag=True, help="submit the jobs with their dependencies")
 def sbatch(experiment, stages, shards, submit):
     """Write the Slurm job scripts of an experiment (and submit them)."""
-    from ..runner import load
+    from ..stages import load
     from .files import count_files
     from .scripts import gpu_count, logs_folder, write_scripts
     from .submit import submit_all
@@ -59,7 +59,7 @@ def sbatch(experiment, stages, shards, submit):
 def shards(experiment, shards, workers):
     """Predict in shards with a pool of processes, then merge (Slurm arrays without Slurm)."""
     from ..plugins.manager import get_registry
-    from ..runner import load
+    from ..stages import load
     from .local import run_shards
 
     exp = load(experiment)

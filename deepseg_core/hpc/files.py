@@ -19,7 +19,7 @@ def count_entries(folder: Path) -> dict[str, int]:
 
 def count_files(exp) -> dict[str, int]:
     """Entries the experiment created under its outdir, by folder, plus its store and total."""
-    from ..store_identity import store_path
+    from ..store.identity import store_path
 
     outdir = exp.outdir.resolve()
     counts = dict(sorted(count_entries(outdir).items())) if outdir.is_dir() else {}
@@ -31,7 +31,7 @@ def count_files(exp) -> dict[str, int]:
 
 def describe(exp, counts: dict[str, int]) -> list[str]:
     """Lines reporting ``count_files``: one per folder, the store, the total."""
-    from ..store_identity import store_path
+    from ..store.identity import store_path
 
     width = max(len(k) for k in counts)
     lines = [f"files and folders of experiment '{exp.name}' ({exp.outdir}):"]

@@ -27,9 +27,9 @@ def _limit_threads(threads: int, gpus: list[str] = (), slots=None, workers: int 
 
 def _predict_shard(experiment: str, shard: str) -> str:
     """One shard in a worker process (a fresh interpreter: spawned, not forked)."""
-    from .. import predict
     from ..config import load_experiment
     from ..plugins.manager import get_registry
+    from ..stages import predict
 
     predict.run(load_experiment(experiment), get_registry(), shard=shard, progress=False)
     return shard
@@ -37,7 +37,7 @@ def _predict_shard(experiment: str, shard: str) -> str:
 
 def run_shards(exp, registry, shards: int, workers: int) -> Path:
     """Predict ``shards`` shards with ``workers`` processes, then merge; returns the output."""
-    from .. import predict
+    from ..stages import predict
 
     if shards < 1 or workers < 1:
         raise DeepSegError(f"--shards ({shards}) and --workers ({workers}) must be at least 1")

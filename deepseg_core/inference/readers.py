@@ -14,7 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from ..stats import normalizer
+from ..data.bandstats import normalizer
 
 
 class TileReader:

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..atomic import staged
 from ..errors import DeepSegError
+from ..io.atomic import staged
 from . import matching
 from .base import INSTANCE, check_class_names, keep_mask, merged_metric
 from .matching import IOU_THRESHOLDS

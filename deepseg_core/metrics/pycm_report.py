@@ -13,8 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..atomic import staged
 from ..errors import DeepSegError
+from ..io.atomic import staged
 from .base import SEMANTIC, as_float, check_class_names, merged_metric
 from .confusion import as_pycm_matrix, confusion_counts
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..atomic import staged
+from ..io.atomic import staged
 from .base import as_float
 
 

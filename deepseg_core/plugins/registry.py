@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import DeepSegError, RegistryError
-from ..gdalpaths import is_virtual
+from ..io.gdalpaths import is_virtual
 
 KINDS = ("reader", "writer", "tiler", "model", "augmenter", "metric")
 

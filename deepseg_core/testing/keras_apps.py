@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import h5py
 
-from deepseg_core.pretrained import own_variables
+from deepseg_core.models.pretrained import own_variables
 
 NAMES = {"Conv2D": ("kernel", "bias"),
          "BatchNormalization": ("gamma", "beta", "moving_mean", "moving_variance")}

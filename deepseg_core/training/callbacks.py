@@ -16,9 +16,9 @@ from pathlib import Path
 import keras
 
 from ..errors import DeepSegError
-from ..heap import keep_blocks_in_heap
 from . import checkpoint
 from .curves import plot_curves
+from .heap import keep_blocks_in_heap
 
 #: counters of Keras callbacks that a resumed run must continue from
 COUNTERS = ("wait", "best", "stopped_epoch", "best_epoch", "cooldown_counter")
@@ -42,7 +42,7 @@ class CurvesCallback(keras.callbacks.Callback):
 
 class HeapSettings(keras.callbacks.Callback):
     """glibc's thresholds set at each epoch's first step, after TensorFlow's generator
-    dataset has lowered them (deepseg_core.heap says why)."""
+    dataset has lowered them (deepseg_core.training.heap says why)."""
 
     def on_train_batch_begin(self, batch, logs=None):
         if batch == 0:

@@ -23,9 +23,9 @@ import json
 import os
 from pathlib import Path
 
-from ..atomic import fsync_file as fsync_path
-from ..atomic import write_text as write_atomic
 from ..errors import DeepSegError
+from ..io.atomic import fsync_file as fsync_path
+from ..io.atomic import write_text as write_atomic
 
 STATE = "state.json"
 FILES = ("last.keras", "best.keras")

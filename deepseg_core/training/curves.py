@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-from ..atomic import replacing
+from ..io.atomic import replacing
 
 
 def read_log(path: Path) -> dict[str, list[float]]:

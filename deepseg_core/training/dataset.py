@@ -23,7 +23,7 @@ import os
 import keras
 import numpy as np
 
-from ..stats import normalizer
+from ..data.bandstats import normalizer
 from ..store import Store
 
 

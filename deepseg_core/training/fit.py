@@ -10,7 +10,7 @@ import numpy as np
 
 from ..contracts.model import TrainSettings
 from ..errors import DeepSegError
-from ..model_files import write_model_info
+from ..models.folder import write_model_info
 
 
 def setup_runtime(exp):

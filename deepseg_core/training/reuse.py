@@ -17,8 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..atomic import replacing
 from ..errors import DeepSegError
+from ..io.atomic import replacing
 from . import checkpoint
 
 #: training settings that do not change the weights a run ends with
@@ -31,7 +31,7 @@ TAKEN = ("model/last.keras", "model/model.json", "logs/training.csv", "logs/curv
 def run_key(exp, train_idx) -> str:
     """Hash of everything that shapes a run's final weights: the store's data settings and
     input files, the training tiles, the model, the training settings, the augmenters."""
-    from ..store_identity import settings_hash
+    from ..store.identity import settings_hash
 
     tiles = np.asarray(train_idx, dtype=np.int64)
     data = {"store": settings_hash(exp), "tiles": hashlib.sha256(tiles.tobytes()).hexdigest(),
@@ -46,7 +46,7 @@ def finished_run(exp, run_dir: Path, train_idx) -> Path | None:
     the key of a run on ``train_idx``; None otherwise (also when validation steered it)."""
     if exp.training.early_stopping or exp.training.reduce_lr:
         return None
-    from ..model_files import read_model_info
+    from ..models.folder import read_model_info
 
     model_dir = run_dir / "model"
     try:

@@ -14,8 +14,8 @@ import inspect
 
 import numpy as np
 
+from deepseg_core.data.label_indices import from_indices, to_indices
 from deepseg_core.errors import DeepSegError
-from deepseg_core.label_indices import from_indices, to_indices
 
 NAME = "imgaug"
 

@@ -6,7 +6,7 @@ import math
 import numbers
 
 from deepseg_core.errors import DeepSegError
-from deepseg_core.pretrained import check_weights_path
+from deepseg_core.models.pretrained import check_weights_path
 
 #: ResNet variants: (blocks per stage C2..C5, bottleneck width of C2).
 BACKBONES = {

@@ -28,7 +28,7 @@ class MaskRCNNPlugin(InstanceModel):
     def build(self, nbands, nclasses, tilesize, params):
         """A new uncompiled MaskRCNN model; ``params['weights']`` is loaded by layer name."""
         merged = check_params(params, tilesize, nbands, nclasses)
-        from deepseg_core.pretrained import show
+        from deepseg_core.models.pretrained import show
 
         from .model import MaskRCNN
         from .weights import load_by_name

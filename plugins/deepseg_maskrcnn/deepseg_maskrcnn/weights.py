@@ -16,7 +16,7 @@ import json
 import h5py
 
 from deepseg_core.errors import DeepSegError
-from deepseg_core.pretrained import LoadReport, copy_named, legacy_layers, model_layers
+from deepseg_core.models.pretrained import LoadReport, copy_named, legacy_layers, model_layers
 
 CONFIG_ATTR = "deepseg_maskrcnn_config"
 

@@ -8,7 +8,7 @@ from deepseg_maskrcnn.plugin import MaskRCNNPlugin
 from deepseg_maskrcnn.weights import load_by_name
 from matterport_h5 import matterport_layers, write_matterport_h5
 
-from deepseg_core.pretrained import named_layers, own_variables
+from deepseg_core.models.pretrained import named_layers, own_variables
 
 # matterport-shaped but small: one block per stage (resnet_tiny), narrow heads
 TINY = {"backbone": "resnet_tiny", "fpn_channels": 16, "rpn_channels": 24, "head_fc": 32,

@@ -43,7 +43,7 @@ def build_resunet(nbands: int, nclasses: int, filters: int = 32, depth: int = 4,
     """
     inputs = keras.Input((None, None, nbands), name="image")
     if encoder:
-        from deepseg_core.encoders import ENCODER_DEPTH, encoder_features
+        from deepseg_core.models.encoders import ENCODER_DEPTH, encoder_features
 
         features = encoder_features(inputs, encoder)
         skips, x, depth = [inputs, *features[:-1]], features[-1], ENCODER_DEPTH

@@ -6,7 +6,7 @@ import pytest
 from deepseg_resunet.plugin import ResUNet
 
 from deepseg_core.errors import DeepSegError
-from deepseg_core.pretrained import own_variables
+from deepseg_core.models.pretrained import own_variables
 from deepseg_core.testing.keras_apps import write_keras_apps_h5
 
 NOTOP = "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5"

@@ -31,7 +31,7 @@ def build_unet64(nbands: int, nclasses: int, filters: int = 64, depth: int = 4,
     """
     inputs = keras.Input((None, None, nbands), name="image")
     if encoder:
-        from deepseg_core.encoders import ENCODER_DEPTH, encoder_features
+        from deepseg_core.models.encoders import ENCODER_DEPTH, encoder_features
 
         features = encoder_features(inputs, encoder)
         skips, x, depth = [inputs, *features[:-1]], features[-1], ENCODER_DEPTH

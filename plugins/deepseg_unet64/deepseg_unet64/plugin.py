@@ -14,7 +14,7 @@ class UNet64(SemanticModel):
         """The U-Net family's checks (filters, depth, dropout), plus a Keras Applications
         ``encoder`` and its ``encoder_weights`` (a weights file, or ``imagenet``: the standard
         file in the Keras cache folder)."""
-        from deepseg_core.encoders import check_unet
+        from deepseg_core.models.encoders import check_unet
 
         super().validate(nbands, nclasses, tilesize, params)
         check_unet(self.params(params), params, tilesize)
@@ -25,7 +25,7 @@ class UNet64(SemanticModel):
         weights = params.pop("encoder_weights", None)
         model = build_unet64(nbands, nclasses, **params)
         if weights:
-            from deepseg_core.encoders import load_encoder_weights
+            from deepseg_core.models.encoders import load_encoder_weights
 
             load_encoder_weights(model, params["encoder"], weights, nbands)
         return model

@@ -6,7 +6,7 @@ import pytest
 from deepseg_unet64.plugin import UNet64
 
 from deepseg_core.errors import DeepSegError
-from deepseg_core.pretrained import named_layers, own_variables
+from deepseg_core.models.pretrained import named_layers, own_variables
 from deepseg_core.testing.keras_apps import write_keras_apps_h5
 
 NOTOP = "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5"

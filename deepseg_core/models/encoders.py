@@ -1,0 +1,117 @@
+"""Keras Applications encoders for U-Net-style model plugins, and their local weights files.
+
+An encoder gives the feature maps a decoder joins at strides 2, 4, 8, 16 and the bottom at
+32. Its layers keep the Keras Applications names (``conv1_conv``, ``conv2_block1_1_conv``
+...), so the standard ImageNet weights file (a legacy Keras h5, e.g.
+``resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5``) loads into it by layer name.
+DeepSeg never downloads it: ``encoder_weights: imagenet`` looks in the Keras cache folder
+(``$KERAS_HOME/models``, default ``~/.keras/models``), where Keras itself keeps it.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from ..errors import DeepSegError
+
+#: encoder name: (keras.applications constructor, layers at strides 2, 4, 8, 16, 32,
+#: ImageNet weights file without the classifier)
+ENCODERS = {
+    "resnet50": ("ResNet50", ("conv1_relu", "conv2_block3_out", "conv3_block4_out",
+                              "conv4_block6_out", "conv5_block3_out"),
+                 "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5"),
+    "resnet101": ("ResNet101", ("conv1_relu", "conv2_block3_out", "conv3_block4_out",
+                                "conv4_block23_out", "conv5_block3_out"),
+                  "resnet101_weights_tf_dim_ordering_tf_kernels_notop.h5"),
+}
+
+#: Depth (number of halvings) of every encoder: tiles must be divisible by 2^5 = 32.
+ENCODER_DEPTH = 5
+
+
+def keras_cache() -> Path:
+    """The folder where Keras keeps downloaded model weights."""
+    home = os.environ.get("KERAS_HOME") or os.path.join(os.path.expanduser("~"), ".keras")
+    return Path(home) / "models"
+
+
+def check_unet(merged: dict, given: dict, tilesize: int) -> None:
+    """The U-Net family's parameter checks: ``filters``, ``depth`` and ``dropout`` of the
+    merged parameters, the encoder (below), and the depth an encoder fixes (``given``: the
+    parameters the user set)."""
+    for name in ("filters", "depth"):
+        value = merged.get(name, 1)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise DeepSegError(f"model parameter {name} must be a whole number >= 1, "
+                               f"not {value!r}")
+    dropout = merged.get("dropout", 0.0)
+    if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) \
+            or not 0 <= dropout < 1:
+        raise DeepSegError(f"model parameter dropout must be a number in [0, 1), "
+                           f"not {dropout!r}")
+    check_encoder(merged, tilesize)
+    if merged.get("encoder"):
+        if "depth" in given and given["depth"] != ENCODER_DEPTH:
+            raise DeepSegError(f"model parameter depth is {ENCODER_DEPTH} with encoder "
+                               f"{merged['encoder']}, not {given['depth']!r}: leave it out")
+        return
+    depth = int(merged.get("depth", 0))
+    if depth and tilesize % (2 ** depth):
+        raise DeepSegError(f"tilesize {tilesize} cannot be taken by a model of depth {depth}: "
+                           f"it must be divisible by 2^{depth} = {2 ** depth}")
+
+
+def check_encoder(params: dict, tilesize: int) -> None:
+    """DeepSegError naming the parameter when ``encoder``/``encoder_weights`` cannot be used."""
+    from .pretrained import check_weights_path
+
+    name, weights = params.get("encoder"), params.get("encoder_weights")
+    if name is None:
+        if weights is not None:
+            raise DeepSegError("model parameter encoder_weights needs an encoder (e.g. "
+                               "encoder: resnet50)")
+        return
+    if name not in ENCODERS:
+        raise DeepSegError(f"model parameter encoder must be one of {', '.join(ENCODERS)}, "
+                           f"not {name!r}")
+    if tilesize % 2 ** ENCODER_DEPTH:
+        raise DeepSegError(f"tilesize {tilesize} cannot be taken by encoder {name}: it must be "
+                           f"divisible by 2^{ENCODER_DEPTH} = {2 ** ENCODER_DEPTH}")
+    if weights is not None and weights != "imagenet":
+        check_weights_path(weights, "model parameter encoder_weights")
+    elif weights == "imagenet":
+        encoder_weights_file(name, weights)
+
+
+def encoder_weights_file(name: str, weights) -> str | None:
+    """The weights file ``encoder_weights`` names: a path, or ``imagenet`` in the Keras cache."""
+    from .pretrained import check_weights_path
+
+    if weights is None:
+        return None
+    if weights != "imagenet":
+        return check_weights_path(weights, "model parameter encoder_weights")
+    path = keras_cache() / ENCODERS[name][2]
+    if not path.is_file():
+        raise DeepSegError(f"model parameter encoder_weights: imagenet weights of {name} not "
+                           f"found at {path}; DeepSeg never downloads: copy the Keras "
+                           f"Applications file there (or set KERAS_HOME) or give its path")
+    return str(path)
+
+
+def encoder_features(inputs, name: str) -> list:
+    """The encoder's feature maps at strides 2, 4, 8, 16 and 32 on the ``inputs`` tensor."""
+    from keras import applications
+
+    builder, outputs, _ = ENCODERS[name]
+    base = getattr(applications, builder)(include_top=False, weights=None, input_tensor=inputs)
+    return [base.get_layer(layer).output for layer in outputs]
+
+
+def load_encoder_weights(model, name: str, weights, nbands: int, echo=None):
+    """Load ``encoder_weights`` into the encoder layers of ``model`` by name; the report."""
+    from .pretrained import load_weights
+
+    path = encoder_weights_file(name, weights)
+    return load_weights(model, path, nbands, echo=echo) if path else None

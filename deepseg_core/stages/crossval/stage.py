@@ -1,0 +1,152 @@
+"""Crossval: train on k-1 spatial folds, predict the held-out fold's tile cores, report.
+
+Each fold writes ``crossval/fold<k>/`` (model, logs, metric states and reports, error map);
+every call then merges all finished folds into ``crossval/`` (all-fold reports and the
+mean ± std table), so folds may run in separate jobs.
+"""
+
+from __future__ import annotations
+
+import json
+
+import click
+import numpy as np
+
+from ...config.resolved import save_resolved
+from ...contracts.raster import Window
+from ...data.folds import split
+from ...data.scenes import store_scenes
+from ...errors import DeepSegError
+from ...geo.tiling import tile_cores
+from ...inference.pipeline import run_pipeline
+from ...io.atomic import discard, io_error, write_text
+from ...io.gdal_errors import gdal_errors
+from ...metrics.summary import fold_statistics, fold_summary
+from ...store.identity import open_store
+from .tile_eval import TileEvaluator
+
+
+def metric_names(exp) -> list[str]:
+    if exp.crossval.metrics:
+        return exp.crossval.metrics
+    return ["pycm"] if exp.segmentation_type == "semantic" else ["pycm", "instances"]
+
+
+def chosen_folds(exp, store) -> list[int]:
+    present = sorted({int(f) for f in store.tiles["fold"] if f >= 0})
+    wanted = exp.crossval.folds if exp.crossval.folds is not None else present
+    bad = [f for f in wanted if f not in present]
+    if bad:
+        raise DeepSegError(f"{exp.source}: crossval.folds: {bad} hold no tiles; the store has "
+                           f"folds {present}")
+    return list(wanted)
+
+
+def run(exp, registry, progress: bool = True) -> dict:
+    """Run the chosen folds, then summarize every finished fold; returns the summary table."""
+    root = exp.outdir / "crossval"
+    try:
+        save_resolved(exp, exp.outdir)
+        with open_store(exp) as store:
+            for fold in chosen_folds(exp, store):
+                click.echo(f"== crossval fold {fold}")
+                run_fold(exp, registry, store, fold, root / f"fold{fold}", progress)
+        return summarize(exp, registry, root)
+    except OSError as exc:  # a folder that cannot be made; the writers name their files
+        raise io_error(exc.filename or root, exc) from None
+
+
+def run_fold(exp, registry, store, fold: int, folder, progress: bool) -> None:
+    """Train without the fold, evaluate its tile cores, write its reports."""
+    from ...training.fit import fit
+    from ...training.reuse import finished_run
+
+    tiles = store.tiles
+    train_idx, test_idx = split(tiles["fold"], tiles["row"], tiles["col"], exp.tilesize, [fold])
+    plugin = registry.get("model", exp.model.name)
+    last = finished_run(exp, exp.outdir, train_idx)
+    if last is not None:
+        model = _take_train_run(exp, registry, last, folder, fold)
+    else:
+        model = fit(exp, registry, store, train_idx, [], folder, progress)
+    grid = _grid_windows(exp, registry, store)
+    metrics = {name: registry.get("metric", name)(exp.class_names, exp.ignore_label)
+               for name in metric_names(exp)}
+    evaluator = TileEvaluator(exp, registry, store, metrics, grid, folder, f"fold{fold}")
+    windows = [Window(int(tiles["row"][i]), int(tiles["col"][i]), exp.tilesize, exp.tilesize)
+               for i in test_idx]
+    try:
+        with gdal_errors(evaluator.path):  # the error map: GDAL reports a full disk only so
+            try:
+                run_pipeline(lambda w: evaluator.read(w), windows, 0,
+                             lambda x: plugin.predict_tiles(model, x), evaluator.consume,
+                             exp.training.batch_size, 2)
+            finally:
+                evaluator.close()
+    except DeepSegError:
+        discard(evaluator.path)  # never a half-written error map beside the reports
+        raise
+    states = {name: m.state() for name, m in metrics.items()}
+    write_text(folder / "metrics.json", json.dumps({"fold": fold, "states": states}))
+    for name, metric in metrics.items():
+        metric.write_report(folder, f"fold{fold}_{name}")
+
+
+def _take_train_run(exp, registry, last, folder, fold: int):
+    """The train stage's finished run as the fold's (training.reuse says when it is the same)."""
+    from ...models.folder import load_model
+    from ...training.reuse import take_run
+
+    click.echo(f"fold {fold}: the train stage's run ({last}) trained on this fold's training "
+               "tiles with the same settings: taken for the fold, not trained again")
+    take_run(exp.outdir, last, folder)
+    return load_model(registry, {"model": exp.model.name}, folder / "model" / "last.keras")[1]
+
+
+def _grid_windows(exp, registry, store) -> dict[tuple[int, int], Window]:
+    """The core of every tile of every scene, by (row, col) origin in the store's frame."""
+    tiler, cores = registry.get("tiler", exp.tiler), {}
+    for scene in store_scenes(store.attrs):
+        width, height = scene["width"], scene["height"]
+        drow, dcol = scene["row_off"], scene["col_off"]
+        windows = tiler(width, height, exp.tilesize, exp.overlap)
+        for w, core in zip(windows, tile_cores(windows, width, height)):
+            cores[(w.row_off + drow, w.col_off + dcol)] = core.shift(drow, dcol)
+    return cores
+
+
+def summarize(exp, registry, root) -> dict:
+    """Merge every finished fold: all-fold reports and the mean ± std table."""
+    finished = sorted(root.glob("fold*/metrics.json"))
+    if not finished:
+        raise DeepSegError(f"no finished crossval folds in {root}")
+    per_fold, states = {}, {}
+    for path in finished:
+        record = json.loads(path.read_text())
+        fold = f"fold{record['fold']}"
+        per_fold[fold] = {}
+        for name, state in record["states"].items():
+            factory = registry.get("metric", name)
+            per_fold[fold].update(factory.merge([state]).summary())
+            states.setdefault(name, []).append(state)
+    for name, group in states.items():
+        registry.get("metric", name).merge(group).write_report(root, f"all_{name}")
+    fold_summary(per_fold, root)
+    table = fold_statistics(per_fold)
+    keys = [k for k in ("overall_accuracy", "kappa", "mean_F1", "mean_IoU", "F1", "AP50")
+            if k in table]
+    click.echo(f"crossval over {len(per_fold)} fold(s): " + ", ".join(
+        f"{k} {table[k]['mean']:.4f} ± {table[k]['std']:.4f}" for k in keys))
+    click.echo(f"reports: {root}")
+    return table
+
+
+def error_counts_total(root) -> np.ndarray | None:
+    """Summed confusion counts of all finished folds (semantic), for callers and tests."""
+    total = None
+    for path in sorted(root.glob("fold*/metrics.json")):
+        state = json.loads(path.read_text())["states"].get("pycm")
+        if state:
+            counts = np.asarray(state["counts"])
+            total = counts if total is None else total + counts
+    return total

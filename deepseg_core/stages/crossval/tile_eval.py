@@ -1,0 +1,97 @@
+"""Evaluation of held-out store tiles: metrics over tile cores and the fold's error-map mosaic."""
+
+from __future__ import annotations
+
+import numpy as np
+from affine import Affine
+
+from ...contracts.raster import RasterInfo, parse_colour
+from ...data.bandstats import normalizer
+from ...geo.tiling import relative
+from ...metrics.errormap import error_map
+
+
+def paint(instances, shape) -> np.ndarray:
+    """Class per pixel from instances, higher scores on top (pixel statistics of instances)."""
+    out = np.zeros(shape, dtype=np.int64)
+    for inst in sorted(instances, key=lambda i: i.score):
+        out[inst.window()][np.asarray(inst.mask, bool)] = inst.class_id
+    return out
+
+
+def _centre_in(box, rows: slice, cols: slice) -> bool:
+    r, c = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
+    return rows.start <= r < rows.stop and cols.start <= c < cols.stop
+
+
+def owned_instances(truth: np.ndarray, instances, rows: slice, cols: slice):
+    """Truth ids and predictions whose box centre lies in the tile core: each object is
+    scored by one held-out tile only, as each pixel is."""
+    keep = truth.copy()
+    for i in np.unique(truth[truth > 0]):
+        r, c = np.nonzero(truth == i)
+        if not _centre_in((r.min(), c.min(), r.max() + 1, c.max() + 1), rows, cols):
+            keep[keep == i] = 0
+    return keep, [inst for inst in instances if _centre_in(inst.box, rows, cols)]
+
+
+class TileEvaluator:
+    """Reads held-out tiles from the store; ``consume`` scores each predicted tile's core."""
+
+    def __init__(self, exp, registry, store, metrics: dict, cores: dict, folder, stem: str):
+        self.exp, self.store, self.metrics, self.cores = exp, store, metrics, cores
+        self.index = {(int(r), int(c)): i for i, (r, c) in
+                      enumerate(zip(store.tiles["row"], store.tiles["col"]))}
+        self.normalize = normalizer(store.stats())
+        self.instance_classes = store.instance_classes()
+        self.sink = None
+        self.path = folder / f"{stem}_errors.tif"
+        self.registry = registry
+        folder.mkdir(parents=True, exist_ok=True)
+
+    def read(self, window):
+        image, _, valid = self.store.tile(self.index[(window.row_off, window.col_off)])
+        image = self.normalize(image)
+        image[~valid] = 0.0
+        return image, valid
+
+    def consume(self, job) -> None:
+        if job.result is None:
+            return
+        w = job.window
+        _, truth, valid = self.store.tile(self.index[(w.row_off, w.col_off)])
+        rows, cols = relative(self.cores[(w.row_off, w.col_off)], w)
+        if self.store.instance:
+            owned_truth, owned_pred = owned_instances(truth, job.result.instances, rows, cols)
+            truth_classes = {i: int(self.instance_classes[i]) for i in np.unique(owned_truth)
+                             if i}
+            for metric in self.metrics.values():
+                if metric.applies_to == "instance":
+                    metric.update(owned_truth, owned_pred, valid=valid,
+                                  truth_classes=truth_classes)
+            truth, pred = self.instance_classes[truth], paint(job.result.instances, truth.shape)
+        else:
+            pred = job.result.classes
+        truth, pred, valid = truth[rows, cols], pred[rows, cols], valid[rows, cols]
+        for metric in self.metrics.values():
+            if metric.applies_to == "semantic":
+                metric.update(truth, pred, valid=valid)
+        if self.exp.crossval.error_maps:
+            self._write_errors(truth, pred, valid, self.cores[(w.row_off, w.col_off)])
+
+    def _write_errors(self, truth, pred, valid, core) -> None:
+        colours = [parse_colour(c.color)[:3] for c in self.exp.classes]
+        codes, colormap, names = error_map(truth, pred, self.exp.class_names,
+                                           self.exp.ignore_label, valid,
+                                           self.exp.crossval.positive_class, colours)
+        if self.sink is None:
+            attrs = self.store.attrs
+            info = RasterInfo(attrs["width"], attrs["height"], 1, str(codes.dtype),
+                              attrs["crs"] or None, Affine.from_gdal(*attrs["transform"]), 0,
+                              ("errors",), colormap, tuple(names), True)
+            self.sink = self.registry.writer_for(self.path).create(self.path, info)
+        self.sink.write(codes[None], core)
+
+    def close(self) -> None:
+        if self.sink is not None:
+            self.sink.close()

@@ -1,0 +1,186 @@
+"""Dataprep: images + labels -> overlapping tiles -> one HDF5 store (with stats and folds)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+import numpy as np
+
+from ...data.bandstats import BandStats
+from ...data.scenes import place_scenes, training_scenes
+from ...data.stack import ImageStack
+from ...errors import DeepSegError
+from ...geo.tiling import relative, tile_cores
+from ...io.progress import Progress
+from ...store import StoreWriter
+from ...store.identity import settings_hash, store_path
+from ...store.reuse import existing_store
+from .folds import scene_folds
+from .labels import open_labels
+
+
+def run(exp, registry, progress: bool = True) -> Path:
+    """Build (or reuse) the experiment's store and return its path."""
+    scenes = training_scenes(exp)
+    if scenes[0].labels is None:
+        raise DeepSegError(f"{exp.source}: labels: dataprep needs a 'labels' section")
+    digest, path = settings_hash(exp), store_path(exp)
+    # a store named by its hash is ours to rebuild; one named by store.path may be another's
+    replace = exp.store.replace or not exp.store.path
+    if existing_store(path, digest, replace) == "reuse":
+        click.echo(f"reusing store {path} (built from the same data settings, checksums "
+                   "verified)")
+        return path
+    for stale in path.parent.glob(f"{path.name}.tmp-*"):
+        stale.unlink(missing_ok=True)
+    frame = place_scenes(exp, registry, scenes)
+    writer = None
+    try:
+        tally = Tally(exp)
+        for scene in scenes:
+            with ImageStack(scene.images, registry, grid=scene.grid, key=scene.key) as stack:
+                if stack.nbands != exp.nbands:
+                    what = "the images" if scene.key == "images" else scene.key
+                    raise DeepSegError(f"{exp.source}: nbands is {exp.nbands} but {what} "
+                                       f"stack to {stack.nbands} bands "
+                                       f"({', '.join(stack.band_names)})")
+                if writer is None:
+                    writer = StoreWriter(path, exp.tilesize, exp.nbands, stack.dtype,
+                                         tally.instance, exp.store.compression)
+                    attrs = _attrs(exp, stack, digest)
+                labels = open_labels(scene.labels, exp.classes, scene.grid, registry,
+                                     tally.instance)
+                try:
+                    _tile_scene(exp, registry, scene, stack, labels, writer, tally, progress)
+                finally:
+                    if hasattr(labels, "close"):
+                        labels.close()
+        if not writer.tiles:
+            raise DeepSegError(f"{exp.source}: no tile holds both labels and image data; "
+                               "check that labels and images overlap")
+        table = np.array([(r, c, s) for r, c, _, _, s in writer.tiles])
+        folds = scene_folds(exp, table[:, 0], table[:, 1], table[:, 2], len(scenes))
+        attrs.update(transform=list(frame.transform.to_gdal()), width=frame.width,
+                     height=frame.height, scenes=[s.record() for s in scenes])
+        writer.commit(folds, attrs, tally.stats.as_dict(), tally.counts,
+                      tally.instance_classes if tally.instance else None)
+    except BaseException:
+        if writer is not None:
+            writer.abort()
+        raise
+    _summary(path, len(table), tally.skipped, exp, tally.counts, folds, tally.instance)
+    if len(scenes) > 1:
+        per_scene = np.bincount(table[:, 2], minlength=len(scenes))
+        click.echo("scenes: " + ", ".join(f"{s.name}={int(n)}" for s, n in
+                                          zip(scenes, per_scene)) + " tiles")
+    return path
+
+
+class Tally:
+    """What dataprep accumulates over the scenes: statistics, class counts, skips, instances."""
+
+    def __init__(self, exp):
+        self.instance = exp.segmentation_type == "instance"
+        self.stats = BandStats(exp.nbands)
+        self.counts = np.zeros(len(exp.classes), dtype=np.int64)
+        self.skipped = {"nodata": 0, "unlabelled": 0}
+        self.instance_classes: dict[int, int] = {}
+
+
+def _tile_scene(exp, registry, scene, stack, labels, writer, tally, progress):
+    grid, t = scene.grid, exp.tilesize
+    if (grid.width < t or grid.height < t) and not exp.padding:
+        raise DeepSegError(f"{exp.source}: tilesize {t} is larger than the raster "
+                           f"({grid.width} x {grid.height}) of {scene.key} and padding is false")
+    if np.dtype(stack.dtype) != writer.images.dtype and not np.can_cast(
+            stack.dtype, writer.images.dtype, "safe"):
+        raise DeepSegError(f"{exp.source}: {scene.key} are {np.dtype(stack.dtype)}, the first "
+                           f"scene's {writer.images.dtype}: scenes need the same data type")
+    windows = registry.get("tiler", exp.tiler)(grid.width, grid.height, t, exp.overlap)
+    cores = tile_cores(windows, grid.width, grid.height)
+    nclasses, min_labelled = len(exp.classes), scene.labels.min_labelled
+    offset = max(tally.instance_classes, default=0)  # instance ids unique over the scenes
+    bar = Progress(len(windows), f"dataprep tiles ({scene.name})", enabled=progress)
+
+    def load(window):  # runs in a reader thread, one window ahead of the writer
+        label, covered = labels.read(window)
+        if not covered.any() or covered.mean() < min_labelled:
+            return label, covered, None, None
+        return (label, covered, *stack.read(window))
+
+    for window, core, (label, covered, image, valid) in zip(
+            windows, cores, prefetch(load, windows)):
+        bar.update()
+        core_rc = relative(core, window)
+        if image is None:
+            tally.skipped["unlabelled"] += 1
+            continue
+        if not valid.any():
+            tally.skipped["nodata"] += 1
+            continue
+        tally.stats.update(image[:, core_rc[0], core_rc[1]], valid[core_rc])
+        label = _finish_label(label, covered, valid, exp, scene.labels, tally.instance)
+        if tally.instance and offset:
+            label = np.where(label > 0, label + offset, 0).astype(label.dtype)
+        if not tally.instance:
+            core_label = label[core_rc][valid[core_rc]]
+            tally.counts += np.bincount(core_label[core_label < nclasses], minlength=nclasses)
+        writer.add(np.moveaxis(image, 0, -1), label, valid, window.row_off + scene.row_off,
+                   window.col_off + scene.col_off, grid.window_transform(window).to_gdal(),
+                   scene.index)
+    if tally.instance:
+        tally.instance_classes.update({i + offset: c for i, c in
+                                       (labels.instance_classes or {}).items()})
+
+
+def prefetch(load, items, depth: int = 2):
+    """``load(item)`` for each item, computed ``depth`` items ahead in a thread, in order."""
+    from collections import deque
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pending = deque()
+        try:
+            for item in items:
+                pending.append(pool.submit(load, item))
+                if len(pending) > depth:
+                    yield pending.popleft().result()
+            while pending:
+                yield pending.popleft().result()
+        finally:
+            for future in pending:
+                future.cancel()
+
+
+def _finish_label(label, covered, valid, exp, labels_cfg, instance):
+    if instance:
+        return np.where(valid, label, 0).astype(label.dtype)
+    if labels_cfg.outside == "ignore":
+        label = np.where(covered, label, exp.ignore_label)
+    return np.where(valid, label, exp.ignore_label).astype(np.uint16)
+
+
+def _attrs(exp, stack, digest) -> dict:
+    from ...contracts.raster import parse_colour
+
+    grid = stack.grid
+    return {"crs": grid.crs or "", "transform": list(grid.transform.to_gdal()),
+            "width": grid.width, "height": grid.height, "tilesize": exp.tilesize,
+            "overlap": exp.overlap, "nbands": stack.nbands, "band_names": stack.band_names,
+            "dtype": str(np.dtype(stack.dtype)), "classes": exp.class_names,
+            "colours": [list(parse_colour(c.color)) for c in exp.classes],
+            "segmentation_type": exp.segmentation_type, "folds": exp.folds,
+            "ignore_label": exp.ignore_label, "settings_hash": digest}
+
+
+def _summary(path, ntiles, skipped, exp, counts, folds, instance):
+    size = path.stat().st_size / 2 ** 20
+    click.echo(f"store {path}: {ntiles} tiles written ({skipped['unlabelled']} unlabelled and "
+               f"{skipped['nodata']} nodata tiles skipped), {size:.1f} MiB")
+    per_fold = np.bincount(folds[folds >= 0], minlength=exp.folds)
+    click.echo(f"folds: {', '.join(str(n) for n in per_fold)} tiles"
+               f"{f', {int((folds < 0).sum())} buffer tiles' if (folds < 0).any() else ''}")
+    if not instance:
+        click.echo("labelled pixels: " + ", ".join(f"{n}={int(c)}" for n, c in
+                                                    zip(exp.class_names, counts)))

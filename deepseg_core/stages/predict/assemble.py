@@ -1,0 +1,106 @@
+"""Assemble finished shard partials into an output raster through a writer plugin.
+
+Blocks are copied one at a time, so nothing is loaded whole. The output is written under a
+temporary name; after the writer closed it, every block is read back through the reader
+plugin and compared with what was written (CRC-32), so a disk that filled up or a GDAL error
+that raised nothing can never pass for a finished raster. Only then is it fsync'ed and
+renamed into place.
+"""
+
+from __future__ import annotations
+
+import zlib
+from pathlib import Path
+
+import numpy as np
+
+from ...contracts.raster import RasterInfo
+from ...errors import DeepSegError
+from ...io.atomic import full_disk_hint, io_error, replace_durably
+from ...io.sidecars import remove_output
+from .partials import blocks, check_complete
+
+
+def temporary(path: Path) -> Path:
+    """``name.incomplete.ext`` beside ``path``: never mistaken for a finished output."""
+    return path.with_name(f"{path.stem}.incomplete{path.suffix}")
+
+
+class Checked:
+    """Wraps a sink's ``write``: remembers a checksum of every block written."""
+
+    def __init__(self, write):
+        self._write, self.blocks = write, []
+
+    def __call__(self, array: np.ndarray, window) -> None:
+        self._write(array, window)
+        self.blocks.append((window, _crc(array)))
+
+
+def _crc(array: np.ndarray) -> int:
+    return zlib.crc32(np.ascontiguousarray(array).tobytes())
+
+
+def verify(path: Path, reader_for, info: RasterInfo, blocks) -> None:
+    """Every block of ``blocks`` reads back from ``path`` as it was written."""
+    try:
+        with reader_for(path).open(path) as src:
+            for window, crc in blocks:
+                data = np.asarray(src.read(window)).astype(info.dtype, copy=False)
+                if _crc(data.reshape(info.count, window.height, window.width)) != crc:
+                    raise DeepSegError(f"{path}: {window} does not read back as written; the "
+                                       "disk may be full or failing")
+    except DeepSegError:
+        raise
+    except Exception as exc:  # GDAL/h5py errors of a truncated or damaged file
+        raise DeepSegError(f"{path}: the written raster does not read back "
+                           f"({' '.join(str(exc).split())}); the disk may be full") from None
+
+
+def write_output(out: Path, writer, reader_for, info: RasterInfo, fill, options=None) -> Path:
+    """``fill(write)`` writes the blocks of ``out`` under its temporary name, which is then
+    verified (read back through ``reader_for(path)``, a registry's) and returned; ``publish``
+    renames it into place."""
+    tmp = temporary(out)
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        with writer.create(tmp, info, **(options or {})) as sink:
+            checked = Checked(sink.write)
+            fill(checked)
+        verify(tmp, reader_for, info, checked.blocks)
+    except BaseException as exc:  # nothing half-written stays behind
+        remove_output(tmp)
+        if isinstance(exc, OSError):
+            raise io_error(out, exc, "cannot write the prediction") from None
+        if isinstance(exc, DeepSegError):
+            raise DeepSegError(f"{exc}{full_disk_hint(out.parent)}") from None
+        raise
+    return tmp
+
+
+def publish(outputs: list[Path]) -> list[Path]:
+    """Rename verified temporaries to their final names, all together at the end."""
+    finals = [final_name(tmp) for tmp in outputs]
+    for tmp, out in zip(outputs, finals):
+        replace_durably(tmp, out)
+    return finals
+
+
+def final_name(tmp: Path) -> Path:
+    """The final name of a temporary output (inverse of ``temporary``)."""
+    return tmp.with_name(tmp.name.replace(".incomplete", "", 1))
+
+
+def assemble(parts: list[tuple[Path, dict]], layer: str, writer, reader_for, out: Path,
+             info: RasterInfo, options: dict | None = None) -> Path:
+    """Copy ``layer`` of every partial (row bands of one raster) into the verified temporary
+    of ``out``; returns the temporary (see ``publish``)."""
+    for base, key in parts:
+        check_complete(base, key)
+
+    def fill(write):
+        for base, key in parts:
+            for window, array in blocks(base, key, layer):
+                write(array, window)
+
+    return write_output(out, writer, reader_for, info, fill, options)

@@ -1,0 +1,170 @@
+"""Instance prediction: per-tile instances -> stitched GeoPackage polygons + instance-id raster.
+
+Every run is made of shards (an unsharded run is shard 0 of 1). A shard writes its owned,
+undecided candidates to ``<output>.part-i-of-N.gpkg``; the merge resolves duplicates across
+shard boundaries exactly as one pass over all tiles would, and writes both outputs under
+temporary names, verified and renamed when complete. An interrupted shard resumes after its
+last committed row of tiles (docs/crash-safety.md).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+from pathlib import Path
+
+import click
+
+from ....errors import DeepSegError
+from ....io.atomic import fsync_dir, replace_durably, write_text
+from ....io.atomic import temporary as temporary_file
+from ....io.sidecars import remove_output
+from ..assemble import Checked, temporary, verify
+from .merge import merge_shards
+from .output import read_candidates
+from .stitcher import InstanceStitcher
+from .table import attach_instance_table
+
+
+def instance_info(plan):
+    """The output raster of an instance prediction: uint32 ids, 0 = nodata."""
+    return plan.info.with_(dtype="uint32", nodata=0, colormap=None, class_names=None,
+                           descriptions=("instance",))
+
+
+def candidates_path(plan, i: int, n: int) -> Path:
+    base = plan.partial_base(i, n)
+    return base.with_name(base.name + ".gpkg")
+
+
+def tile_consumer(threshold: float, stitcher, cores: dict):
+    """Feed each finished tile's instances (above the score threshold) to the stitcher."""
+
+    def consume(job):
+        found = [] if job.result is None else [
+            inst for inst in job.result.instances if inst.score >= threshold]
+        stitcher.add_tile(job.window, cores[job.index], found)
+
+    return consume
+
+
+def stitch_shard(plan, i: int, n: int, cores: dict, run_tiles) -> Path:
+    """Predict one shard's tiles; its owned candidates go to a GeoPackage beside the output.
+
+    Each finished row of tiles is committed: its candidates written (SQLite commits them
+    durably), then the number of tiles done recorded in ``*.progress.json`` (atomically). A
+    rerun with the same settings copies the committed candidates into a new file and goes on
+    from the next tile; candidates of uncommitted rows are left behind.
+    """
+    s = plan.settings
+    final = candidates_path(plan, i, n)
+    work = temporary(final)
+    kept = work.with_name(f"{work.stem}.resume.gpkg")
+    progress = work.with_name(f"{work.stem}.progress.json")
+    key = {**plan.shard_key(i, n), "score_threshold": s.score_threshold}
+    if final.exists() and _load_progress(final.with_name(final.name + ".json"), key):
+        click.echo(f"shard {i}/{n} already complete: {final}")
+        return final
+    final.parent.mkdir(parents=True, exist_ok=True)
+    state = _load_progress(progress, key) if work.exists() or kept.exists() else None
+    if state is None:
+        for path in (work, kept, progress):
+            path.unlink(missing_ok=True)
+    elif kept.exists():  # a resume was itself interrupted while copying: copy again
+        work.unlink(missing_ok=True)
+    else:
+        recover(work)
+        os.replace(work, kept)
+        fsync_dir(kept.parent)
+
+    def commit(stripe, tiles):
+        write_text(progress, json.dumps({"key": key, "stripe": int(stripe),
+                                           "tiles": int(tiles)}))
+
+    stitcher = InstanceStitcher(instance_info(plan), work, s.classes, shard=True,
+                                on_commit=commit, **s.merge)
+    start = 0
+    if state is not None:
+        start = state["tiles"]
+        stitcher.resume(((r, c) for r, c in read_candidates(kept) if r <= state["stripe"]),
+                        state["stripe"], start)
+        kept.unlink()
+        click.echo(f"resuming shard {i}/{n} after {start} tiles")
+    run_tiles(tile_consumer(s.score_threshold, stitcher, cores), start)
+    stitcher.finish()
+    write_text(final.with_name(final.name + ".json"), json.dumps({"key": key}))
+    replace_durably(work, final)
+    for path in (progress, temporary_file(progress)):
+        path.unlink(missing_ok=True)
+    return final
+
+
+def recover(gpkg: Path) -> None:
+    """Let SQLite roll back what a killed writer left half-done (its hot journal), before the
+    file is renamed away from that journal."""
+    connection = sqlite3.connect(gpkg)
+    try:
+        connection.execute("SELECT count(*) FROM sqlite_master").fetchone()
+    finally:
+        connection.close()
+
+
+def shard_files(plan, i: int, n: int) -> list[Path]:
+    """Every file a shard may leave: candidates, records, working copies, temporaries."""
+    final = candidates_path(plan, i, n)
+    work = temporary(final)
+    progress = work.with_name(f"{work.stem}.progress.json")
+    marker = final.with_name(final.name + ".json")
+    return [final, marker, temporary_file(marker), work, work.with_name(f"{work.stem}.resume.gpkg"),
+            progress, temporary_file(progress)]
+
+
+def _load_progress(path: Path, key: dict) -> dict | None:
+    try:
+        state = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return state if isinstance(state, dict) and state.get("key") == key else None
+
+
+def merge_instance_shards(plan, registry, n: int) -> list[Path]:
+    """Merge every shard's candidates into the final GeoPackage and id raster."""
+    s = plan.settings
+    out = s.output
+    paths = [candidates_path(plan, i, n) for i in range(n)]
+    missing = [str(p) for p in paths if not p.exists()]
+    if missing:
+        raise DeepSegError(f"prediction shards not finished: {', '.join(missing)}")
+    info = instance_info(plan)
+    gpkg = out.with_suffix(".gpkg")
+    tmp_raster, tmp_gpkg = temporary(out), temporary(gpkg)
+    try:
+        tmp_gpkg.unlink(missing_ok=True)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        with registry.writer_for(out, s.format).create(tmp_raster, info) as sink:
+            checked = Checked(sink.write)
+            merge_shards(paths, info, tmp_gpkg, s.classes, checked, **s.merge)
+        verify(tmp_raster, registry.reader_for, info, checked.blocks)
+        attach_instance_table(registry.writer_for(out, s.format), tmp_raster, tmp_gpkg)
+        replace_durably(tmp_gpkg, gpkg)
+        replace_durably(tmp_raster, out)
+    except OSError as exc:
+        raise DeepSegError(f"{out}: cannot write the prediction ({exc.strerror or exc})") \
+            from None
+    except DeepSegError:
+        raise
+    except Exception as exc:  # pyogrio/GDAL errors: a full disk while writing the GeoPackage
+        raise DeepSegError(f"{gpkg}: cannot write the instances "
+                           f"({' '.join(str(exc).split())})") from None
+    finally:
+        remove_output(tmp_raster)
+        tmp_gpkg.unlink(missing_ok=True)
+    return [out, gpkg]
+
+
+def remove_shards(plan, n: int) -> None:
+    """Delete the ``n`` shards' files (once the outputs are published)."""
+    for i in range(n):
+        for path in shard_files(plan, i, n):
+            path.unlink(missing_ok=True)

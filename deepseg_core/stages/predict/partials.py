@@ -1,0 +1,183 @@
+"""Crash-safe working files of a prediction shard (docs/crash-safety.md).
+
+A partial is two files beside the output:
+
+``<output>.part-i-of-N.blocks``
+    an append-only log of blocks: each one layer's pixels at a raster window, zlib-compressed,
+    behind a header that carries the window and CRC-32 checksums of header and payload.
+    Bytes once committed are never rewritten.
+``<output>.part-i-of-N.commit.json``
+    the commit record: the run's settings key, how many tiles are done, how many bytes of
+    the log they fill and whether the shard is complete. It is replaced atomically
+    (temporary file, fsync, rename, fsync of the folder), and only after the log has been
+    fsync'ed up to the bytes it names.
+
+A rerun reads the record; with the same settings it cuts the log back to the committed
+length (dropping whatever a killed run appended after its last commit) and goes on from the
+next tile. Whatever instant a run dies, the record names only durable, checksummed bytes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import struct
+import zlib
+from pathlib import Path
+
+import numpy as np
+
+from ...contracts.raster import Window
+from ...errors import DeepSegError
+from ...io.atomic import fsync_dir, io_error, write_text
+from ...io.atomic import temporary as temporary_file
+
+MAGIC = b"DSB1"
+PREFIX = struct.Struct("<4sII")  # magic, header length, CRC-32 of the header
+FORMAT = 1
+
+
+class Partial:
+    """The working files of one shard, opened for writing (resumed when they match ``key``)."""
+
+    def __init__(self, base: Path, key: dict):
+        self.log = base.with_name(base.name + ".blocks")
+        self.record = base.with_name(base.name + ".commit.json")
+        self.key = key
+        state = read_record(self.record, key)
+        try:
+            if state is not None and self.log.exists() and \
+                    self.log.stat().st_size >= state["bytes"]:
+                os.truncate(self.log, state["bytes"])
+                self.handle = open(self.log, "ab")
+            else:
+                state = None
+                self.record.unlink(missing_ok=True)
+                self.log.parent.mkdir(parents=True, exist_ok=True)
+                self.handle = open(self.log, "wb")
+        except OSError as exc:
+            raise io_error(self.log, exc, "cannot write the prediction") from None
+        self.state = state or {"tiles": 0, "bytes": 0, "complete": False}
+        self.offset = self.state["bytes"]
+
+    @property
+    def done(self) -> int:
+        """Tiles committed."""
+        return int(self.state["tiles"])
+
+    @property
+    def complete(self) -> bool:
+        return bool(self.state["complete"])
+
+    def get(self, name: str, default=None):
+        """A value saved with the last commit (e.g. a writer's row floor)."""
+        return self.state.get(name, default)
+
+    def write(self, layer: str, array: np.ndarray, window: Window) -> None:
+        """Append ``(bands, rows, cols)`` pixels of ``layer`` at ``window``."""
+        array = np.ascontiguousarray(array)
+        payload = zlib.compress(array.tobytes(), 1)
+        header = json.dumps({"layer": layer, "dtype": array.dtype.str, "shape": array.shape,
+                             "window": [window.row_off, window.col_off, window.height,
+                                        window.width],
+                             "size": len(payload), "crc": zlib.crc32(payload)}).encode()
+        try:
+            self.handle.write(PREFIX.pack(MAGIC, len(header), zlib.crc32(header)))
+            self.handle.write(header)
+            self.handle.write(payload)
+        except OSError as exc:
+            raise self._failed(exc) from None
+        self.offset += PREFIX.size + len(header) + len(payload)
+
+    def commit(self, tiles: int, complete: bool = False, **values) -> None:
+        """Make everything written so far durable, then record it as done."""
+        try:
+            self.handle.flush()
+            os.fsync(self.handle.fileno())
+        except OSError as exc:
+            raise self._failed(exc) from None
+        state = {**self.state, **values, "tiles": int(tiles), "bytes": self.offset,
+                 "complete": bool(complete)}
+        write_text(self.record, json.dumps({"format": FORMAT, "key": self.key, **state}))
+        self.state = state
+
+    def _failed(self, exc: OSError) -> DeepSegError:
+        return DeepSegError(f"{self.log}: writing the prediction failed ({exc.strerror or exc});"
+                            " free space and rerun the same command: it resumes after the "
+                            "last committed tile")
+
+    def close(self) -> None:
+        try:
+            self.handle.close()
+        except OSError:  # an unflushed tail is not committed: a rerun drops it anyway
+            pass
+
+
+def read_record(path: Path, key: dict) -> dict | None:
+    """The commit record at ``path`` if it belongs to a run with settings ``key``."""
+    try:
+        state = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(state, dict) or state.get("format") != FORMAT or state.get("key") != key:
+        return None
+    return {k: v for k, v in state.items() if k not in ("format", "key")}
+
+
+def check_complete(base: Path, key: dict) -> dict:
+    """The commit record of a complete partial (an error naming it otherwise)."""
+    state = read_record(base.with_name(base.name + ".commit.json"), key)
+    if state is None or not state["complete"]:
+        raise DeepSegError(f"{base}.blocks: prediction shard missing, unfinished or from "
+                           "other settings; run its 'deepseg predict --shard' first")
+    return state
+
+
+def blocks(base: Path, key: dict, layer: str):
+    """Yield ``(window, array)`` of ``layer`` from a complete partial, checksums verified."""
+    log = base.with_name(base.name + ".blocks")
+    state = check_complete(base, key)
+    try:
+        with open(log, "rb") as handle:
+            yield from _read_blocks(handle, log, state["bytes"], layer)
+    except OSError as exc:
+        raise io_error(log, exc, "cannot read the prediction shard") from None
+
+
+def _read_blocks(handle, log: Path, end: int, layer: str):
+    offset = 0
+    while offset < end:
+        magic, size, crc = PREFIX.unpack(_exact(handle, PREFIX.size, log, offset))
+        raw = _exact(handle, size, log, offset)
+        if magic != MAGIC or zlib.crc32(raw) != crc:
+            raise _damaged(log, offset)
+        header = json.loads(raw)
+        offset += PREFIX.size + size + header["size"]
+        if header["layer"] != layer:
+            handle.seek(header["size"], os.SEEK_CUR)
+            continue
+        payload = _exact(handle, header["size"], log, offset)
+        if zlib.crc32(payload) != header["crc"]:
+            raise _damaged(log, offset)
+        array = np.frombuffer(zlib.decompress(payload), header["dtype"])
+        yield Window(*header["window"]), array.reshape(header["shape"])
+
+
+def _exact(handle, size: int, log: Path, offset: int) -> bytes:
+    data = handle.read(size)
+    if len(data) != size:
+        raise _damaged(log, offset)
+    return data
+
+
+def _damaged(log: Path, offset: int) -> DeepSegError:
+    return DeepSegError(f"{log}: damaged block near byte {offset} (checksum mismatch); delete "
+                        "this file and its .commit.json and rerun that shard's prediction")
+
+
+def remove(base: Path) -> None:
+    """Delete a partial's files (after its output is verified)."""
+    record = base.with_name(base.name + ".commit.json")
+    for path in (record, temporary_file(record), base.with_name(base.name + ".blocks")):
+        path.unlink(missing_ok=True)
+    fsync_dir(base.parent)

@@ -1,0 +1,167 @@
+"""What one prediction run does: its settings, the grid, tiles and cores, the shards.
+
+``Settings`` holds the few values of the experiment that prediction uses, so the layers
+below receive them instead of the whole experiment; ``Plan`` opens the image stack and lays
+the tile grid over it.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ...contracts.raster import RasterInfo, parse_colour
+from ...data.stack import ImageStack, same_crs
+from ...errors import DeepSegError
+from ...geo.tiling import tile_cores
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The experiment's prediction settings."""
+
+    source: Path  # the experiment file, for messages
+    output: Path
+    images: list
+    images_key: str
+    crs: str | None
+    resolution: float | None
+    tiler: str
+    tilesize: int
+    overlap: int
+    classes: tuple[str, ...]
+    colours: dict
+    instance: bool
+    blend: bool = False
+    probabilities: str = "none"
+    batch_size: int = 8
+    queue_depth: int = 4
+    readers: int = 2
+    format: str | None = None
+    commit_seconds: float = 5.0
+    score_threshold: float = 0.5
+    merge: dict = field(default_factory=dict)  # instances: iou, ios
+    vectorize: object = None  # the experiment's predict.vectorize section
+
+    @classmethod
+    def of(cls, exp) -> Settings:
+        p = exp.predict
+        out = Path(p.output)
+        return cls(source=exp.source, output=out if out.is_absolute() else exp.outdir / out,
+                   images=p.images or exp.images,
+                   images_key="predict.images" if p.images else "images", crs=exp.crs,
+                   resolution=exp.resolution, tiler=exp.tiler, tilesize=exp.tilesize,
+                   overlap=exp.overlap, classes=tuple(exp.class_names),
+                   colours={i: parse_colour(c.color) for i, c in enumerate(exp.classes)},
+                   instance=exp.segmentation_type == "instance", blend=p.blend,
+                   probabilities=p.probabilities,
+                   batch_size=p.batch_size or exp.training.batch_size,
+                   queue_depth=p.queue_depth, readers=p.readers, format=p.format,
+                   commit_seconds=p.commit_seconds,
+                   score_threshold=p.score_threshold,
+                   merge={"iou": p.merge_iou, "ios": p.merge_ios}, vectorize=p.vectorize)
+
+
+class Plan:
+    """The grid, tiles, cores and shards of a run, and the output it describes."""
+
+    def __init__(self, settings: Settings, registry, info: dict):
+        s = self.settings = settings
+        self.stack = ImageStack(s.images, registry, s.crs, s.resolution, key=s.images_key)
+        try:
+            self._check(info)
+        except BaseException:
+            self.stack.close()
+            raise
+        grid = self.stack.grid
+        self.windows = registry.get("tiler", s.tiler)(grid.width, grid.height, s.tilesize,
+                                                      s.overlap)
+        self.cores = tile_cores(self.windows, grid.width, grid.height)
+        dtype = "uint8" if len(s.classes) < 255 else "uint16"
+        self.nodata = 255 if dtype == "uint8" else 65535
+        self.info = RasterInfo(grid.width, grid.height, 1, dtype, grid.crs, grid.transform,
+                               self.nodata, ("class",), s.colours, s.classes, True)
+        self.key = {"tilesize": s.tilesize, "overlap": s.overlap, "blend": s.blend,
+                    "probabilities": s.probabilities, "width": grid.width,
+                    "height": grid.height, "weights_mtime": info.get("_mtime")}
+
+    def _check(self, info: dict) -> None:
+        s, grid = self.settings, self.stack.grid
+        if self.stack.nbands != info["nbands"]:
+            raise DeepSegError(f"{s.source}: the prediction images stack to "
+                               f"{self.stack.nbands} bands, the model takes {info['nbands']}")
+        if info.get("crs") and not same_crs(grid.crs, info["crs"]):
+            raise DeepSegError(f"{s.source}: the prediction grid's CRS differs from the "
+                               "training CRS; set 'crs' (and 'reproject: true' on the images)")
+        res = abs(grid.transform.a)
+        if info.get("resolution") and not 0.67 < res / info["resolution"] < 1.5:
+            warnings.warn(f"prediction resolution {res} is far from the training resolution "
+                          f"{info['resolution']}", stacklevel=3)
+
+    def shard(self, i: int, n: int, context: int = 0):
+        """(tile indices, first row, end row) of shard i of n: a band of whole tile rows,
+        plus ``context`` tile rows on each side (read, not owned)."""
+        starts = sorted({w.row_off for w in self.windows})
+        lo, hi = len(starts) * i // n, len(starts) * (i + 1) // n
+        if lo == hi:
+            return [], 0, 0
+        own = set(starts[lo:hi])
+        rows = set(starts[max(lo - context, 0):hi + context])
+        idx = [k for k, w in enumerate(self.windows) if w.row_off in rows]
+        owned = [k for k in idx if self.windows[k].row_off in own]
+        last = self.cores[owned[-1]]
+        return idx, self.cores[owned[0]].row_off, last.row_off + last.height
+
+    def partial_base(self, i: int, n: int) -> Path:
+        """The name a shard's working files start with."""
+        out = self.settings.output
+        return out.with_name(f"{out.name}.part-{i:04d}-of-{n:04d}")
+
+    def shard_key(self, i: int, n: int) -> dict:
+        return {**self.key, "shard": [i, n]}
+
+    def shards_found(self) -> int | None:
+        """N of the shards found beside the output, None when there are none."""
+        out = self.settings.output
+        found = sorted(out.parent.glob(f"{out.name}.part-*-of-*.*"))
+        return int(found[0].name.rsplit("-of-", 1)[1].split(".")[0]) if found else None
+
+    def count_shards(self) -> int:
+        """N of the shards found beside the output (for ``merge``), an error when none."""
+        n = self.shards_found()
+        if n is None:
+            out = self.settings.output
+            raise DeepSegError(f"no prediction shards beside {out}: run 'deepseg predict "
+                               "--shard i/N' first")
+        return n
+
+    def probabilities_info(self) -> RasterInfo:
+        bands = len(self.settings.classes)
+        dtype = self.settings.probabilities
+        return self.info.with_(count=bands, dtype=dtype, colormap=None, class_names=None,
+                               thematic=False,
+                               nodata=None if dtype == "uint8" else float("nan"),
+                               descriptions=self.settings.classes)
+
+    def close(self) -> None:
+        self.stack.close()
+
+
+def parse_shard(text: str | None) -> tuple[int, int]:
+    """'i/N' -> (i, N); None -> (0, 1)."""
+    if not text:
+        return 0, 1
+    try:
+        i, n = (int(v) for v in text.split("/"))
+    except ValueError:
+        raise DeepSegError(f"--shard: expected 'i/N' such as 0/4, got {text!r}") from None
+    if not (n >= 1 and 0 <= i < n):
+        raise DeepSegError(f"--shard: {text!r} needs 0 <= i < N")
+    return i, n
+
+
+
+def output_path(exp) -> Path:
+    """Where the experiment's prediction raster goes."""
+    return Settings.of(exp).output

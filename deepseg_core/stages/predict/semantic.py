@@ -1,0 +1,68 @@
+"""Semantic prediction: a shard's tiles into its partial, the partials into the outputs."""
+
+from __future__ import annotations
+
+import click
+
+from ...io.sidecars import remove_output
+from .assemble import assemble, publish
+from .partials import Partial, remove
+from .writers import BlendWriter, CoreWriter, Encoding
+
+
+def encoding(plan) -> Encoding:
+    s = plan.settings
+    return Encoding(plan.info.dtype, plan.nodata, len(s.classes), s.probabilities,
+                    s.commit_seconds)
+
+
+def predict_shard(plan, run_tiles, windows, cores, rows, i: int, n: int):
+    """Predict the shard's ``windows`` into its partial (resuming a committed one)."""
+    partial = Partial(plan.partial_base(i, n), plan.shard_key(i, n))
+    try:
+        if partial.complete:
+            click.echo(f"shard {i}/{n} already complete: {partial.log}")
+            return partial.log
+        start = partial.done
+        if plan.settings.blend:
+            consume = BlendWriter(partial, cores, encoding(plan), windows, plan.info.width, rows)
+        else:
+            consume = CoreWriter(partial, cores, encoding(plan))
+        if start:
+            click.echo(f"resuming shard {i}/{n} after {start} of {len(windows)} tiles")
+        run_tiles(consume, start)
+        consume.finish(len(windows))
+        return partial.log
+    finally:
+        partial.close()
+
+
+def assemble_outputs(plan, registry, n: int) -> list:
+    """The class raster (and probabilities, polygons) from the ``n`` finished partials,
+    published together once every one is written and verified."""
+    s = plan.settings
+    out = s.output
+    writer, reader_for = registry.writer_for(out, s.format), registry.reader_for
+    parts = [(plan.partial_base(i, n), plan.shard_key(i, n)) for i in range(n)]
+    written = [assemble(parts, "classes", writer, reader_for, out, plan.info)]
+    try:
+        if s.probabilities != "none":
+            prob_out = out.with_name(f"{out.stem}_probabilities{out.suffix}")
+            written.append(assemble(parts, "probabilities", writer, reader_for, prob_out,
+                                    plan.probabilities_info()))
+        if s.vectorize is not None and s.vectorize.enabled:
+            from .vectors import vectorize_output
+
+            written.append(vectorize_output(reader_for(written[0]), written[0], out, plan.info,
+                                            s.classes, s.vectorize))
+    except BaseException:
+        for tmp in written:
+            remove_output(tmp)
+        raise
+    return publish(written)
+
+
+def remove_shards(plan, n: int) -> None:
+    """Delete the ``n`` shards' partials (once the outputs are published)."""
+    for i in range(n):
+        remove(plan.partial_base(i, n))

@@ -1,0 +1,32 @@
+"""Vector output of a semantic prediction: class polygons in a GeoPackage, built block by block."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ...contracts.raster import RasterInfo
+from ...io.atomic import fsync_file, io_error
+from .assemble import temporary
+
+
+def vectorize_output(reader, raster: Path, out: Path, info: RasterInfo, class_names,
+                     settings) -> Path:
+    """Polygonize the class raster (written at ``raster``, to be published as ``out``) into
+    the temporary of ``<out stem>.gpkg`` (streaming); returns that temporary."""
+    from ...geo.vectorize import vectorize_raster
+
+    gpkg = out.with_suffix(".gpkg")
+    tmp = temporary(gpkg)
+    try:
+        tmp.unlink(missing_ok=True)
+        with reader.open(raster) as src:
+            vectorize_raster(lambda window: src.read(window), info, tmp, class_names,
+                             skip=settings.skip_classes, min_area=settings.min_area,
+                             simplify=settings.simplify)
+        fsync_file(tmp)
+    except BaseException as exc:
+        tmp.unlink(missing_ok=True)
+        if isinstance(exc, OSError):
+            raise io_error(gpkg, exc, "cannot write the polygons") from None
+        raise
+    return tmp

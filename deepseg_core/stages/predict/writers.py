@@ -1,0 +1,164 @@
+"""Writing semantic tile results into a shard's partial: tile cores, or blended probabilities."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from ...contracts.raster import Window
+from ...geo.tiling import relative
+
+BLOCK_WIDTH = 1024  # blended rows are written in blocks of this width
+
+
+@dataclass(frozen=True)
+class Encoding:
+    """How a shard's results are stored: class dtype and nodata, probabilities, commits."""
+
+    class_dtype: str
+    nodata: int
+    nclasses: int
+    probabilities: str  # 'none', 'uint8' or 'float32'
+    commit_seconds: float = 5.0  # at most this much work is lost to a kill
+
+    def probs(self, probs: np.ndarray, valid: np.ndarray) -> np.ndarray:
+        """(rows, cols, classes) float -> (classes, rows, cols) in the output encoding."""
+        probs = np.moveaxis(probs, -1, 0)
+        if self.probabilities == "uint8":
+            out = np.round(np.clip(probs, 0, 1) * 255).astype(np.uint8)
+        else:
+            out = probs.astype(np.float32)
+        out[:, ~valid] = self.fill
+        return out
+
+    @property
+    def fill(self):
+        return 0 if self.probabilities == "uint8" else np.nan
+
+    def write(self, partial, probs: np.ndarray | None, valid: np.ndarray, window: Window):
+        """Classes (and probabilities) of ``window``; ``probs`` None: all nodata."""
+        if probs is None:
+            classes = np.full(valid.shape, self.nodata, self.class_dtype)
+        else:
+            classes = np.argmax(probs, axis=-1).astype(self.class_dtype)
+            classes[~valid] = self.nodata
+        partial.write("classes", classes[None], window)
+        if self.probabilities != "none":
+            if probs is None:
+                probs = np.zeros((*valid.shape, self.nclasses), np.float32)
+            partial.write("probabilities", self.probs(probs, valid), window)
+
+
+class CoreWriter:
+    """Each tile writes only its core: no seams, no double writes. An all-nodata tile writes
+    a nodata core, so the blocks of a finished partial cover every pixel of its rows."""
+
+    def __init__(self, partial, cores: dict[int, Window], encoding: Encoding):
+        self.partial, self.cores, self.encoding = partial, cores, encoding
+        self.last = time.monotonic()
+
+    def __call__(self, job) -> None:
+        core = self.cores[job.index]
+        rows, cols = relative(core, job.window)
+        probs = None if job.result is None else job.result.probabilities[rows, cols]
+        valid = job.valid[rows, cols] & (probs is not None)
+        self.encoding.write(self.partial, probs, valid, core)
+        self.maybe_commit(job.index + 1)
+
+    def maybe_commit(self, done: int) -> None:
+        now = time.monotonic()
+        if now - self.last >= self.encoding.commit_seconds:
+            self.partial.commit(done)
+            self.last = now
+
+    def finish(self, done: int) -> None:
+        self.partial.commit(done, complete=True)
+
+
+def blend_weights(size: int) -> np.ndarray:
+    """A tapered (size, size) weight: highest in the centre, small but positive at the edges."""
+    ramp = np.minimum(np.arange(size) + 1, np.arange(size)[::-1] + 1).astype(np.float32)
+    ramp /= ramp.max()
+    return np.outer(ramp, ramp) + 1e-3
+
+
+class BlendWriter(CoreWriter):
+    """Weighted blending of overlapping probabilities; holds only the tile rows in flight.
+
+    Rows above the current tile row are final and written; a commit is made there (with the
+    row floor: rows above it are written), and a resumed run recomputes every tile row that
+    reaches below the floor (``restart``) without writing final rows again.
+    """
+
+    def __init__(self, partial, cores, encoding: Encoding, windows, width: int, rows):
+        """``rows``: (first, end) raster rows this shard owns."""
+        super().__init__(partial, cores, encoding)
+        self.windows, self.width, self.row1 = windows, width, rows[1]
+        size = windows[0].height
+        self.weights = blend_weights(size)
+        self.top = None
+        self.acc = np.zeros((encoding.nclasses, 2 * size, width), np.float32)
+        self.wsum = np.zeros((2 * size, width), np.float32)
+        self.valid = np.zeros((2 * size, width), bool)
+        self.floor = max(int(partial.get("row_floor", 0)), rows[0])  # rows below: written
+        self.row_start = partial.done  # index of the first tile of the current tile row
+
+    def __call__(self, job) -> None:
+        w = job.window
+        if self.top is None:
+            self.top = w.row_off
+        if w.row_off != self.windows[self.row_start].row_off:
+            self._finalize(w.row_off)
+            self.row_start = job.index
+            self.partial.commit(self.restart(), row_floor=self.floor)
+        if job.result is None:
+            return
+        r = w.row_off - self.top
+        c0, c1 = max(w.col_off, 0), min(w.col_off + w.width, self.width)
+        tr = slice(0, min(w.height, self.acc.shape[1] - r))
+        tc = slice(c0 - w.col_off, c1 - w.col_off)
+        weight = self.weights[tr, tc] * job.valid[tr, tc]
+        probs = np.moveaxis(job.result.probabilities[tr, tc], -1, 0)
+        rows = slice(r, r + tr.stop)
+        self.acc[:, rows, c0:c1] += probs * weight
+        self.wsum[rows, c0:c1] += weight
+        self.valid[rows, c0:c1] |= job.valid[tr, tc]
+
+    def restart(self) -> int:
+        """Where a resumed run starts: the first tile of the first tile row that still adds
+        to unwritten rows (from the floor on). Usually the previous tile row; where the last
+        tile row is shifted up to fit the raster, three tile rows overlap and it is the one
+        before."""
+        i = self.row_start
+        while i > 0 and self.windows[i - 1].row_off + self.windows[i - 1].height > self.floor:
+            i -= 1
+        return i
+
+    def _finalize(self, upto: int | None, height: int | None = None) -> None:
+        """Write rows [top, upto) and shift the buffers up."""
+        n = upto - self.top if height is None else height
+        start = max(self.floor - self.top, 0)
+        end = min(n, self.row1 - self.top)  # rows past the shard: the next one's
+        if end > start:
+            probs = self.acc[:, start:end] / np.maximum(self.wsum[start:end], 1e-12)
+            probs = np.moveaxis(probs, 0, -1)
+            for c0 in range(0, self.width, BLOCK_WIDTH):
+                c1 = min(c0 + BLOCK_WIDTH, self.width)
+                window = Window(self.top + start, c0, end - start, c1 - c0)
+                self.encoding.write(self.partial, probs[:, c0:c1],
+                                    self.valid[start:end, c0:c1], window)
+            self.floor = self.top + end
+        for buf in (self.acc, self.wsum, self.valid):
+            buf[..., :buf.shape[-2] - n, :] = buf[..., n:, :]
+            buf[..., buf.shape[-2] - n:, :] = 0
+        self.top += n
+
+    def maybe_commit(self, done: int) -> None:
+        """Commits happen only at tile-row boundaries (see __call__)."""
+
+    def finish(self, done: int) -> None:
+        if self.top is not None:
+            self._finalize(None, height=min(self.row1 - self.top, self.acc.shape[1]))
+        self.partial.commit(done, complete=True, row_floor=self.floor)

@@ -1,0 +1,52 @@
+"""Train: fit the configured model plugin on the HDF5 store, holding out validation folds."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+import numpy as np
+
+from ..config.resolved import save_resolved
+from ..data.folds import split
+from ..errors import DeepSegError
+from ..io.atomic import io_error
+from ..store.identity import open_store
+
+
+def validation_folds(exp) -> list[int]:
+    """Held-out folds for validation: configured, else the last fold (none with 1 fold)."""
+    if exp.training.validation_folds is not None:
+        bad = [f for f in exp.training.validation_folds if not 0 <= f < exp.folds]
+        if bad:
+            raise DeepSegError(f"{exp.source}: training.validation_folds: {bad} not in "
+                               f"0..{exp.folds - 1}")
+        return exp.training.validation_folds
+    return [exp.folds - 1] if exp.folds > 1 else []
+
+
+def run(exp, registry, progress: bool = True):
+    """Train and return the trained keras model."""
+    outdir = exp.outdir
+    try:
+        return _train(exp, registry, outdir, progress)
+    except OSError as exc:  # e.g. a folder that cannot be made; the callbacks name their files
+        raise io_error(exc.filename or outdir, exc) from None
+
+
+def _train(exp, registry, outdir: Path, progress: bool):
+    from ..training.fit import fit, setup_runtime
+
+    if setup_runtime(exp).chief:  # the workers of a distributed run write nothing here
+        save_resolved(exp, outdir)
+    with open_store(exp) as store:
+        tiles = store.tiles
+        held = validation_folds(exp)
+        train_idx, val_idx = split(tiles["fold"], tiles["row"], tiles["col"], exp.tilesize, held)
+        if not held:
+            train_idx = np.arange(len(tiles))
+        click.echo(f"training {exp.model.name} on {len(train_idx)} tiles, validating on "
+                   f"{len(val_idx)} (folds {held or 'none'})")
+        model = fit(exp, registry, store, train_idx, val_idx, outdir, progress)
+    click.echo(f"model: {outdir / 'model'}  curves: {outdir / 'logs' / 'curves.png'}")
+    return model
