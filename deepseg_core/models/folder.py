@@ -107,13 +107,12 @@ def model_info(exp, stats: dict, band_names, crs, resolution) -> dict:
 
 
 def load_model(registry, info: dict, weights: Path):
-    """(model plugin, keras model) for a trained model described by its model.json."""
-    import keras
+    """(model plugin, model) for a trained model described by its model.json."""
+    from ..contracts.model import load_saved
 
     plugin = registry.get("model", info["model"])
     try:
-        model = keras.saving.load_model(weights, custom_objects=plugin.custom_objects(),
-                                        compile=False)
+        model = load_saved(plugin, weights)
     except (OSError, ValueError) as exc:
         raise DeepSegError(f"{weights}: cannot load the trained model ({exc})") from None
     return plugin, model

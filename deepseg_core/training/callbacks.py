@@ -15,6 +15,7 @@ from pathlib import Path
 
 import keras
 
+from ..contracts.model import load_saved
 from ..errors import DeepSegError
 from . import checkpoint
 from .curves import plot_curves
@@ -192,7 +193,7 @@ def load_resume_state(model_dir: Path, plugin, chief: bool = True):
         raise DeepSegError(f"training.resume: no checkpoint to resume from in {model_dir} "
                            "(train once without resume first)")
     try:
-        model = keras.saving.load_model(last, custom_objects=plugin.custom_objects())
+        model = load_saved(plugin, last, compile=True)
     except (OSError, ValueError) as exc:
         raise DeepSegError(f"{last}: cannot load the checkpoint ({exc})") from None
     if chief:  # the log ends where the committed epochs end
