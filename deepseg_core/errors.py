@@ -5,6 +5,21 @@ class DeepSegError(Exception):
     """A problem with the user's input or environment, worded for the user."""
 
 
+#: what a user can do about most failed writes
+FREE_SPACE = "free space or fix the folder's permissions and rerun"
+
+
+def cause(exc: BaseException) -> str:
+    """The operating system's words for ``exc`` ('No space left on device'), else its text."""
+    return getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+
+
+def io_error(path, exc: BaseException, what: str = "cannot write",
+             advice: str | None = FREE_SPACE) -> DeepSegError:
+    """The one line of a failed read or write: ``<path>: <what> (<cause>); <advice>``."""
+    return DeepSegError(f"{path}: {what} ({cause(exc)})" + (f"; {advice}" if advice else ""))
+
+
 class ConfigError(DeepSegError):
     """An invalid experiment file: one or more problems, each naming file, key and expectation."""
 

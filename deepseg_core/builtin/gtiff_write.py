@@ -23,7 +23,7 @@ from rasterio.enums import Resampling
 from rasterio.errors import NotGeoreferencedWarning
 from rasterio.windows import Window as RioWindow
 
-from deepseg_core.errors import DeepSegError
+from deepseg_core.errors import DeepSegError, io_error
 
 from ..contracts.raster import RasterInfo, SinkBase, Window
 from .gtiff_pam import write_class_sidecar, write_table_sidecar
@@ -216,8 +216,7 @@ class _Tables:
         try:
             write_table_sidecar(path, columns)
         except OSError as exc:
-            raise DeepSegError(f"{path}.aux.xml: cannot write the attribute table: "
-                               f"{exc.strerror or exc}") from None
+            raise io_error(f"{path}.aux.xml", exc, "cannot write the attribute table") from None
 
 
 class GTiffWriter(_Tables):

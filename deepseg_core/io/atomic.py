@@ -13,14 +13,7 @@ import os
 import shutil
 from pathlib import Path
 
-from ..errors import DeepSegError
-
-
-def io_error(path, exc: OSError, what: str = "cannot write") -> DeepSegError:
-    """One line naming ``path`` and the cause of ``exc`` (e.g. 'No space left on device')."""
-    cause = exc.strerror or str(exc) or type(exc).__name__
-    return DeepSegError(f"{path}: {what} ({cause}); free space or fix the folder's "
-                        "permissions and rerun")
+from ..errors import io_error
 
 
 def fsync_dir(folder: Path) -> None:

@@ -11,7 +11,7 @@ from pathlib import Path
 import click
 import numpy as np
 
-from ..errors import DeepSegError
+from ..errors import DeepSegError, cause, io_error
 from ..io.atomic import write_text
 
 INFO_KEYS = ("model", "params", "nbands", "tilesize", "overlap", "segmentation_type", "classes",
@@ -29,7 +29,7 @@ def read_model_info(path: Path) -> dict:
     except ValueError as exc:
         raise DeepSegError(f"{path}: truncated or not JSON ({exc}); {RETRAIN}") from None
     except OSError as exc:
-        raise DeepSegError(f"{path}: cannot read ({exc.strerror or exc})") from None
+        raise io_error(path, exc, "cannot read", advice=None) from None
     if not isinstance(info, dict):
         raise DeepSegError(f"{path}: expected a JSON object, got {type(info).__name__}; "
                            f"{RETRAIN}")
@@ -47,7 +47,7 @@ def damage(path: Path) -> str | None:
     except (zipfile.BadZipFile, EOFError) as exc:
         return f"not a complete .keras archive: {exc}"
     except OSError as exc:
-        return exc.strerror or str(exc)
+        return cause(exc)
     return f"member {bad} is damaged" if bad else None
 
 

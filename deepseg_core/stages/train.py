@@ -9,8 +9,7 @@ import numpy as np
 
 from ..config.resolved import save_resolved
 from ..data.folds import split
-from ..errors import DeepSegError
-from ..io.atomic import io_error
+from ..errors import DeepSegError, io_error
 from ..store.identity import open_store
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import __version__
-from ..errors import DeepSegError
+from ..errors import io_error
 from ..io.atomic import commit, discard
 from .guarded import create_guarded
 
@@ -36,8 +36,7 @@ class StoreWriter:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self.file, self.guard = create_guarded(self.tmp)
         except OSError as exc:
-            raise DeepSegError(f"store.path: cannot write {self.path} "
-                               f"({exc.strerror or exc})") from None
+            raise io_error(self.path, exc, "cannot write the store (store.path)") from None
         comp = None if compression == "none" else compression
         kw = dict(compression=comp, shuffle=comp is not None, fletcher32=True)
         t = tilesize
@@ -65,9 +64,8 @@ class StoreWriter:
     def _check(self) -> None:
         exc = self.guard.error
         if exc is not None:
-            raise DeepSegError(f"store.path: writing the store {self.path} failed "
-                               f"({exc.strerror or exc}); free space and rerun "
-                               "'deepseg dataprep'")
+            raise io_error(self.path, exc, "writing the store failed",
+                           "free space and rerun 'deepseg dataprep'")
 
     def _dataset(self, name, data):
         return self.file.create_dataset(name, data=data, fletcher32=True)

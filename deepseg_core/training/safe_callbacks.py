@@ -16,8 +16,8 @@ import functools
 import os
 from pathlib import Path
 
-from ..errors import DeepSegError
-from ..io.atomic import commit, discard, io_error
+from ..errors import DeepSegError, io_error
+from ..io.atomic import commit, discard
 
 HOOKS = ("on_train_begin", "on_train_end", "on_epoch_begin", "on_epoch_end",
          "on_train_batch_begin", "on_train_batch_end", "on_test_begin", "on_test_end",

@@ -16,10 +16,10 @@ from ...config.resolved import save_resolved
 from ...contracts.raster import Window
 from ...data.folds import split
 from ...data.scenes import store_scenes
-from ...errors import DeepSegError
+from ...errors import DeepSegError, io_error
 from ...geo.tiling import tile_cores
 from ...inference.pipeline import run_pipeline
-from ...io.atomic import discard, io_error, write_text
+from ...io.atomic import discard, write_text
 from ...io.gdal_errors import gdal_errors
 from ...metrics.summary import fold_statistics, fold_summary
 from ...store.identity import open_store

@@ -15,13 +15,13 @@ from pathlib import Path
 import numpy as np
 
 from ...contracts.raster import RasterInfo
-from ...errors import DeepSegError
-from ...io.atomic import full_disk_hint, io_error, replace_durably
+from ...errors import DeepSegError, io_error
+from ...io.atomic import full_disk_hint, replace_durably
 from ...io.sidecars import remove_output
 from .partials import blocks, check_complete
 
 
-def temporary(path: Path) -> Path:
+def incomplete(path: Path) -> Path:
     """``name.incomplete.ext`` beside ``path``: never mistaken for a finished output."""
     return path.with_name(f"{path.stem}.incomplete{path.suffix}")
 
@@ -61,7 +61,7 @@ def write_output(out: Path, writer, reader_for, info: RasterInfo, fill, options=
     """``fill(write)`` writes the blocks of ``out`` under its temporary name, which is then
     verified (read back through ``reader_for(path)``, a registry's) and returned; ``publish``
     renames it into place."""
-    tmp = temporary(out)
+    tmp = incomplete(out)
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
         with writer.create(tmp, info, **(options or {})) as sink:
@@ -87,7 +87,7 @@ def publish(outputs: list[Path]) -> list[Path]:
 
 
 def final_name(tmp: Path) -> Path:
-    """The final name of a temporary output (inverse of ``temporary``)."""
+    """The final name of a temporary output (inverse of ``incomplete``)."""
     return tmp.with_name(tmp.name.replace(".incomplete", "", 1))
 
 

@@ -28,9 +28,8 @@ from pathlib import Path
 import numpy as np
 
 from ...contracts.raster import Window
-from ...errors import DeepSegError
-from ...io.atomic import fsync_dir, io_error, write_text
-from ...io.atomic import temporary as temporary_file
+from ...errors import DeepSegError, io_error
+from ...io.atomic import fsync_dir, temporary, write_text
 
 MAGIC = b"DSB1"
 PREFIX = struct.Struct("<4sII")  # magic, header length, CRC-32 of the header
@@ -102,9 +101,8 @@ class Partial:
         self.state = state
 
     def _failed(self, exc: OSError) -> DeepSegError:
-        return DeepSegError(f"{self.log}: writing the prediction failed ({exc.strerror or exc});"
-                            " free space and rerun the same command: it resumes after the "
-                            "last committed tile")
+        return io_error(self.log, exc, "writing the prediction failed", "free space and rerun "
+                        "the same command: it resumes after the last committed tile")
 
     def close(self) -> None:
         try:
@@ -178,6 +176,6 @@ def _damaged(log: Path, offset: int) -> DeepSegError:
 def remove(base: Path) -> None:
     """Delete a partial's files (after its output is verified)."""
     record = base.with_name(base.name + ".commit.json")
-    for path in (record, temporary_file(record), base.with_name(base.name + ".blocks")):
+    for path in (record, temporary(record), base.with_name(base.name + ".blocks")):
         path.unlink(missing_ok=True)
     fsync_dir(base.parent)

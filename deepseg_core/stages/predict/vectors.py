@@ -5,8 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from ...contracts.raster import RasterInfo
-from ...io.atomic import fsync_file, io_error
-from .assemble import temporary
+from ...errors import io_error
+from ...io.atomic import fsync_file
+from .assemble import incomplete
 
 
 def vectorize_output(reader, raster: Path, out: Path, info: RasterInfo, class_names,
@@ -16,7 +17,7 @@ def vectorize_output(reader, raster: Path, out: Path, info: RasterInfo, class_na
     from ...geo.vectorize import vectorize_raster
 
     gpkg = out.with_suffix(".gpkg")
-    tmp = temporary(gpkg)
+    tmp = incomplete(gpkg)
     try:
         tmp.unlink(missing_ok=True)
         with reader.open(raster) as src:

@@ -16,11 +16,10 @@ from pathlib import Path
 
 import click
 
-from ....errors import DeepSegError
-from ....io.atomic import fsync_dir, replace_durably, write_text
-from ....io.atomic import temporary as temporary_file
+from ....errors import DeepSegError, io_error
+from ....io.atomic import fsync_dir, replace_durably, temporary, write_text
 from ....io.sidecars import remove_output
-from ..assemble import Checked, temporary, verify
+from ..assemble import Checked, incomplete, verify
 from .merge import merge_shards
 from .output import read_candidates
 from .stitcher import InstanceStitcher
@@ -59,7 +58,7 @@ def stitch_shard(plan, i: int, n: int, cores: dict, run_tiles) -> Path:
     """
     s = plan.settings
     final = candidates_path(plan, i, n)
-    work = temporary(final)
+    work = incomplete(final)
     kept = work.with_name(f"{work.stem}.resume.gpkg")
     progress = work.with_name(f"{work.stem}.progress.json")
     key = {**plan.shard_key(i, n), "score_threshold": s.score_threshold}
@@ -95,7 +94,7 @@ def stitch_shard(plan, i: int, n: int, cores: dict, run_tiles) -> Path:
     stitcher.finish()
     write_text(final.with_name(final.name + ".json"), json.dumps({"key": key}))
     replace_durably(work, final)
-    for path in (progress, temporary_file(progress)):
+    for path in (progress, temporary(progress)):
         path.unlink(missing_ok=True)
     return final
 
@@ -113,11 +112,11 @@ def recover(gpkg: Path) -> None:
 def shard_files(plan, i: int, n: int) -> list[Path]:
     """Every file a shard may leave: candidates, records, working copies, temporaries."""
     final = candidates_path(plan, i, n)
-    work = temporary(final)
+    work = incomplete(final)
     progress = work.with_name(f"{work.stem}.progress.json")
     marker = final.with_name(final.name + ".json")
-    return [final, marker, temporary_file(marker), work, work.with_name(f"{work.stem}.resume.gpkg"),
-            progress, temporary_file(progress)]
+    return [final, marker, temporary(marker), work, work.with_name(f"{work.stem}.resume.gpkg"),
+            progress, temporary(progress)]
 
 
 def _load_progress(path: Path, key: dict) -> dict | None:
@@ -138,7 +137,7 @@ def merge_instance_shards(plan, registry, n: int) -> list[Path]:
         raise DeepSegError(f"prediction shards not finished: {', '.join(missing)}")
     info = instance_info(plan)
     gpkg = out.with_suffix(".gpkg")
-    tmp_raster, tmp_gpkg = temporary(out), temporary(gpkg)
+    tmp_raster, tmp_gpkg = incomplete(out), incomplete(gpkg)
     try:
         tmp_gpkg.unlink(missing_ok=True)
         out.parent.mkdir(parents=True, exist_ok=True)
@@ -150,8 +149,7 @@ def merge_instance_shards(plan, registry, n: int) -> list[Path]:
         replace_durably(tmp_gpkg, gpkg)
         replace_durably(tmp_raster, out)
     except OSError as exc:
-        raise DeepSegError(f"{out}: cannot write the prediction ({exc.strerror or exc})") \
-            from None
+        raise io_error(out, exc, "cannot write the prediction") from None
     except DeepSegError:
         raise
     except Exception as exc:  # pyogrio/GDAL errors: a full disk while writing the GeoPackage
