@@ -11,6 +11,14 @@ os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 SHARED_DATA = Path(__file__).resolve().parent.parent / "shared" / "data"
 
 
+@pytest.fixture(autouse=True)
+def deepseg_messages():
+    """The engines' messages shown as the CLI shows them (tests read what a user reads)."""
+    from deepseg_core.io.messages import show
+
+    show()
+
+
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     """The real test rasters in ../shared/data (skips where that folder is absent)."""

@@ -83,7 +83,7 @@ def deepseg(image: Path, labels: Path, folder: Path) -> dict:
     exp = load_experiment(exp_path)
     Path(exp.store.path).unlink(missing_ok=True)
     start = time.perf_counter()
-    path = dataprep.run(exp, get_registry(), progress=False)
+    path = dataprep.run(exp, get_registry())
     seconds = time.perf_counter() - start
     with Store(path) as store:
         return {"tiles": len(store), "seconds": seconds}

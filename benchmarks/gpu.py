@@ -88,7 +88,7 @@ def predict_run(exp, registry, sampler) -> dict:
     sampler.start()
     start = time.perf_counter()
     with contextlib.redirect_stdout(out):
-        predict.run(exp, registry, progress=False)
+        predict.run(exp, registry)
     seconds = time.perf_counter() - start
     gpu = sampler.stop()
     text = out.getvalue()

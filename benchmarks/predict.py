@@ -69,7 +69,7 @@ def throughput(folder: Path, size: int, tilesize: int) -> None:
     load_model(registry, info, exp.outdir / "model" / "best.keras")
     load = time.perf_counter() - start
     start, cpu = time.perf_counter(), time.process_time()
-    predict.run(exp, registry, progress=False)
+    predict.run(exp, registry)
     pipeline, pipeline_cpu = time.perf_counter() - start, time.process_time() - cpu
     from deepseg_core.stages.predict.plan import Plan, Settings
 
@@ -96,7 +96,7 @@ def child_memory(folder: Path, size: int) -> None:
 
     exp, registry, _ = setup(folder, size, "tinyfcn", 1024, 64)
     start = time.perf_counter()
-    predict.run(exp, registry, progress=False)
+    predict.run(exp, registry)
     print(json.dumps({"seconds": time.perf_counter() - start,
                       "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
 

@@ -167,7 +167,7 @@ def evaluate(exp, registry, kind: str, item: dict) -> dict:
     exp.predict.images = [ImageSource(path=str(item["tif"]))]
     exp.predict.output = f"predictions/{item['tif'].stem}.tif"
     exp.predict.score_threshold = 0.3
-    out = predict.run(exp, registry, progress=False)
+    out = predict.run(exp, registry)
     truth = gpd.read_file(item["gpkg"])
     t = item["transform"]
     with rasterio.open(out) as src:
@@ -233,8 +233,8 @@ def main(argv=None) -> None:
         exp = load_experiment(experiment(folder, kind, data, chosen, overrides[kind],
                                          args.train))
         cpu, wall = time.process_time(), time.time()
-        dataprep.run(exp, registry, progress=False)
-        train.run(exp, registry, progress=False)
+        dataprep.run(exp, registry)
+        train.run(exp, registry)
         results[kind] = {"cpu_s": time.process_time() - cpu,  # dataprep + training
                          "wall_s": time.time() - wall, "schedule": chosen,
                          "overrides": dict(overrides[kind]), "train": args.train,

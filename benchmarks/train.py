@@ -46,7 +46,7 @@ def build_store(folder: Path, size: int, tilesize: int, filters: int):
         "training": {"batch_size": 4}}))
     exp = load_experiment(path)
     registry = get_registry()
-    return exp, registry, dataprep.run(exp, registry, progress=False)
+    return exp, registry, dataprep.run(exp, registry)
 
 
 def main() -> None:

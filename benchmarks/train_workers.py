@@ -92,7 +92,7 @@ def main() -> None:
 
     one = experiment(args.workdir, args.size, "one", batch_size=8)
     two = experiment(args.workdir, args.size, "two", batch_size=4, distribute="multiworker")
-    dataprep.run(load_experiment(one), get_registry(), progress=False)
+    dataprep.run(load_experiment(one), get_registry())
     first, last = args.epochs
     for name, path, workers in (("1 process", one, 1), ("2 workers", two, 2)):
         walls = []

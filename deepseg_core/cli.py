@@ -38,6 +38,9 @@ class Group(click.Group):
 @click.version_option(__version__, prog_name="deepseg")
 def main():
     """DeepSeg: segmentation of very large remote-sensing rasters."""
+    from .io.messages import show
+
+    show()  # the engines report through logging; the CLI prints it (io/messages.py)
 
 
 @main.command()

@@ -21,8 +21,7 @@ from deepseg_core.stages import train  # noqa: E402
 if __name__ == "__main__":
     exp = load_experiment(sys.argv[1])
     try:
-        model = train.run(exp, load_plugins(extra=[("tinymodels", tinymodels)]).registry,
-                          progress=False)
+        model = train.run(exp, load_plugins(extra=[("tinymodels", tinymodels)]).registry)
     except DeepSegError as exc:
         sys.exit(f"error: {exc}")
     if len(sys.argv) > 2:

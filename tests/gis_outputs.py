@@ -74,7 +74,7 @@ def make_outputs(registry, folder: Path) -> Outputs:
                      predict={"output": str(folder / "predictions" / "pred.tif"),
                               "vectorize": {"enabled": True, "skip_classes": []}})
     fake_training(exp, registry, img, seed=3)
-    tif = predict.run(exp, registry, progress=False)
+    tif = predict.run(exp, registry)
     kea = folder / "predictions" / "pred.kea"
     exp_kea = experiment(folder, img, classes=CLASSES, model=model,
                          predict={"output": str(kea)})

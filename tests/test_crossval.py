@@ -30,12 +30,12 @@ def result(tmp_path_factory, registry):
     img, gpkg, _ = squares_scene(folder, size=128, nsquares=20)
     exp = load_experiment(write_experiment(folder, img, gpkg, epochs=4, folds=2,
                                            crossval={"folds": [0]}))
-    dataprep.run(exp, registry, progress=False)
-    crossval.run(exp, registry, progress=False)
+    dataprep.run(exp, registry)
+    crossval.run(exp, registry)
     # a later call runs the other fold and merges both
     exp1 = load_experiment(write_experiment(folder, img, gpkg, epochs=4, folds=2,
                                             crossval={"folds": [1]}))
-    table = crossval.run(exp1, registry, progress=False)
+    table = crossval.run(exp1, registry)
     return exp1, table
 
 
@@ -93,7 +93,7 @@ def test_unknown_fold_is_rejected(result, registry):
     bad = exp.model_copy(update={"crossval": exp.crossval.model_copy(update={"folds": [7]})})
     bad._source = exp.source
     with pytest.raises(DeepSegError, match=r"crossval.folds: \[7\] hold no tiles"):
-        crossval.run(bad, registry, progress=False)
+        crossval.run(bad, registry)
 
 
 def test_instance_crossval_reports_matching_and_pixel_statistics(tmp_path):
@@ -104,8 +104,8 @@ def test_instance_crossval_reports_matching_and_pixel_statistics(tmp_path):
     exp = load_experiment(write_experiment(
         tmp_path, img, gpkg, epochs=1, folds=2, segmentation_type="instance",
         model="tinyblobs", tilesize=64, overlap=16, training={"steps_per_epoch": 1}))
-    dataprep.run(exp, registry, progress=False)
-    table = crossval.run(exp, registry, progress=False)
+    dataprep.run(exp, registry)
+    table = crossval.run(exp, registry)
     root = exp.outdir / "crossval"
     assert (root / "all_instances_instances.csv").exists()
     assert (root / "all_pycm.html").exists()

@@ -31,11 +31,11 @@ def runs(tmp_path_factory):
         return load_experiment(write_experiment(folder, img, gpkg, name=name, **settings))
 
     staged = experiment("staged")
-    dataprep.run(staged, registry, progress=False)
-    train.run(staged, registry, progress=False)  # holds out the last fold, 1
-    crossval.run(staged, registry, progress=False)  # fold 1: takes the train stage's run
+    dataprep.run(staged, registry)
+    train.run(staged, registry)  # holds out the last fold, 1
+    crossval.run(staged, registry)  # fold 1: takes the train stage's run
     own = experiment("own")
-    crossval.run(own, registry, progress=False)  # fold 1 trained by crossval itself
+    crossval.run(own, registry)  # fold 1 trained by crossval itself
     return experiment, staged, own
 
 
@@ -61,7 +61,7 @@ def test_the_taken_run_equals_the_fold_trained_on_its_own(runs):
 
 def test_the_fold_says_it_took_the_train_stage_run(runs, capsys):
     _, staged, _ = runs
-    crossval.run(staged, load_plugins().registry, progress=False)
+    crossval.run(staged, load_plugins().registry)
     out = capsys.readouterr().out
     assert f"fold 1: the train stage's run ({staged.outdir / 'model' / 'last.keras'}) " in out
     assert "not trained again" in out

@@ -24,7 +24,7 @@ def registry():
 
 def run_dataprep(path, registry):
     exp = load_experiment(path)
-    return exp, dataprep.run(exp, registry, progress=False)
+    return exp, dataprep.run(exp, registry)
 
 
 def test_rasterizing_real_polygons_reproduces_the_reference_raster(shared_data):
@@ -154,13 +154,13 @@ def test_interrupted_dataprep_leaves_no_store_that_a_rerun_would_reuse(tmp_path,
 
     monkeypatch.setattr(store_module.StoreWriter, "add", dying_add)
     with pytest.raises(KeyboardInterrupt):
-        dataprep.run(exp, registry, progress=False)
+        dataprep.run(exp, registry)
     target = store_path(exp)
     assert not target.exists() and not list(target.parent.glob("*.tmp-*"))
     # a hard kill leaves a temporary file: it is never taken for a store
     (target.parent / f"{target.name}.tmp-99999").write_bytes(b"half-written")
     monkeypatch.setattr(store_module.StoreWriter, "add", original)
-    built = dataprep.run(exp, registry, progress=False)
+    built = dataprep.run(exp, registry)
     with Store(built) as store:
         assert store.attrs["complete"] and len(store) > 3
     assert not list(target.parent.glob("*.tmp-*"))
@@ -199,7 +199,7 @@ def test_instance_mode_on_real_trees_gives_one_id_per_crown(shared_data, tmp_pat
                             labels={"class_field": "label"},
                             classes=[{"name": "background"}, {"name": "tree", "value": "Tree"}])
     exp = load_experiment(path)
-    store_path = dataprep.run(exp, registry, progress=False)
+    store_path = dataprep.run(exp, registry)
     with Store(store_path) as store:
         ids = set()
         for i in range(len(store)):

@@ -99,7 +99,7 @@ def experiment(scene, name, **training):
                             learning_rate=0.01,
                             training={"seed": 5, "loss": "ce", **training})
     exp = load_experiment(path)
-    dataprep.run(exp, load_plugins().registry, progress=False)
+    dataprep.run(exp, load_plugins().registry)
     return path, exp
 
 

@@ -63,9 +63,9 @@ def tiny(folder: Path, model: dict, **over) -> Path:
 def run_semantic(path, registry):
     exp = load_experiment(path)
     check_registry(exp, registry)
-    dataprep.run(exp, registry, progress=False)
-    train.run(exp, registry, progress=False)
-    out = predict.run(exp, registry, progress=False)
+    dataprep.run(exp, registry)
+    train.run(exp, registry)
+    out = predict.run(exp, registry)
     assert out.exists()
     return exp, out
 
@@ -161,13 +161,13 @@ def test_example_1_runs_on_real_neon_trees(shared_data, tmp_path, registry):
                 training={"batch_size": 2, "steps_per_epoch": 3})
     exp = load_experiment(path)
     check_registry(exp, registry)
-    store = dataprep.run(exp, registry, progress=False)
+    store = dataprep.run(exp, registry)
     from deepseg_core.store import Store
 
     with Store(store) as s:
         assert len(s.instance_classes()) == len(boxes) + 1
-    train.run(exp, registry, progress=False)
-    out = predict.run(exp, registry, progress=False)
+    train.run(exp, registry)
+    out = predict.run(exp, registry)
     frame = gpd.read_file(out.with_suffix(".gpkg"))
     assert frame.crs == crs and frame.geometry.is_valid.all()
     assert {"instance_id", "class_name", "score", "area"} <= set(frame.columns)

@@ -108,7 +108,7 @@ def test_array_scripts_pick_their_task_and_crossval_folds_extend_the_experiment(
 def test_scripts_run_with_bash_and_give_the_single_run_raster(tmp_path, registry):
     exp = load_experiment(tiny_experiment(tmp_path))
     untrained_model(exp, registry)
-    single = band(predict.run(exp, registry, progress=False))
+    single = band(predict.run(exp, registry))
     out = predict.output_path(exp)
     out.unlink()
     result = CliRunner().invoke(main, ["sbatch", str(exp.source), "--stages", "predict",
@@ -128,7 +128,7 @@ def test_scripts_run_with_bash_and_give_the_single_run_raster(tmp_path, registry
 def test_process_pool_shards_give_the_single_run_raster(tmp_path, registry):
     exp = load_experiment(tiny_experiment(tmp_path))
     untrained_model(exp, registry)
-    single = band(predict.run(exp, registry, progress=False))
+    single = band(predict.run(exp, registry))
     predict.output_path(exp).unlink()
     out = run_shards(exp, registry, shards=3, workers=2)
     assert np.array_equal(band(out), single)
@@ -142,8 +142,8 @@ def test_distributed_training_runs_on_one_cpu_replica(tmp_path, registry):
     strategy = setup_runtime(exp).strategy
     assert isinstance(strategy, tf.distribute.MirroredStrategy)
     assert strategy.num_replicas_in_sync == 1
-    dataprep.run(exp, registry, progress=False)
-    train.run(exp, registry, progress=False)
+    dataprep.run(exp, registry)
+    train.run(exp, registry)
     for name in ("best.keras", "last.keras", "model.json", "state.json"):
         assert (exp.outdir / "model" / name).exists()
 
@@ -159,9 +159,9 @@ def test_thousands_of_tiles_create_as_many_files_as_ten(tmp_path, registry):
             labels={"path": None, "class_field": None, "raster": str(labels)},
             classes=[{"name": "background"}, {"name": "square"}],
             model={"name": "unet64", "filters": 2, "depth": 1}))
-        dataprep.run(exp, registry, progress=False)
+        dataprep.run(exp, registry)
         untrained_model(exp, registry)
-        predict.run(exp, registry, progress=False)
+        predict.run(exp, registry)
         entries[size] = count_files(exp)
     assert entries[40] == entries[544]
     assert entries[544]["total"] <= 10 and entries[544]["store"] == 1

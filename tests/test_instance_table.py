@@ -25,7 +25,7 @@ def predict_instances(tmp_path, registry, output):
                      tilesize=64, overlap=32, classes=[{"name": "background"}, {"name": "blob"}],
                      predict={"output": output})
     fake_training(exp, registry, img)
-    out = predict.run(exp, registry, progress=False)
+    out = predict.run(exp, registry)
     return out, gpd.read_file(out.with_suffix(".gpkg"))
 
 

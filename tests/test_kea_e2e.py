@@ -23,10 +23,10 @@ def test_kea_input_through_training_to_a_kea_prediction(shared_data, tmp_path):
                 "raster": str(rs / "sen2_20210527_aber_cls.kea"), "outside": "ignore"},
         predict={"output": "predictions/landcover.kea"})
     exp = load_experiment(path)
-    store = dataprep.run(exp, registry, progress=False)
+    store = dataprep.run(exp, registry)
     assert store.exists()
-    train.run(exp, registry, progress=False)
-    out = predict.run(exp, registry, progress=False)
+    train.run(exp, registry)
+    out = predict.run(exp, registry)
     assert out.suffix == ".kea"
     reader = registry.reader_for(out)
     with reader.open(out) as src, registry.reader_for(

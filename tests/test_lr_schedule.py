@@ -61,8 +61,8 @@ def test_training_logs_the_rates_of_its_cosine_schedule(tmp_path):
     exp = load_experiment(write_experiment(
         tmp_path, img, gpkg, epochs=3, learning_rate=0.02,
         training={"batch_size": 4, "lr_schedule": "cosine", "warmup_epochs": 1}))
-    dataprep.run(exp, registry, progress=False)
-    train.run(exp, registry, progress=False)
+    dataprep.run(exp, registry)
+    train.run(exp, registry)
     with open(exp.outdir / "logs" / "training.csv", newline="") as handle:
         logged = [float(r["learning_rate"]) for r in csv.DictReader(handle)]
     steps = len(logged) and round(

@@ -81,7 +81,7 @@ def test_tile_cores_equal_one_pass_over_the_whole_image(tmp_path, registry):
     image = write_raster(tmp_path / "img.tif", data)
     exp = experiment(tmp_path, image)
     model, info = fake_training(exp, registry, image)
-    out = predict.run(exp, registry, progress=False)
+    out = predict.run(exp, registry)
     got, src = read(out)
     expected = whole_image(model, info, image)
     assert np.array_equal(got, expected)
@@ -95,7 +95,7 @@ def test_real_landsat_scene_keeps_its_nodata_border(shared_data, tmp_path, regis
     image = shared_data / "rasterio" / "RGB.byte.tif"
     exp = experiment(tmp_path, image, tilesize=128, overlap=16)
     model, info = fake_training(exp, registry, image)
-    out = predict.run(exp, registry, progress=False)
+    out = predict.run(exp, registry)
     got, src = read(out)
     expected = whole_image(model, info, image)
     assert np.array_equal(got, expected)
@@ -110,13 +110,13 @@ def test_shards_and_merge_equal_a_single_run(tmp_path, registry, blend):
     img, _, _ = squares_scene(tmp_path, size=140)
     exp = experiment(tmp_path, img, predict={"blend": blend})
     fake_training(exp, registry, img)
-    single = read(predict.run(exp, registry, progress=False))[0].copy()
+    single = read(predict.run(exp, registry))[0].copy()
     out = predict.output_path(exp)
     out.unlink()
     for i in range(3):
-        predict.run(exp, registry, shard=f"{i}/3", progress=False)
+        predict.run(exp, registry, shard=f"{i}/3")
     assert not out.exists()
-    predict.run(exp, registry, merge=True, progress=False)
+    predict.run(exp, registry, merge=True)
     assert np.array_equal(read(out)[0], single)
 
 
@@ -125,7 +125,7 @@ def test_blending_agrees_with_cores_away_from_seams(tmp_path, registry):
     image = write_raster(tmp_path / "img.tif", data)
     exp = experiment(tmp_path, image, predict={"blend": True, "probabilities": "float32"})
     model, info = fake_training(exp, registry, image)
-    out = predict.run(exp, registry, progress=False)
+    out = predict.run(exp, registry)
     # tiles differ from the one-pass result only within 2 px of their edges, where blending
     # weights are smallest: the blend agrees almost everywhere
     agreement = (read(out)[0] == whole_image(model, info, image)).mean()
@@ -162,7 +162,7 @@ def test_bad_input(tmp_path, registry, case, message):
         (tmp_path / "blocker").write_text("a file")
         exp = experiment(tmp_path, img, predict={"output": str(tmp_path / "blocker" / "p.tif")})
     with pytest.raises(DeepSegError, match=message):
-        predict.run(exp, registry, progress=False, **kwargs)
+        predict.run(exp, registry, **kwargs)
 
 
 def test_vectors_carry_class_names_and_the_raster_area(tmp_path, registry):
@@ -171,7 +171,7 @@ def test_vectors_carry_class_names_and_the_raster_area(tmp_path, registry):
     img, _, _ = squares_scene(tmp_path, size=96)
     exp = experiment(tmp_path, img, predict={"vectorize": {"enabled": True, "skip_classes": []}})
     fake_training(exp, registry, img)
-    out = predict.run(exp, registry, progress=False)
+    out = predict.run(exp, registry)
     frame = gpd.read_file(out.with_suffix(".gpkg"))
     raster = read(out)[0]
     assert frame.geometry.is_valid.all() and frame.crs.to_epsg() == 2193

@@ -36,7 +36,7 @@ def test_instances_straddling_tiles_come_out_once_and_shards_agree(tmp_path, reg
                      tilesize=64, overlap=32, classes=[{"name": "background"}, {"name": "blob"}],
                      predict={"output": "predictions/blobs.tif"})
     model, info = fake_training(exp, registry, img)
-    out = predict.run(exp, registry, progress=False)
+    out = predict.run(exp, registry)
     frame = gpd.read_file(out.with_suffix(".gpkg"))
     expected = [shape(g) for g in whole_image_blobs(model, info, img)]
     assert len(frame) == len(expected) > 5
@@ -51,8 +51,8 @@ def test_instances_straddling_tiles_come_out_once_and_shards_agree(tmp_path, reg
     out.unlink()
     out.with_suffix(".gpkg").unlink()
     for i in range(3):
-        predict.run(exp, registry, shard=f"{i}/3", progress=False)
-    predict.run(exp, registry, merge=True, progress=False)
+        predict.run(exp, registry, shard=f"{i}/3")
+    predict.run(exp, registry, merge=True)
     merged = gpd.read_file(out.with_suffix(".gpkg"))
     assert sorted(merged.geometry.area.round(3)) == sorted(single_frame.geometry.area.round(3))
     with rasterio.open(out) as src:

@@ -89,11 +89,11 @@ def test_outputs_are_identical_whatever_the_reader_count(tmp_path, registry, rea
     ref = experiment(tmp_path / "ref", image, predict={"readers": 1, "batch_size": 3,
                                                        "probabilities": "float32"})
     fake_training(ref, registry, image)
-    ref_out = predict.run(ref, registry, progress=False)
+    ref_out = predict.run(ref, registry)
     exp = experiment(tmp_path / "n", image, predict={"readers": readers, "batch_size": 3,
                                                      "probabilities": "float32"})
     fake_training(exp, registry, image)
-    out = predict.run(exp, registry, progress=False)
+    out = predict.run(exp, registry)
     with rasterio.open(ref_out) as x, rasterio.open(out) as y:
         assert np.array_equal(x.read(), y.read()) and (x.read(1) == 255).any()
     ref_p, out_p = (p.with_name(f"{p.stem}_probabilities{p.suffix}") for p in (ref_out, out))

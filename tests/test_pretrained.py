@@ -48,21 +48,19 @@ def test_a_nameless_keras3_weights_file_loads_by_position_and_says_so(tmp_path):
     source = tiny(seed=1)
     path = tmp_path / "w.weights.h5"
     source.save_weights(path)
-    lines = []
-    report = load_weights(tiny(seed=2), str(path), 3, echo=lines.append)
+    report = load_weights(tiny(seed=2), str(path), 3)
     assert report.loaded == ["(all, by position)"]
-    assert "stores no layer names: loaded by position" in lines[1]
+    assert "stores no layer names: loaded by position" in report.lines()[1]
 
 
 def test_a_model_file_fills_same_named_layers_and_reports_the_rest(tmp_path):
     source = tiny(nbands=4, nclasses=3, seed=1)
     path = tmp_path / "best.keras"
     source.save(path)
-    lines = []
     target = tiny(nbands=3, nclasses=2, seed=2)
-    report = load_weights(target, str(path), 3, echo=lines.append)
+    report = load_weights(target, str(path), 3)
     assert report.loaded == ["stem", "stem_bn"]
-    assert lines == [
+    assert report.lines() == [
         f"weights {path}: loaded 2 layers, adapted 1, skipped 1, 0 model layers not in the "
         "file (left as initialized)",
         "  loaded: stem, stem_bn",
@@ -82,7 +80,7 @@ def test_a_file_without_a_matching_layer_is_an_error(tmp_path):
         f["dense_9"]["dense_9/kernel:0"] = np.zeros((2, 2), np.float32)
     with pytest.raises(DeepSegError, match=f"model parameter weights: no layer of '{path}' "
                                            "matches a layer of the model by name and shape"):
-        load_weights(tiny(), str(path), 3, echo=lambda line: None)
+        load_weights(tiny(), str(path), 3)
 
 
 def test_an_unreadable_weights_file_names_it(tmp_path):

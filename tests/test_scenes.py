@@ -43,7 +43,7 @@ def two_scenes(folder, distance_m, sizes=(96, 64), shared_labels=False, nsquares
 
 
 def build(exp, registry):
-    path = dataprep.run(exp, registry, progress=False)
+    path = dataprep.run(exp, registry)
     return Store(path)
 
 
@@ -105,7 +105,7 @@ def test_one_scene_per_fold_when_asked(tmp_path, registry):
 def test_fold_settings_the_data_cannot_fill_are_errors(tmp_path, registry, settings, message):
     exp = two_scenes(tmp_path, 5_000, **settings)
     with pytest.raises(DeepSegError, match=message):
-        dataprep.run(exp, registry, progress=False)
+        dataprep.run(exp, registry)
     assert not list((tmp_path / "runs").rglob("*.h5*"))  # nothing half-written
 
 
@@ -116,7 +116,7 @@ def test_one_image_with_too_many_folds_says_how_many_it_allows(tmp_path, registr
                                            "\\(fold\\(s\\) 0, 1, 2, ...; tiles per fold: 0, "
                                            "0, 0, 1, 0; 4 tiles, 3 of them buffer tiles\\): "
                                            "the data allows at most 1 fold$"):
-        dataprep.run(exp, registry, progress=False)
+        dataprep.run(exp, registry)
 
 
 def test_a_scene_without_labels_is_an_error(tmp_path, registry):
@@ -125,14 +125,14 @@ def test_a_scene_without_labels_is_an_error(tmp_path, registry):
         exp.scenes[0].model_copy(update={"labels": None}), exp.scenes[1]]})
     with pytest.raises(DeepSegError, match="scenes\\[0\\].labels: scene 'north' has no labels "
                                            "and the experiment gives no shared 'labels'"):
-        dataprep.run(exp, registry, progress=False)
+        dataprep.run(exp, registry)
 
 
 def test_crossval_runs_over_scenes(tmp_path, registry):
     exp = two_scenes(tmp_path, 2_000, folds=2, epochs=1)
     exp = exp.model_copy(update={"crossval": exp.crossval.model_copy(update={"folds": [1]})})
-    dataprep.run(exp, registry, progress=False)
-    table = crossval.run(exp, registry, progress=False)
+    dataprep.run(exp, registry)
+    table = crossval.run(exp, registry)
     assert "overall_accuracy" in table
 
 
@@ -175,7 +175,7 @@ def test_real_sentinel2_corner_tiles_as_scenes_tile_only_their_extent(shared_dat
         kw = {"scenes": scenes} if scenes else {"images": [{"path": [str(p) for p in corners]}]}
         path = write_experiment(tmp_path / name, corners[0], corners[0], name=name,
                                 **{**common, **kw})
-        store = Store(dataprep.run(load_experiment(path), registry, progress=False))
+        store = Store(dataprep.run(load_experiment(path), registry))
         stores[name] = store
     both, first, last = stores["both"], stores["first"], stores["last"]
     # the two corners are 9 km apart: a mosaic grid of 930 x 947 px; the scenes tile 271 x 270

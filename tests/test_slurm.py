@@ -82,7 +82,7 @@ def test_sbatch_trains_predicts_in_an_array_and_merges(slurm, tmp_path):
     # the same model in one process, no shards: the same raster, bit for bit
     registry = load_plugins().registry
     out.unlink()
-    predict.run(exp, registry, progress=False)
+    predict.run(exp, registry)
     assert np.array_equal(band(out), merged)
 
 
@@ -95,7 +95,7 @@ def test_a_requeued_prediction_task_resumes_and_the_merge_equals_one_run(slurm, 
     registry = load_plugins().registry
     untrained_model(exp, registry)
     out = predict.output_path(exp)
-    predict.run(exp, registry, progress=False)
+    predict.run(exp, registry)
     single = band(out)
     out.unlink()
     result = deepseg("sbatch", str(path), "--stages", "predict", "--shards", "3")

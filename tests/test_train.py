@@ -27,7 +27,7 @@ def scene(tmp_path_factory):
 
 def prepared(folder, img, gpkg, registry, **over):
     exp = load_experiment(write_experiment(folder, img, gpkg, **over))
-    dataprep.run(exp, registry, progress=False)
+    dataprep.run(exp, registry)
     return exp
 
 
@@ -42,7 +42,7 @@ def test_tiny_models_learn_a_two_class_pattern(scene, registry, model):
     exp = prepared(folder, img, gpkg, registry, name=model, epochs=8,
                    model={"name": model, "filters": 8, "depth": 2},
                    training={"batch_size": 4})
-    train.run(exp, registry, progress=False)
+    train.run(exp, registry)
     rows = log_rows(exp)
     assert len(rows) == 8
     best = max(float(r["val_miou"]) for r in rows)
@@ -61,7 +61,7 @@ def test_real_sentinel2_store_trains_and_curves_match_the_log(shared_data, tmp_p
                    overlap=8, folds=3, classes=classes, epochs=4, learning_rate=0.005,
                    labels={"path": str(gpkg), "outside": "ignore", "class_field": None},
                    training={"batch_size": 8, "loss": "ce"})
-    train.run(exp, registry, progress=False)
+    train.run(exp, registry)
     rows = log_rows(exp)
     losses = [float(r["loss"]) for r in rows]
     assert len(rows) == 4 and losses[-1] < losses[0]
@@ -84,8 +84,8 @@ def test_seed_reproduces_weights_and_resume_continues(scene, registry, tmp_path)
                   training={"batch_size": 8, "seed": 7}, workdir=str(tmp_path))
     a = prepared(folder, img, gpkg, registry, name="a", epochs=3, **common)
     b = prepared(folder, img, gpkg, registry, name="b", epochs=3, **common)
-    wa, wb = _weights(train.run(a, registry, progress=False)), \
-        _weights(train.run(b, registry, progress=False))
+    wa, wb = _weights(train.run(a, registry)), \
+        _weights(train.run(b, registry))
     assert all(np.array_equal(x, y) for x, y in zip(wa, wb))
     full_iterations = None
     import keras
@@ -94,10 +94,10 @@ def test_seed_reproduces_weights_and_resume_continues(scene, registry, tmp_path)
                                                   compile=True).optimizer.iterations)
     # interrupted after 2 epochs, then resumed to 3
     c = prepared(folder, img, gpkg, registry, name="c", epochs=2, **common)
-    train.run(c, registry, progress=False)
+    train.run(c, registry)
     resume = dict(common, training={**common["training"], "resume": True})
     c3 = prepared(folder, img, gpkg, registry, name="c", epochs=3, **resume)
-    model = train.run(c3, registry, progress=False)
+    model = train.run(c3, registry)
     assert len(log_rows(c3)) == 3
     assert int(model.optimizer.iterations) == full_iterations
     assert [int(r["epoch"]) for r in log_rows(c3)] == [0, 1, 2]
@@ -178,7 +178,7 @@ def test_bad_input_fails_before_training(scene, registry, tmp_path, case, messag
             check_registry(exp, registry)
         return
     with pytest.raises(DeepSegError, match=message):
-        train.run(exp, registry, progress=False)
+        train.run(exp, registry)
     assert not (exp.outdir / "model" / "last.keras").exists()
 
 
@@ -195,7 +195,7 @@ def test_mixed_precision_falls_back_to_float32_without_a_gpu(scene, registry, tm
     exp = prepared(folder, img, gpkg, registry, name="mp", epochs=1, workdir=str(tmp_path),
                    training={"mixed_precision": True, "steps_per_epoch": 1})
     with pytest.warns(UserWarning, match="no GPU visible, training in float32"):
-        model = train.run(exp, registry, progress=False)
+        model = train.run(exp, registry)
     assert keras.mixed_precision.global_policy().name == "float32"
     assert model.layers[1].compute_dtype == "float32"
     assert len(log_rows(exp)) == 1

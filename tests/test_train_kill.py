@@ -69,7 +69,7 @@ def experiments(tmp_path_factory):
     from deepseg_core.plugins import load_plugins
     from deepseg_core.stages import dataprep
 
-    dataprep.run(load_experiment(paths[0]), load_plugins().registry, progress=False)
+    dataprep.run(load_experiment(paths[0]), load_plugins().registry)
     return folder, paths
 
 

@@ -43,8 +43,8 @@ def test_dataprep_reads_image_and_labels_inside_a_zip(tmp_path, registry):
         tmp_path / "zipped", f"/vsizip/{archive}/data/scene.tif",
         f"/vsizip/{archive}/data/labels.gpkg", name="zipped"))
     assert zipped.images[0].path == f"/vsizip/{archive}/data/scene.tif"  # not made relative
-    expected = store_arrays(dataprep.run(local, registry, progress=False))
-    got = store_arrays(dataprep.run(zipped, registry, progress=False))
+    expected = store_arrays(dataprep.run(local, registry))
+    got = store_arrays(dataprep.run(zipped, registry))
     for a, b in zip(got, expected):
         np.testing.assert_array_equal(a, b)
 

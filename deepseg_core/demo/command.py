@@ -34,7 +34,7 @@ def prepare_workdir(folder: Path) -> None:
 
 
 def run_demo(workdir, size: int = DEFAULT_SIZE, epochs: int = DEFAULT_EPOCHS, seed: int = 0,
-             vectors: bool = True, crossval_folds=(0, 1, 2), progress: bool = True) -> dict:
+             vectors: bool = True, crossval_folds=(0, 1, 2)) -> dict:
     """Generate the scene, write experiment.yaml, run the four stages; returns the summary."""
     from ..config import STAGES
     from ..stages import load, run_stage
@@ -50,7 +50,7 @@ def run_demo(workdir, size: int = DEFAULT_SIZE, epochs: int = DEFAULT_EPOCHS, se
     results = {}
     for stage in STAGES:
         click.echo(f"== {stage}")
-        results[stage] = run_stage(stage, exp, progress=progress)
+        results[stage] = run_stage(stage, exp)
     out = exp.outdir
     prediction = Path(results["predict"])
     summary = {

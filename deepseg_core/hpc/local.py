@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
+import logging
 import multiprocessing
 import os
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
-import click
-
 from ..errors import DeepSegError
+
+log = logging.getLogger(__name__)
 
 
 def _limit_threads(threads: int, gpus: list[str] = (), slots=None, workers: int = 1) -> None:
     """Worker start-up: share the cores, and the GPUs one share each (read when TensorFlow
-    starts)."""
+    starts); the shard's messages shown as the CLI shows them, without progress bars."""
+    from ..io.messages import show
+
+    show(progress=False)
     for var in ("TF_NUM_INTRAOP_THREADS", "OMP_NUM_THREADS"):
         os.environ[var] = str(threads)
     os.environ["TF_NUM_INTEROP_THREADS"] = "1"
@@ -31,7 +35,7 @@ def _predict_shard(experiment: str, shard: str) -> str:
     from ..plugins.manager import get_registry
     from ..stages import predict
 
-    predict.run(load_experiment(experiment), get_registry(), shard=shard, progress=False)
+    predict.run(load_experiment(experiment), get_registry(), shard=shard)
     return shard
 
 
@@ -60,11 +64,11 @@ def run_shards(exp, registry, shards: int, workers: int) -> Path:
             i = futures[future]
             try:
                 future.result()
-                click.echo(f"shard {i}/{shards} done")
+                log.info(f"shard {i}/{shards} done")
             except Exception as exc:  # reported with its shard below
                 reason = (str(exc).splitlines() or [type(exc).__name__])[0]
                 failed.append(f"{i} ({reason})")
     if failed:
         raise DeepSegError(f"prediction shard(s) {', '.join(sorted(failed))} of {shards} failed; "
                            "run the same command again to resume them")
-    return predict.run(exp, registry, merge=True, progress=False)
+    return predict.run(exp, registry, merge=True)

@@ -2,22 +2,23 @@
 
 from __future__ import annotations
 
-import click
+import logging
 
 from ..io.progress import Progress
 from .pipeline import run_pipeline
 from .readers import TileReader
 
+log = logging.getLogger(__name__)
 
-def tile_runner(registry, info: dict, weights, stack, windows, settings, label: str,
-                progress: bool):
+
+def tile_runner(registry, info: dict, weights, stack, windows, settings, label: str):
     """``run(consume, start)``: stream ``windows[start:]`` through the model into ``consume``."""
     from ..models.folder import load_model
 
     plugin, model = load_model(registry, info, weights)
 
     def run(consume, start=0):
-        bar = Progress(len(windows) - start, label, enabled=progress)
+        bar = Progress(len(windows) - start, label)
         counts = {"tiles": 0, "skipped": 0}
 
         def write(tile):
@@ -34,9 +35,9 @@ def tile_runner(registry, info: dict, weights, stack, windows, settings, label: 
         finally:
             read.close()
         n, skipped = counts["tiles"], counts["skipped"]
-        click.echo(f"{label}: {n - skipped} tiles predicted, {skipped} all-nodata tiles "
-                   f"skipped, {bar.elapsed:.1f} s ({n / max(bar.elapsed, 1e-9):.1f} tiles/s; "
-                   f"the model waited {waits.get('model_waited_s', 0.0):.1f} s for "
-                   f"{settings.readers} reader{'s' * (settings.readers != 1)})")
+        log.info(f"{label}: {n - skipped} tiles predicted, {skipped} all-nodata tiles "
+                 f"skipped, {bar.elapsed:.1f} s ({n / max(bar.elapsed, 1e-9):.1f} tiles/s; "
+                 f"the model waited {waits.get('model_waited_s', 0.0):.1f} s for "
+                 f"{settings.readers} reader{'s' * (settings.readers != 1)})")
 
     return run

@@ -12,6 +12,8 @@ import time
 
 from tqdm import tqdm
 
+from .messages import progress_shown
+
 PLAIN_INTERVAL = 30.0  # seconds between plain lines
 BAR_FORMAT = "{l_bar}{bar}| {n_fmt}/{total_fmt} [{elapsed}<{remaining}, {rate_fmt}]"
 PLAIN_FORMAT = "{desc}: {n_fmt}/{total_fmt} ({percentage:.0f}%) [{elapsed}<{remaining}, " \
@@ -20,17 +22,18 @@ PLAIN_FORMAT = "{desc}: {n_fmt}/{total_fmt} ({percentage:.0f}%) [{elapsed}<{rema
 
 class Progress:
     """Counts work items (``update``); ``mode`` is 'auto' (a bar on a TTY, else plain lines),
-    'bar' or 'plain'. ``enabled=False`` prints nothing but still counts."""
+    'bar' or 'plain'. ``enabled=False`` prints nothing but still counts; by default it shows
+    when progress is wanted (:func:`deepseg_core.io.messages.progress_shown`)."""
 
-    def __init__(self, total: int, label: str, enabled: bool = True, stream=None,
+    def __init__(self, total: int, label: str, enabled: bool | None = None, stream=None,
                  mode: str = "auto", interval: float = PLAIN_INTERVAL, unit: str = "tile"):
         if mode not in ("auto", "bar", "plain"):
             raise ValueError(f"progress mode {mode!r}: expected auto, bar or plain")
         self.total, self.label, self.done = max(total, 0), label, 0
         self.stream = stream or sys.stderr
-        self.enabled = enabled
+        self.enabled = progress_shown() if enabled is None else enabled
         tty = getattr(self.stream, "isatty", lambda: False)()
-        self.tty = enabled and (mode == "bar" or (mode == "auto" and tty))
+        self.tty = self.enabled and (mode == "bar" or (mode == "auto" and tty))
         self.interval, self.unit = interval, unit
         self.start = self.last = time.monotonic()
         self._ended = False  # the final plain line is written

@@ -109,9 +109,9 @@ def encoder_features(inputs, name: str) -> list:
     return [base.get_layer(layer).output for layer in outputs]
 
 
-def load_encoder_weights(model, name: str, weights, nbands: int, echo=None):
+def load_encoder_weights(model, name: str, weights, nbands: int):
     """Load ``encoder_weights`` into the encoder layers of ``model`` by name; the report."""
     from .pretrained import load_weights
 
     path = encoder_weights_file(name, weights)
-    return load_weights(model, path, nbands, echo=echo) if path else None
+    return load_weights(model, path, nbands) if path else None

@@ -5,14 +5,16 @@ trained model loaded (Keras is imported only then)."""
 from __future__ import annotations
 
 import json
+import logging
 import zipfile
 from pathlib import Path
 
-import click
 import numpy as np
 
 from ..errors import DeepSegError, cause, io_error
 from ..io.atomic import write_text
+
+log = logging.getLogger(__name__)
 
 INFO_KEYS = ("model", "params", "nbands", "tilesize", "overlap", "segmentation_type", "classes",
              "colours", "band_names", "crs", "resolution", "stats")
@@ -60,7 +62,7 @@ def pick_weights(model_dir: Path) -> Path | None:
         why = damage(path)
         if why is None:
             if problems:
-                click.echo(f"warning: {problems[0]}; using {path.name} instead", err=True)
+                log.warning(f"{problems[0]}; using {path.name} instead")
             return path
         problems.append(f"{path} is damaged ({why})")
     if problems:

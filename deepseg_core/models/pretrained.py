@@ -13,12 +13,15 @@ file bands / model bands so the activations keep their size). Keras is imported 
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import DeepSegError
+
+log = logging.getLogger(__name__)
 
 SUFFIXES = (".keras", ".h5")
 
@@ -174,10 +177,10 @@ def copy_named(model, source: dict, path: str, nbands: int | None = None,
     return report
 
 
-def load_weights(model, path: str, nbands: int | None = None, custom_objects=None,
-                 echo=None) -> LoadReport:
+def load_weights(model, path: str, nbands: int | None = None,
+                 custom_objects=None) -> LoadReport:
     """Load ``path`` into ``model`` by layer name (positional for a nameless Keras 3 file),
-    print the report through ``echo`` (default ``click.echo``) and return it."""
+    report what was loaded (:func:`show`) and return the report."""
     source = read_named(path, custom_objects)
     if source is None:
         model.load_weights(path, skip_mismatch=True)
@@ -190,15 +193,11 @@ def load_weights(model, path: str, nbands: int | None = None, custom_objects=Non
             raise DeepSegError(f"model parameter weights: no layer of {path!r} matches a layer "
                                f"of the model by name and shape ({len(report.skipped)} by name "
                                f"only)")
-    show(report, echo)
+    show(report)
     return report
 
 
-def show(report: LoadReport, echo=None) -> None:
-    """Print the report's lines."""
-    if echo is None:
-        import click
-
-        echo = click.echo
+def show(report: LoadReport) -> None:
+    """Tell the user what a load did, line by line (deepseg_core.io.messages)."""
     for line in report.lines():
-        echo(line)
+        log.info(line)

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import importlib
-
-import click
+import logging
 
 from ..errors import DeepSegError
+
+log = logging.getLogger(__name__)
 
 STAGE_MODULES = {"dataprep": "deepseg_core.stages.dataprep", "train": "deepseg_core.stages.train",
                  "crossval": "deepseg_core.stages.crossval",
@@ -21,8 +22,7 @@ def load(experiment, check_files=True):
     exp = load_experiment(experiment, check_files=check_files)
     loaded = get_plugins()
     for info in loaded.failures:  # the user may be about to miss what it registers
-        click.echo(f"warning: plugin {info.name!r} failed ({info.error}); see 'deepseg plugins'",
-                   err=True)
+        log.warning(f"plugin {info.name!r} failed ({info.error}); see 'deepseg plugins'")
     check_registry(exp, loaded.registry)
     return exp
 

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
-import click
 import numpy as np
 
 from ..config.resolved import save_resolved
 from ..data.folds import split
 from ..errors import DeepSegError, io_error
 from ..store.identity import open_store
+
+log = logging.getLogger(__name__)
 
 
 def validation_folds(exp) -> list[int]:
@@ -24,16 +26,16 @@ def validation_folds(exp) -> list[int]:
     return [exp.folds - 1] if exp.folds > 1 else []
 
 
-def run(exp, registry, progress: bool = True):
+def run(exp, registry):
     """Train and return the trained keras model."""
     outdir = exp.outdir
     try:
-        return _train(exp, registry, outdir, progress)
+        return _train(exp, registry, outdir)
     except OSError as exc:  # e.g. a folder that cannot be made; the callbacks name their files
         raise io_error(exc.filename or outdir, exc) from None
 
 
-def _train(exp, registry, outdir: Path, progress: bool):
+def _train(exp, registry, outdir: Path):
     from ..training.fit import fit, setup_runtime
 
     if setup_runtime(exp).chief:  # the workers of a distributed run write nothing here
@@ -44,8 +46,8 @@ def _train(exp, registry, outdir: Path, progress: bool):
         train_idx, val_idx = split(tiles["fold"], tiles["row"], tiles["col"], exp.tilesize, held)
         if not held:
             train_idx = np.arange(len(tiles))
-        click.echo(f"training {exp.model.name} on {len(train_idx)} tiles, validating on "
-                   f"{len(val_idx)} (folds {held or 'none'})")
-        model = fit(exp, registry, store, train_idx, val_idx, outdir, progress)
-    click.echo(f"model: {outdir / 'model'}  curves: {outdir / 'logs' / 'curves.png'}")
+        log.info(f"training {exp.model.name} on {len(train_idx)} tiles, validating on "
+                 f"{len(val_idx)} (folds {held or 'none'})")
+        model = fit(exp, registry, store, train_idx, val_idx, outdir)
+    log.info(f"model: {outdir / 'model'}  curves: {outdir / 'logs' / 'curves.png'}")
     return model

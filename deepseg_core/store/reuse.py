@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
-import click
 import h5py
 
 from ..errors import DeepSegError
 from .reader import Store, decode_attr
+
+log = logging.getLogger(__name__)
 
 
 def existing_store(path: Path, settings_hash: str, replace: bool = False) -> str:
@@ -22,7 +24,7 @@ def existing_store(path: Path, settings_hash: str, replace: bool = False) -> str
         store = Store(path)
     except DeepSegError as exc:
         if replace or _hash_of(path) == settings_hash:
-            click.echo(f"store {path} cannot be reused ({exc}): rebuilding")
+            log.info(f"store {path} cannot be reused ({exc}): rebuilding")
             return "rebuild"
         what = "not an HDF5 file" if not h5py.is_hdf5(path) else "an unreadable or other store"
         raise DeepSegError(f"store.path: {path} exists and is not a readable store of these "
@@ -32,8 +34,8 @@ def existing_store(path: Path, settings_hash: str, replace: bool = False) -> str
         found = store.attrs.get("settings_hash")
         if found != settings_hash:
             if replace:
-                click.echo(f"store {path} was built from other data settings (hash {found}): "
-                           "replacing it (store.replace: true)")
+                log.info(f"store {path} was built from other data settings (hash {found}): "
+                         "replacing it (store.replace: true)")
                 return "rebuild"
             raise DeepSegError(
                 f"store.path: {path} was built from other data settings (settings hash "
@@ -41,7 +43,7 @@ def existing_store(path: Path, settings_hash: str, replace: bool = False) -> str
                 "or set 'store.replace: true' to overwrite it")
         problem = store.problem()
         if problem is not None:
-            click.echo(f"store {path}: {problem[0]} is damaged ({problem[1]}): rebuilding")
+            log.info(f"store {path}: {problem[0]} is damaged ({problem[1]}): rebuilding")
             return "rebuild"
     return "reuse"
 

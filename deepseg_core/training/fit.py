@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import warnings
 from pathlib import Path
@@ -10,7 +11,10 @@ import numpy as np
 
 from ..contracts.model import TrainSettings
 from ..errors import DeepSegError
+from ..io.messages import progress_shown
 from ..models.folder import write_model_info
+
+log = logging.getLogger(__name__)
 
 
 def setup_runtime(exp):
@@ -67,12 +71,11 @@ def augmenters(exp, registry):
     return [registry.get("augmenter", a.name)(**a.params) for a in exp.augmentation]
 
 
-def fit(exp, registry, store, train_idx, val_idx, outdir: Path, progress: bool = True):
+def fit(exp, registry, store, train_idx, val_idx, outdir: Path):
     """Train the experiment's model on ``train_idx`` tiles; checkpoints and logs in ``outdir``.
 
     Only the chief (the one process of an undistributed run) writes into ``outdir``.
     """
-    import click
 
     from . import checkpoint
     from .callbacks import callbacks_for, load_resume_state
@@ -89,7 +92,7 @@ def fit(exp, registry, store, train_idx, val_idx, outdir: Path, progress: bool =
                            "validation folds")
     cluster = setup_runtime(exp)
     batch, rate, line = scaling(exp, cluster)
-    click.echo(line)
+    log.info(line)
     if cluster.chief:
         model_dir.mkdir(parents=True, exist_ok=True)
         log_dir.mkdir(parents=True, exist_ok=True)
@@ -127,7 +130,7 @@ def fit(exp, registry, store, train_idx, val_idx, outdir: Path, progress: bool =
     callbacks = guard([EpochSetter(train, val), *schedule_for(exp, rate, train.steps),
                        *callbacks_for(
         exp, model_dir, log_dir, has_val=val is not None, chief=cluster.chief, record=record)])
-    verbose = (1 if os.isatty(2) else 2) if progress and cluster.chief else 0
+    verbose = (1 if os.isatty(2) else 2) if progress_shown() and cluster.chief else 0
     try:  # shuffle=False: the dataset shuffles, by seed and epoch (Python's random would not)
         model.fit(x, validation_data=vx, epochs=exp.epochs, initial_epoch=initial_epoch,
                   shuffle=False, callbacks=callbacks, verbose=verbose, **steps)

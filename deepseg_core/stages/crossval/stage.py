@@ -8,8 +8,8 @@ mean ± std table), so folds may run in separate jobs.
 from __future__ import annotations
 
 import json
+import logging
 
-import click
 import numpy as np
 
 from ...config.resolved import save_resolved
@@ -24,6 +24,8 @@ from ...io.gdal_errors import gdal_errors
 from ...metrics.summary import fold_statistics, fold_summary
 from ...store.identity import open_store
 from .tile_eval import TileEvaluator
+
+log = logging.getLogger(__name__)
 
 
 def metric_names(exp) -> list[str]:
@@ -42,21 +44,21 @@ def chosen_folds(exp, store) -> list[int]:
     return list(wanted)
 
 
-def run(exp, registry, progress: bool = True) -> dict:
+def run(exp, registry) -> dict:
     """Run the chosen folds, then summarize every finished fold; returns the summary table."""
     root = exp.outdir / "crossval"
     try:
         save_resolved(exp, exp.outdir)
         with open_store(exp) as store:
             for fold in chosen_folds(exp, store):
-                click.echo(f"== crossval fold {fold}")
-                run_fold(exp, registry, store, fold, root / f"fold{fold}", progress)
+                log.info(f"== crossval fold {fold}")
+                run_fold(exp, registry, store, fold, root / f"fold{fold}")
         return summarize(exp, registry, root)
     except OSError as exc:  # a folder that cannot be made; the writers name their files
         raise io_error(exc.filename or root, exc) from None
 
 
-def run_fold(exp, registry, store, fold: int, folder, progress: bool) -> None:
+def run_fold(exp, registry, store, fold: int, folder) -> None:
     """Train without the fold, evaluate its tile cores, write its reports."""
     from ...training.fit import fit
     from ...training.reuse import finished_run
@@ -68,7 +70,7 @@ def run_fold(exp, registry, store, fold: int, folder, progress: bool) -> None:
     if last is not None:
         model = _take_train_run(exp, registry, last, folder, fold)
     else:
-        model = fit(exp, registry, store, train_idx, [], folder, progress)
+        model = fit(exp, registry, store, train_idx, [], folder)
     grid = _grid_windows(exp, registry, store)
     metrics = {name: registry.get("metric", name)(exp.class_names, exp.ignore_label)
                for name in metric_names(exp)}
@@ -97,8 +99,8 @@ def _take_train_run(exp, registry, last, folder, fold: int):
     from ...models.folder import load_model
     from ...training.reuse import take_run
 
-    click.echo(f"fold {fold}: the train stage's run ({last}) trained on this fold's training "
-               "tiles with the same settings: taken for the fold, not trained again")
+    log.info(f"fold {fold}: the train stage's run ({last}) trained on this fold's training "
+             "tiles with the same settings: taken for the fold, not trained again")
     take_run(exp.outdir, last, folder)
     return load_model(registry, {"model": exp.model.name}, folder / "model" / "last.keras")[1]
 
@@ -135,9 +137,9 @@ def summarize(exp, registry, root) -> dict:
     table = fold_statistics(per_fold)
     keys = [k for k in ("overall_accuracy", "kappa", "mean_F1", "mean_IoU", "F1", "AP50")
             if k in table]
-    click.echo(f"crossval over {len(per_fold)} fold(s): " + ", ".join(
+    log.info(f"crossval over {len(per_fold)} fold(s): " + ", ".join(
         f"{k} {table[k]['mean']:.4f} ± {table[k]['std']:.4f}" for k in keys))
-    click.echo(f"reports: {root}")
+    log.info(f"reports: {root}")
     return table
 
 

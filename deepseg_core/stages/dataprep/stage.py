@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
-import click
 import numpy as np
 
 from ...data.bandstats import BandStats
@@ -19,8 +19,10 @@ from ...store.reuse import existing_store
 from .folds import scene_folds
 from .labels import open_labels
 
+log = logging.getLogger(__name__)
 
-def run(exp, registry, progress: bool = True) -> Path:
+
+def run(exp, registry) -> Path:
     """Build (or reuse) the experiment's store and return its path."""
     scenes = training_scenes(exp)
     if scenes[0].labels is None:
@@ -29,8 +31,8 @@ def run(exp, registry, progress: bool = True) -> Path:
     # a store named by its hash is ours to rebuild; one named by store.path may be another's
     replace = exp.store.replace or not exp.store.path
     if existing_store(path, digest, replace) == "reuse":
-        click.echo(f"reusing store {path} (built from the same data settings, checksums "
-                   "verified)")
+        log.info(f"reusing store {path} (built from the same data settings, checksums "
+                 "verified)")
         return path
     for stale in path.parent.glob(f"{path.name}.tmp-*"):
         stale.unlink(missing_ok=True)
@@ -52,7 +54,7 @@ def run(exp, registry, progress: bool = True) -> Path:
                 labels = open_labels(scene.labels, exp.classes, scene.grid, registry,
                                      tally.instance)
                 try:
-                    _tile_scene(exp, registry, scene, stack, labels, writer, tally, progress)
+                    _tile_scene(exp, registry, scene, stack, labels, writer, tally)
                 finally:
                     if hasattr(labels, "close"):
                         labels.close()
@@ -72,8 +74,8 @@ def run(exp, registry, progress: bool = True) -> Path:
     _summary(path, len(table), tally.skipped, exp, tally.counts, folds, tally.instance)
     if len(scenes) > 1:
         per_scene = np.bincount(table[:, 2], minlength=len(scenes))
-        click.echo("scenes: " + ", ".join(f"{s.name}={int(n)}" for s, n in
-                                          zip(scenes, per_scene)) + " tiles")
+        log.info("scenes: " + ", ".join(f"{s.name}={int(n)}" for s, n in
+                                        zip(scenes, per_scene)) + " tiles")
     return path
 
 
@@ -88,7 +90,7 @@ class Tally:
         self.instance_classes: dict[int, int] = {}
 
 
-def _tile_scene(exp, registry, scene, stack, labels, writer, tally, progress):
+def _tile_scene(exp, registry, scene, stack, labels, writer, tally):
     grid, t = scene.grid, exp.tilesize
     if (grid.width < t or grid.height < t) and not exp.padding:
         raise DeepSegError(f"{exp.source}: tilesize {t} is larger than the raster "
@@ -101,7 +103,7 @@ def _tile_scene(exp, registry, scene, stack, labels, writer, tally, progress):
     cores = tile_cores(windows, grid.width, grid.height)
     nclasses, min_labelled = len(exp.classes), scene.labels.min_labelled
     offset = max(tally.instance_classes, default=0)  # instance ids unique over the scenes
-    bar = Progress(len(windows), f"dataprep tiles ({scene.name})", enabled=progress)
+    bar = Progress(len(windows), f"dataprep tiles ({scene.name})")
 
     def load(window):  # runs in a reader thread, one window ahead of the writer
         label, covered = labels.read(window)
@@ -176,11 +178,11 @@ def _attrs(exp, stack, digest) -> dict:
 
 def _summary(path, ntiles, skipped, exp, counts, folds, instance):
     size = path.stat().st_size / 2 ** 20
-    click.echo(f"store {path}: {ntiles} tiles written ({skipped['unlabelled']} unlabelled and "
-               f"{skipped['nodata']} nodata tiles skipped), {size:.1f} MiB")
+    log.info(f"store {path}: {ntiles} tiles written ({skipped['unlabelled']} unlabelled and "
+             f"{skipped['nodata']} nodata tiles skipped), {size:.1f} MiB")
     per_fold = np.bincount(folds[folds >= 0], minlength=exp.folds)
-    click.echo(f"folds: {', '.join(str(n) for n in per_fold)} tiles"
-               f"{f', {int((folds < 0).sum())} buffer tiles' if (folds < 0).any() else ''}")
+    log.info(f"folds: {', '.join(str(n) for n in per_fold)} tiles"
+             f"{f', {int((folds < 0).sum())} buffer tiles' if (folds < 0).any() else ''}")
     if not instance:
-        click.echo("labelled pixels: " + ", ".join(f"{n}={int(c)}" for n, c in
-                                                    zip(exp.class_names, counts)))
+        log.info("labelled pixels: " + ", ".join(f"{n}={int(c)}" for n, c in
+                                                  zip(exp.class_names, counts)))

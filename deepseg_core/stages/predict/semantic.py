@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-import click
+import logging
 
 from ...io.sidecars import remove_output
 from .assemble import assemble, publish
 from .partials import Partial, remove
 from .writers import BlendWriter, CoreWriter, Encoding
+
+log = logging.getLogger(__name__)
 
 
 def encoding(plan) -> Encoding:
@@ -21,7 +23,7 @@ def predict_shard(plan, run_tiles, windows, cores, rows, i: int, n: int):
     partial = Partial(plan.partial_base(i, n), plan.shard_key(i, n))
     try:
         if partial.complete:
-            click.echo(f"shard {i}/{n} already complete: {partial.log}")
+            log.info(f"shard {i}/{n} already complete: {partial.log}")
             return partial.log
         start = partial.done
         if plan.settings.blend:
@@ -29,7 +31,7 @@ def predict_shard(plan, run_tiles, windows, cores, rows, i: int, n: int):
         else:
             consume = CoreWriter(partial, cores, encoding(plan))
         if start:
-            click.echo(f"resuming shard {i}/{n} after {start} of {len(windows)} tiles")
+            log.info(f"resuming shard {i}/{n} after {start} of {len(windows)} tiles")
         run_tiles(consume, start)
         consume.finish(len(windows))
         return partial.log

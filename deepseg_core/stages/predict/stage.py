@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
-
-import click
 
 from ...inference.stream import tile_runner
 from ...io.atomic import write_text
@@ -15,8 +14,10 @@ from .instances.route import remove_shards as remove_instance_shards
 from .plan import Plan, Settings, parse_shard
 from .semantic import assemble_outputs, predict_shard, remove_shards
 
+log = logging.getLogger(__name__)
 
-def run(exp, registry, shard=None, merge=False, progress=True):
+
+def run(exp, registry, shard=None, merge=False):
     """Predict (one shard, or everything), then assemble the outputs unless sharded."""
     info, weights = load_model_info(exp.outdir, exp.nbands, exp.class_names)
     info["_mtime"] = weights.stat().st_mtime_ns  # a retrained model is another run
@@ -32,22 +33,22 @@ def run(exp, registry, shard=None, merge=False, progress=True):
             return _finish(plan, registry, plan.count_shards())
         if n == 1 and done is not None and done["shards"] == 1:
             return _finish(plan, registry, 1)
-        done = _predict_shard(plan, registry, info, weights, i, n, progress)
+        done = _predict_shard(plan, registry, info, weights, i, n)
         if n > 1:
-            click.echo(f"shard {i}/{n} done; run 'deepseg merge' when every shard is done")
+            log.info(f"shard {i}/{n} done; run 'deepseg merge' when every shard is done")
             return done
         return _finish(plan, registry, 1)
     finally:
         plan.close()
 
 
-def _predict_shard(plan, registry, info, weights, i: int, n: int, progress: bool):
+def _predict_shard(plan, registry, info, weights, i: int, n: int):
     s = plan.settings
     idx, row0, row1 = plan.shard(i, n, context=1 if s.blend and n > 1 else 0)
     windows = [plan.windows[k] for k in idx]
     cores = {pos: plan.cores[k] for pos, k in enumerate(idx)}
     label = f"predict shard {i}/{n}" if n > 1 else "predict"
-    run_tiles = tile_runner(registry, info, weights, plan.stack, windows, s, label, progress)
+    run_tiles = tile_runner(registry, info, weights, plan.stack, windows, s, label)
     if s.instance:
         return stitch_shard(plan, i, n, cores, run_tiles)
     return predict_shard(plan, run_tiles, windows, cores, (row0, row1), i, n)
@@ -67,7 +68,7 @@ def _finish(plan, registry, n: int):
         state = {"key": plan.key, "shards": n, "outputs": [str(p) for p in outputs]}
         write_text(record, json.dumps(state))
     (remove_instance_shards if plan.settings.instance else remove_shards)(plan, state["shards"])
-    click.echo("prediction: " + ", ".join(state["outputs"]))
+    log.info("prediction: " + ", ".join(state["outputs"]))
     return Path(state["outputs"][0])
 
 

@@ -10,11 +10,10 @@ last committed row of tiles (docs/crash-safety.md).
 from __future__ import annotations
 
 import json
+import logging
 import os
 import sqlite3
 from pathlib import Path
-
-import click
 
 from ....errors import DeepSegError, io_error
 from ....io.atomic import fsync_dir, replace_durably, temporary, write_text
@@ -24,6 +23,8 @@ from .merge import merge_shards
 from .output import read_candidates
 from .stitcher import InstanceStitcher
 from .table import attach_instance_table
+
+log = logging.getLogger(__name__)
 
 
 def instance_info(plan):
@@ -63,7 +64,7 @@ def stitch_shard(plan, i: int, n: int, cores: dict, run_tiles) -> Path:
     progress = work.with_name(f"{work.stem}.progress.json")
     key = {**plan.shard_key(i, n), "score_threshold": s.score_threshold}
     if final.exists() and _load_progress(final.with_name(final.name + ".json"), key):
-        click.echo(f"shard {i}/{n} already complete: {final}")
+        log.info(f"shard {i}/{n} already complete: {final}")
         return final
     final.parent.mkdir(parents=True, exist_ok=True)
     state = _load_progress(progress, key) if work.exists() or kept.exists() else None
@@ -89,7 +90,7 @@ def stitch_shard(plan, i: int, n: int, cores: dict, run_tiles) -> Path:
         stitcher.resume(((r, c) for r, c in read_candidates(kept) if r <= state["stripe"]),
                         state["stripe"], start)
         kept.unlink()
-        click.echo(f"resuming shard {i}/{n} after {start} tiles")
+        log.info(f"resuming shard {i}/{n} after {start} tiles")
     run_tiles(tile_consumer(s.score_threshold, stitcher, cores), start)
     stitcher.finish()
     write_text(final.with_name(final.name + ".json"), json.dumps({"key": key}))
