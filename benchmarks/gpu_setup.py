@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import shutil
 import subprocess
 import threading
@@ -90,8 +89,7 @@ def _experiment(folder, registry, name: str, raster_px: int, settings: dict, pol
         keras.mixed_precision.set_global_policy("float32")
     (exp.outdir / "model").mkdir(parents=True, exist_ok=True)
     net.save(exp.outdir / "model" / "best.keras")
-    info = model_info(exp, STATS, [], None, 0.5)
-    (exp.outdir / "model" / "model.json").write_text(json.dumps(info))
+    model_info(exp, STATS, [], None, 0.5).write(exp.outdir / "model" / "model.json")
     return exp
 
 

@@ -53,28 +53,27 @@ def setup(folder: Path, size: int, model: str, tilesize: int, overlap: int):
     # a fixed normalization: only speed and memory are measured here
     stats = {"count": [1] * 3, "mean": [100.0] * 3, "std": [50.0] * 3, "min": [0] * 3,
              "max": [255] * 3}
-    info = model_info(exp, stats, [], None, 0.5)
-    (exp.outdir / "model" / "model.json").write_text(json.dumps(info))
+    model_info(exp, stats, [], None, 0.5).write(exp.outdir / "model" / "model.json")
     return exp, registry, net
 
 
 def throughput(folder: Path, size: int, tilesize: int) -> None:
     from deepseg_core.data.bandstats import normalizer
-    from deepseg_core.models.folder import load_model
+    from deepseg_core.models.folder import trained_model
     from deepseg_core.stages import predict
 
     exp, registry, net = setup(folder, size, "unet64", tilesize, 32)
-    info = json.loads((exp.outdir / "model" / "model.json").read_text())
+    trained = trained_model(exp.outdir, exp.nbands, exp.class_names)
     start = time.perf_counter()
-    load_model(registry, info, exp.outdir / "model" / "best.keras")
+    trained.load(registry)
     load = time.perf_counter() - start
     start, cpu = time.perf_counter(), time.process_time()
     predict.run(exp, registry)
     pipeline, pipeline_cpu = time.perf_counter() - start, time.process_time() - cpu
     from deepseg_core.stages.predict.plan import Plan, Settings
 
-    job = Plan(Settings.of(exp), registry, info)
-    normalize = normalizer(json.loads((exp.outdir / "model" / "model.json").read_text())["stats"])
+    job = Plan(Settings.of(exp), registry, trained)
+    normalize = normalizer(trained.info.stats)
     tiles = np.stack([normalize(np.moveaxis(job.stack.read(w)[0], 0, -1)) for w in job.windows])
     job.stack.close()
     start, cpu = time.perf_counter(), time.process_time()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -43,8 +42,7 @@ def untrained_model(exp, registry) -> None:
     model_dir = exp.outdir / "model"
     model_dir.mkdir(parents=True, exist_ok=True)
     model.save(model_dir / "best.keras")
-    info = model_info(exp, stats.as_dict(), [], crs, res)
-    (model_dir / "model.json").write_text(json.dumps(info))
+    model_info(exp, stats.as_dict(), [], crs, res).write(model_dir / "model.json")
 
 
 def band(path: Path) -> np.ndarray:

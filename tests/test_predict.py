@@ -38,7 +38,7 @@ def fake_training(exp, registry, image_path, seed=0):
     model_dir.mkdir(parents=True, exist_ok=True)
     model.save(model_dir / "best.keras")
     info = model_info(exp, stats.as_dict(), [], crs, res)
-    (model_dir / "model.json").write_text(json.dumps(info))
+    info.write(model_dir / "model.json")
     return model, info
 
 
@@ -49,7 +49,7 @@ def whole_image(model, info, image_path):
         nodata = src.nodata
     valid = ~np.all(data == nodata, axis=0) if nodata is not None else np.ones(data.shape[1:],
                                                                                 bool)
-    image = normalizer(info["stats"])(np.moveaxis(data, 0, -1))
+    image = normalizer(info.stats)(np.moveaxis(data, 0, -1))
     image[~valid] = 0
     classes = np.argmax(model.predict(image[None], verbose=0)[0], axis=-1).astype(np.uint8)
     classes[~valid] = 255

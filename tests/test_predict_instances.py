@@ -23,7 +23,7 @@ def whole_image_blobs(model, info, image):
     """The blobs the model finds over the whole raster at once (map polygons)."""
     with rasterio.open(image) as src:
         data, transform = src.read(), src.transform
-    x = normalizer(info["stats"])(np.moveaxis(data, 0, -1))
+    x = normalizer(info.stats)(np.moveaxis(data, 0, -1))
     bright = (model.predict(x[None], verbose=0)[0, ..., 0] > 1.0).astype("uint8")
     return [g for g, _ in shapes(bright, mask=bright.astype(bool), transform=transform)]
 

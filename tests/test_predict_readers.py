@@ -15,6 +15,7 @@ from deepseg_core.contracts.raster import Window
 from deepseg_core.errors import DeepSegError
 from deepseg_core.inference.pipeline import run_pipeline
 from deepseg_core.inference.readers import TileReader, read_in_order
+from deepseg_core.models.folder import TrainedModel
 from deepseg_core.plugins import load_plugins
 from deepseg_core.stages import predict
 
@@ -59,8 +60,9 @@ def test_every_reader_thread_has_its_own_stack(tmp_path, registry):
     image = write_raster(tmp_path / "img.tif", data)
     exp = experiment(tmp_path, image)
     _, info = fake_training(exp, registry, image)
-    plan = predict.plan.Plan(predict.plan.Settings.of(exp), registry, info)
-    read = TileReader(plan.stack, info["stats"])
+    trained = TrainedModel(info, exp.outdir / "model" / "best.keras")
+    plan = predict.plan.Plan(predict.plan.Settings.of(exp), registry, trained)
+    read = TileReader(plan.stack, info.stats)
     stacks, barrier = {}, threading.Barrier(3)
 
     def work():

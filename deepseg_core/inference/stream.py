@@ -11,11 +11,9 @@ from .readers import TileReader
 log = logging.getLogger(__name__)
 
 
-def tile_runner(registry, info: dict, weights, stack, windows, settings, label: str):
+def tile_runner(registry, trained, stack, windows, settings, label: str):
     """``run(consume, start)``: stream ``windows[start:]`` through the model into ``consume``."""
-    from ..models.folder import load_model
-
-    plugin, model = load_model(registry, info, weights)
+    plugin, model = trained.load(registry)
 
     def run(consume, start=0):
         bar = Progress(len(windows) - start, label)
@@ -27,7 +25,7 @@ def tile_runner(registry, info: dict, weights, stack, windows, settings, label: 
             counts["tiles"] += 1
             counts["skipped"] += tile.result is None
 
-        read, waits = TileReader(stack, info["stats"]), {}
+        read, waits = TileReader(stack, trained.info.stats), {}
         try:
             run_pipeline(read, windows, start, lambda x: plugin.predict_tiles(model, x), write,
                          settings.batch_size, settings.queue_depth, readers=settings.readers,

@@ -4,9 +4,11 @@ trained model loaded (Keras is imported only then)."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import zipfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -16,29 +18,73 @@ from ..io.atomic import write_text
 
 log = logging.getLogger(__name__)
 
-INFO_KEYS = ("model", "params", "nbands", "tilesize", "overlap", "segmentation_type", "classes",
-             "colours", "band_names", "crs", "resolution", "stats")
 RETRAIN = "rerun 'deepseg train' to write it again"
 
 
-def read_model_info(path: Path) -> dict:
-    """model.json as a dict; a DeepSegError naming the file when it is truncated, not JSON or
-    lacks keys that predict needs."""
-    try:
-        info = json.loads(path.read_text())
-    except UnicodeDecodeError:
-        raise DeepSegError(f"{path}: not a text file; {RETRAIN}") from None
-    except ValueError as exc:
-        raise DeepSegError(f"{path}: truncated or not JSON ({exc}); {RETRAIN}") from None
-    except OSError as exc:
-        raise io_error(path, exc, "cannot read", advice=None) from None
-    if not isinstance(info, dict):
-        raise DeepSegError(f"{path}: expected a JSON object, got {type(info).__name__}; "
-                           f"{RETRAIN}")
-    missing = [k for k in INFO_KEYS if k not in info]
-    if missing:
-        raise DeepSegError(f"{path}: incomplete, missing {', '.join(missing)}; {RETRAIN}")
-    return info
+@dataclass(frozen=True)
+class ModelInfo:
+    """model.json: what predict needs of a trained model besides its weights (normalization,
+    bands, classes), and ``run``, the key of the training run (deepseg_core.training.reuse)."""
+
+    model: str
+    params: dict
+    nbands: int
+    tilesize: int
+    overlap: int
+    segmentation_type: str
+    classes: list
+    colours: list
+    band_names: list
+    crs: str | None
+    resolution: float | None
+    stats: dict
+    run: str | None = None
+
+    @classmethod
+    def read(cls, path: Path) -> ModelInfo:
+        """model.json at ``path``; a DeepSegError naming the file when it is truncated, not
+        JSON or lacks keys that predict needs."""
+        try:
+            data = json.loads(Path(path).read_text())
+        except UnicodeDecodeError:
+            raise DeepSegError(f"{path}: not a text file; {RETRAIN}") from None
+        except ValueError as exc:
+            raise DeepSegError(f"{path}: truncated or not JSON ({exc}); {RETRAIN}") from None
+        except OSError as exc:
+            raise io_error(path, exc, "cannot read", advice=None) from None
+        if not isinstance(data, dict):
+            raise DeepSegError(f"{path}: expected a JSON object, got {type(data).__name__}; "
+                               f"{RETRAIN}")
+        fields = [f for f in dataclasses.fields(cls)]
+        missing = [f.name for f in fields if f.default is dataclasses.MISSING
+                   and f.name not in data]
+        if missing:
+            raise DeepSegError(f"{path}: incomplete, missing {', '.join(missing)}; {RETRAIN}")
+        return cls(**{f.name: data[f.name] for f in fields if f.name in data})
+
+    def write(self, path: Path) -> None:
+        """Write model.json atomically (``run`` only when there is one)."""
+        data = dataclasses.asdict(self)
+        if data["run"] is None:
+            del data["run"]
+        write_text(path, json.dumps(data, indent=1))
+
+
+@dataclass(frozen=True)
+class TrainedModel:
+    """A trained model in its folder: model.json and the whole weights file picked."""
+
+    info: ModelInfo
+    weights: Path
+
+    @property
+    def identity(self) -> int:
+        """What tells this model from a retrained one (the weights file's mtime in ns)."""
+        return self.weights.stat().st_mtime_ns
+
+    def load(self, registry):
+        """(model plugin, model)."""
+        return load_model(registry, self.info.model, self.weights)
 
 
 def damage(path: Path) -> str | None:
@@ -70,49 +116,47 @@ def pick_weights(model_dir: Path) -> Path | None:
     return None
 
 
-def load_model_info(outdir: Path, nbands: int, classes) -> tuple[dict, Path]:
-    """model.json and a whole weights file of the experiment's trained model, checked against
+def trained_model(outdir: Path, nbands: int, classes) -> TrainedModel:
+    """The experiment's trained model: model.json and a whole weights file, checked against
     the experiment's bands and classes."""
     model_dir = outdir / "model"
     info_path = model_dir / "model.json"
     weights = pick_weights(model_dir) if info_path.exists() else None
     if weights is None:
         raise DeepSegError(f"no trained model in {model_dir}: run 'deepseg train' first")
-    info = read_model_info(info_path)
-    if info["nbands"] != nbands or info["classes"] != list(classes):
-        raise DeepSegError(f"the model in {model_dir} was trained with nbands={info['nbands']} "
-                           f"and classes {info['classes']}, the experiment has "
+    info = ModelInfo.read(info_path)
+    if info.nbands != nbands or info.classes != list(classes):
+        raise DeepSegError(f"the model in {model_dir} was trained with nbands={info.nbands} "
+                           f"and classes {info.classes}, the experiment has "
                            f"nbands={nbands} and classes {list(classes)}")
-    return info, weights
+    return TrainedModel(info, weights)
 
 
 def write_model_info(exp, store, model_dir: Path, run: str | None = None) -> None:
-    """model.json: what predict needs besides the weights (normalization, bands, classes),
-    and ``run``, the key of the training run (deepseg_core.training.reuse)."""
+    """model.json of a model of ``exp`` trained on ``store``, with its run key."""
     info = model_info(exp, store.stats(), store.attrs["band_names"], store.attrs["crs"],
-                      abs(store.attrs["transform"][1]))
-    if run is not None:
-        info["run"] = run
-    write_text(model_dir / "model.json", json.dumps(info, indent=1))
+                      abs(store.attrs["transform"][1]), run)
+    info.write(model_dir / "model.json")
 
 
-def model_info(exp, stats: dict, band_names, crs, resolution) -> dict:
-    """The content of model.json for a model of ``exp`` trained on data with ``stats``."""
+def model_info(exp, stats: dict, band_names, crs, resolution, run: str | None = None
+               ) -> ModelInfo:
+    """The model.json of a model of ``exp`` trained on data with ``stats``."""
     from ..contracts.raster import parse_colour
 
-    return {"model": exp.model.name, "params": exp.model.params, "nbands": exp.nbands,
-            "tilesize": exp.tilesize, "overlap": exp.overlap,
-            "segmentation_type": exp.segmentation_type, "classes": exp.class_names,
-            "colours": [list(parse_colour(c.color)) for c in exp.classes],
-            "band_names": list(band_names), "crs": crs, "resolution": resolution,
-            "stats": {k: np.asarray(v).tolist() for k, v in stats.items()}}
+    return ModelInfo(model=exp.model.name, params=exp.model.params, nbands=exp.nbands,
+                     tilesize=exp.tilesize, overlap=exp.overlap,
+                     segmentation_type=exp.segmentation_type, classes=exp.class_names,
+                     colours=[list(parse_colour(c.color)) for c in exp.classes],
+                     band_names=list(band_names), crs=crs, resolution=resolution,
+                     stats={k: np.asarray(v).tolist() for k, v in stats.items()}, run=run)
 
 
-def load_model(registry, info: dict, weights: Path):
-    """(model plugin, model) for a trained model described by its model.json."""
+def load_model(registry, name: str, weights: Path):
+    """(model plugin, model) of the model plugin ``name`` saved at ``weights``."""
     from ..contracts.model import load_saved
 
-    plugin = registry.get("model", info["model"])
+    plugin = registry.get("model", name)
     try:
         model = load_saved(plugin, weights)
     except (OSError, ValueError) as exc:

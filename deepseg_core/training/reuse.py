@@ -46,15 +46,15 @@ def finished_run(exp, run_dir: Path, train_idx) -> Path | None:
     the key of a run on ``train_idx``; None otherwise (also when validation steered it)."""
     if exp.training.early_stopping or exp.training.reduce_lr:
         return None
-    from ..models.folder import read_model_info
+    from ..models.folder import ModelInfo
 
     model_dir = run_dir / "model"
     try:
-        info = read_model_info(model_dir / "model.json")
+        info = ModelInfo.read(model_dir / "model.json")
         record = checkpoint.read_state(model_dir)
     except DeepSegError:
         return None  # none, or not readable: the fold trains its own
-    if info.get("run") != run_key(exp, train_idx):
+    if info.run != run_key(exp, train_idx):
         return None
     if not record or record.get("stopped") or record["epoch"] != exp.epochs:
         return None

@@ -102,7 +102,7 @@ def _take_train_run(exp, registry, last, folder, fold: int):
     log.info(f"fold {fold}: the train stage's run ({last}) trained on this fold's training "
              "tiles with the same settings: taken for the fold, not trained again")
     take_run(exp.outdir, last, folder)
-    return load_model(registry, {"model": exp.model.name}, folder / "model" / "last.keras")[1]
+    return load_model(registry, exp.model.name, folder / "model" / "last.keras")[1]
 
 
 def _grid_windows(exp, registry, store) -> dict[tuple[int, int], Window]:

@@ -8,6 +8,7 @@ the tile grid over it.
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -63,11 +64,40 @@ class Settings:
                    merge={"iou": p.merge_iou, "ios": p.merge_ios}, vectorize=p.vectorize)
 
 
+@dataclass(frozen=True)
+class Shard:
+    """Shard ``i`` of ``n``: its tiles (owned rows plus context rows it only reads), each
+    tile's core by position in ``windows``, and the raster rows [first, end) it owns."""
+
+    i: int
+    n: int
+    windows: list
+    cores: dict
+    rows: tuple[int, int]
+
+    @property
+    def label(self) -> str:
+        return f"predict shard {self.i}/{self.n}" if self.n > 1 else "predict"
+
+
+@dataclass(frozen=True)
+class Route:
+    """What differs between semantic and instance prediction, chosen once per run: how a
+    shard's tiles are predicted into its working files, how the shards become the outputs,
+    and how the shards' files are deleted after."""
+
+    predict_shard: Callable  # (plan, shard, run_tiles) -> the shard's working file
+    assemble: Callable  # (plan, registry, n) -> the published outputs
+    remove_shards: Callable  # (plan, n) -> None
+
+
 class Plan:
     """The grid, tiles, cores and shards of a run, and the output it describes."""
 
-    def __init__(self, settings: Settings, registry, info: dict):
+    def __init__(self, settings: Settings, registry, trained):
+        """``trained``: the model (deepseg_core.models.folder.TrainedModel) to predict with."""
         s = self.settings = settings
+        info = trained.info
         self.stack = ImageStack(s.images, registry, s.crs, s.resolution, key=s.images_key)
         try:
             self._check(info)
@@ -84,34 +114,37 @@ class Plan:
                                self.nodata, ("class",), s.colours, s.classes, True)
         self.key = {"tilesize": s.tilesize, "overlap": s.overlap, "blend": s.blend,
                     "probabilities": s.probabilities, "width": grid.width,
-                    "height": grid.height, "weights_mtime": info.get("_mtime")}
+                    "height": grid.height, "weights_mtime": trained.identity}
 
-    def _check(self, info: dict) -> None:
+    def _check(self, info) -> None:
         s, grid = self.settings, self.stack.grid
-        if self.stack.nbands != info["nbands"]:
+        if self.stack.nbands != info.nbands:
             raise DeepSegError(f"{s.source}: the prediction images stack to "
-                               f"{self.stack.nbands} bands, the model takes {info['nbands']}")
-        if info.get("crs") and not same_crs(grid.crs, info["crs"]):
+                               f"{self.stack.nbands} bands, the model takes {info.nbands}")
+        if info.crs and not same_crs(grid.crs, info.crs):
             raise DeepSegError(f"{s.source}: the prediction grid's CRS differs from the "
                                "training CRS; set 'crs' (and 'reproject: true' on the images)")
         res = abs(grid.transform.a)
-        if info.get("resolution") and not 0.67 < res / info["resolution"] < 1.5:
+        if info.resolution and not 0.67 < res / info.resolution < 1.5:
             warnings.warn(f"prediction resolution {res} is far from the training resolution "
-                          f"{info['resolution']}", stacklevel=3)
+                          f"{info.resolution}", stacklevel=3)
 
-    def shard(self, i: int, n: int, context: int = 0):
-        """(tile indices, first row, end row) of shard i of n: a band of whole tile rows,
-        plus ``context`` tile rows on each side (read, not owned)."""
+    def shard(self, i: int, n: int) -> Shard:
+        """Shard i of n: a band of whole tile rows, plus (blending a sharded run) one tile row
+        on each side that it reads but does not own."""
+        context = 1 if self.settings.blend and n > 1 else 0
         starts = sorted({w.row_off for w in self.windows})
         lo, hi = len(starts) * i // n, len(starts) * (i + 1) // n
         if lo == hi:
-            return [], 0, 0
+            return Shard(i, n, [], {}, (0, 0))
         own = set(starts[lo:hi])
         rows = set(starts[max(lo - context, 0):hi + context])
         idx = [k for k, w in enumerate(self.windows) if w.row_off in rows]
         owned = [k for k in idx if self.windows[k].row_off in own]
         last = self.cores[owned[-1]]
-        return idx, self.cores[owned[0]].row_off, last.row_off + last.height
+        return Shard(i, n, [self.windows[k] for k in idx],
+                     {pos: self.cores[k] for pos, k in enumerate(idx)},
+                     (self.cores[owned[0]].row_off, last.row_off + last.height))
 
     def partial_base(self, i: int, n: int) -> Path:
         """The name a shard's working files start with."""

@@ -7,6 +7,7 @@ import logging
 from ...io.sidecars import remove_output
 from .assemble import assemble, publish
 from .partials import Partial, remove
+from .plan import Route
 from .writers import BlendWriter, CoreWriter, Encoding
 
 log = logging.getLogger(__name__)
@@ -18,8 +19,9 @@ def encoding(plan) -> Encoding:
                     s.commit_seconds)
 
 
-def predict_shard(plan, run_tiles, windows, cores, rows, i: int, n: int):
-    """Predict the shard's ``windows`` into its partial (resuming a committed one)."""
+def predict_shard(plan, shard, run_tiles):
+    """Predict the shard's windows into its partial (resuming a committed one)."""
+    i, n, windows, cores = shard.i, shard.n, shard.windows, shard.cores
     partial = Partial(plan.partial_base(i, n), plan.shard_key(i, n))
     try:
         if partial.complete:
@@ -27,7 +29,8 @@ def predict_shard(plan, run_tiles, windows, cores, rows, i: int, n: int):
             return partial.log
         start = partial.done
         if plan.settings.blend:
-            consume = BlendWriter(partial, cores, encoding(plan), windows, plan.info.width, rows)
+            consume = BlendWriter(partial, cores, encoding(plan), windows, plan.info.width,
+                                  shard.rows)
         else:
             consume = CoreWriter(partial, cores, encoding(plan))
         if start:
@@ -68,3 +71,6 @@ def remove_shards(plan, n: int) -> None:
     """Delete the ``n`` shards' partials (once the outputs are published)."""
     for i in range(n):
         remove(plan.partial_base(i, n))
+
+
+SEMANTIC = Route(predict_shard, assemble_outputs, remove_shards)

@@ -19,6 +19,7 @@ from ....errors import DeepSegError, io_error
 from ....io.atomic import fsync_dir, replace_durably, temporary, write_text
 from ....io.sidecars import remove_output
 from ..assemble import Checked, incomplete, verify
+from ..plan import Route
 from .merge import merge_shards
 from .output import read_candidates
 from .stitcher import InstanceStitcher
@@ -49,7 +50,7 @@ def tile_consumer(threshold: float, stitcher, cores: dict):
     return consume
 
 
-def stitch_shard(plan, i: int, n: int, cores: dict, run_tiles) -> Path:
+def stitch_shard(plan, shard, run_tiles) -> Path:
     """Predict one shard's tiles; its owned candidates go to a GeoPackage beside the output.
 
     Each finished row of tiles is committed: its candidates written (SQLite commits them
@@ -57,7 +58,7 @@ def stitch_shard(plan, i: int, n: int, cores: dict, run_tiles) -> Path:
     rerun with the same settings copies the committed candidates into a new file and goes on
     from the next tile; candidates of uncommitted rows are left behind.
     """
-    s = plan.settings
+    s, i, n = plan.settings, shard.i, shard.n
     final = candidates_path(plan, i, n)
     work = incomplete(final)
     kept = work.with_name(f"{work.stem}.resume.gpkg")
@@ -91,7 +92,7 @@ def stitch_shard(plan, i: int, n: int, cores: dict, run_tiles) -> Path:
                         state["stripe"], start)
         kept.unlink()
         log.info(f"resuming shard {i}/{n} after {start} tiles")
-    run_tiles(tile_consumer(s.score_threshold, stitcher, cores), start)
+    run_tiles(tile_consumer(s.score_threshold, stitcher, shard.cores), start)
     stitcher.finish()
     write_text(final.with_name(final.name + ".json"), json.dumps({"key": key}))
     replace_durably(work, final)
@@ -167,3 +168,6 @@ def remove_shards(plan, n: int) -> None:
     for i in range(n):
         for path in shard_files(plan, i, n):
             path.unlink(missing_ok=True)
+
+
+INSTANCES = Route(stitch_shard, merge_instance_shards, remove_shards)
