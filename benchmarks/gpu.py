@@ -17,9 +17,8 @@ tiny sizes, so the script never rots. Writes ``results.json`` and ``results.md``
 from __future__ import annotations
 
 import argparse
-import contextlib
-import io
 import json
+import logging
 import re
 import time
 from pathlib import Path
@@ -84,14 +83,21 @@ def predict_run(exp, registry, sampler) -> dict:
 
     for old in exp.outdir.glob("predictions/*"):
         old.unlink()
-    out = io.StringIO()
+    said = logging.getLogger("deepseg_core.inference.stream")  # the run's summary line
+    lines = logging.Handler()
+    lines.emit = lambda record: printed.append(record.getMessage())
+    printed = []
+    said.addHandler(lines)
+    said.setLevel(logging.INFO)
     sampler.start()
     start = time.perf_counter()
-    with contextlib.redirect_stdout(out):
+    try:
         predict.run(exp, registry)
+    finally:
+        said.removeHandler(lines)
     seconds = time.perf_counter() - start
     gpu = sampler.stop()
-    text = out.getvalue()
+    text = "\n".join(printed)
     line = re.search(r"(\d+) tiles predicted, (\d+) all-nodata.*?([\d.]+) s \(.*?model "
                      r"waited ([\d.]+) s", text)
     tiles, skipped, stream_s, waited = (float(v) for v in line.groups())
@@ -131,7 +137,7 @@ def train_epoch(folder, registry, size, policy) -> dict:
 
     from deepseg_core.contracts.model import TrainSettings
     from deepseg_core.store import Store
-    from deepseg_core.training.dataset import StoreDataset
+    from deepseg_core.training.dataset import Feed, StoreDataset
     from deepseg_core.training.fit import augmenters
 
     params = size["models"]["unet64"]
@@ -141,8 +147,9 @@ def train_epoch(folder, registry, size, policy) -> dict:
     with Store(store_path) as store:
         n = len(store)
     batch = size["e2e_batch"] // 2
-    data = StoreDataset(store_path, np.arange(n), batch, plugin, augmenters(exp, registry),
-                        shuffle=True, ignore_label=exp.ignore_label)
+    feed = Feed(plugin, batch, ignore_label=exp.ignore_label,
+                augmenters=tuple(augmenters(exp, registry)))
+    data = StoreDataset(store_path, np.arange(n), feed, shuffle=True)
     set_precision(policy)
     model = plugin.build(3, 2, size["tilesize"], {**exp.model.params, **params})
     plugin.compile(model, TrainSettings(nclasses=2))

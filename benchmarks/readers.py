@@ -38,7 +38,7 @@ def reader_tiles_per_s(path: Path, registry, tilesize: int, overlap: int, reader
     """(tiles, seconds) of reading every tile of ``path`` with ``readers`` threads."""
     from deepseg_core.config.schema import ImageSource
     from deepseg_core.data.stack import ImageStack
-    from deepseg_core.inference.pipeline import run_pipeline
+    from deepseg_core.inference.pipeline import Flow, run_pipeline
     from deepseg_core.inference.readers import TileReader
 
     stack = ImageStack([ImageSource(path=str(path))], registry)
@@ -52,8 +52,8 @@ def reader_tiles_per_s(path: Path, registry, tilesize: int, overlap: int, reader
 
     start = time.perf_counter()
     try:
-        run_pipeline(read, windows, 0, lambda x: [None] * len(x), consume, batch_size, 4,
-                     readers=readers)
+        run_pipeline(read, windows, lambda x: [None] * len(x), consume,
+                     Flow(batch_size, 4, readers))
     finally:
         read.close()
         stack.close()

@@ -28,6 +28,7 @@ import shapely
 from affine import Affine
 
 from deepseg_core.contracts.raster import RasterInfo, Window
+from deepseg_core.stages.predict.instances.options import StitchOptions
 from deepseg_core.stages.predict.instances.stitcher import InstanceStitcher
 
 WIDTH, HEIGHT, TILE, OVERLAP, PIXEL = 146_400, 237_600, 1024, 256, 0.1
@@ -105,7 +106,8 @@ def run(args):
 
     out = Path(args.out or tempfile.mkdtemp()) / "instances.gpkg"
     stitcher = InstanceStitcher(info, out, ("background", "crown"),
-                                None if args.no_raster else write_block, write_empty=False)
+                                None if args.no_raster else write_block,
+                                StitchOptions(write_empty=False))
     generate = stitch = cpu = 0.0
     for i, r in enumerate(row_starts):
         t0 = time.perf_counter()

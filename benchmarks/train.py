@@ -61,14 +61,15 @@ def main() -> None:
                                             args.filters)
     from deepseg_core.contracts.model import TrainSettings
     from deepseg_core.store import Store
-    from deepseg_core.training.dataset import StoreDataset
+    from deepseg_core.training.dataset import Feed, StoreDataset
     from deepseg_core.training.fit import augmenters
 
     plugin = registry.get("model", "unet64")
     with Store(store_path) as store:
         n = len(store)
-    dataset = StoreDataset(store_path, np.arange(n), 4, plugin, augmenters(exp, registry),
-                           shuffle=True, ignore_label=exp.ignore_label)
+    feed = Feed(plugin, 4, ignore_label=exp.ignore_label,
+                augmenters=tuple(augmenters(exp, registry)))
+    dataset = StoreDataset(store_path, np.arange(n), feed, shuffle=True)
     x = np.concatenate([dataset[i][0] for i in range(len(dataset))])
     y = np.concatenate([dataset[i][1] for i in range(len(dataset))])
     results = {}

@@ -15,10 +15,12 @@ import tinymodels  # noqa: E402
 
 from deepseg_core.config import load_experiment  # noqa: E402
 from deepseg_core.errors import DeepSegError  # noqa: E402
+from deepseg_core.io.messages import show  # noqa: E402
 from deepseg_core.plugins import load_plugins  # noqa: E402
 from deepseg_core.stages import train  # noqa: E402
 
 if __name__ == "__main__":
+    show(progress=False)  # the lines the tests read, as `deepseg train` prints them
     exp = load_experiment(sys.argv[1])
     try:
         model = train.run(exp, load_plugins(extra=[("tinymodels", tinymodels)]).registry)

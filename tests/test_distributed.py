@@ -137,13 +137,13 @@ def test_two_workers_equal_one_worker_with_the_same_global_batch(scene, tmp_path
 
 
 def test_each_worker_reads_its_own_share_with_its_own_augmentation(scene):
-    from deepseg_core.training.dataset import StoreDataset
+    from deepseg_core.training.dataset import Feed, StoreDataset
 
     _, exp = experiment(scene, "share", batch_size=4)
     registry = load_plugins().registry
-    kw = dict(path=store_path(exp), indices=np.arange(3, 21), batch_size=8,
-              model_plugin=registry.get("model", "unet64"), shuffle=True, seed=9,
-              augmenters=[registry.get("augmenter", "flips")()])
+    feed = Feed(registry.get("model", "unet64"), 8, seed=9,
+                augmenters=(registry.get("augmenter", "flips")(),))
+    kw = dict(path=store_path(exp), indices=np.arange(3, 21), feed=feed, shuffle=True)
     data = StoreDataset(**kw)
     for epoch in (0, 1):
         parts = [np.concatenate([data.tiles(epoch, s, w, 2) for s in range(data.steps)])

@@ -13,7 +13,7 @@ from test_predict import experiment, fake_training
 
 from deepseg_core.contracts.raster import Window
 from deepseg_core.errors import DeepSegError
-from deepseg_core.inference.pipeline import run_pipeline
+from deepseg_core.inference.pipeline import Flow, run_pipeline
 from deepseg_core.inference.readers import TileReader, read_in_order
 from deepseg_core.models.folder import TrainedModel
 from deepseg_core.plugins import load_plugins
@@ -50,8 +50,8 @@ def test_a_failing_read_fails_the_run_with_its_message():
     windows = [Window(r, 0, 32, 32) for r in range(0, 320, 32)]
     done = []
     with pytest.raises(DeepSegError, match=r"scene.tif: cannot read window \(64, 0\)"):
-        run_pipeline(read, windows, 0, lambda x: [None] * len(x), done.append, 2, 2,
-                     readers=3)
+        run_pipeline(read, windows, lambda x: [None] * len(x), done.append,
+                     Flow(2, 2, readers=3))
     assert [job.index for job in done] == list(range(len(done))) and len(done) <= 2
 
 
@@ -120,7 +120,7 @@ def test_a_resumed_run_gives_the_model_the_batches_of_an_uninterrupted_run(start
             batches.append(tuple(int(im[0, 0, 0]) // 8 for im in images))
             return list(batches[-1])
 
-        run_pipeline(read, windows, first, predict, done.append, 3, 2, readers=2)
+        run_pipeline(read, windows, predict, done.append, Flow(3, 2, readers=2), start=first)
         return batches, done
 
     full, _ = run(0)

@@ -11,6 +11,7 @@ from deepseg_core.contracts.raster import RasterInfo, Window
 from deepseg_core.errors import DeepSegError
 from deepseg_core.stages.predict.instances.duplicates import DuplicateMerger
 from deepseg_core.stages.predict.instances.merge import merge_shards
+from deepseg_core.stages.predict.instances.options import StitchOptions
 from deepseg_core.stages.predict.instances.stitcher import InstanceStitcher, instances_to_map, owned
 
 TRANSFORM = Affine(0.5, 0, 1000, 0, -0.5, 2000)
@@ -85,7 +86,7 @@ def stitch(path, tiles=None, cropped=False, **options):
         raster[window.slices] = array[0]
 
     stitcher = InstanceStitcher(info(), path, ("bg", "oak", "pine"), write_block,
-                                block_size=24, **options)
+                                StitchOptions(block_size=24, **options))
     for tile, core in tiles or grid():
         stitcher.add_tile(tile, core, tile_instances(masks, tile, cropped))
     return stitcher.finish(), raster, masks
@@ -153,7 +154,7 @@ def test_shards_merge_to_the_single_run(tmp_path):
         merged[window.slices] = array[0]
 
     summary = merge_shards(paths, info(), tmp_path / "m.gpkg", ("bg", "oak", "pine"),
-                           write_block, block_size=24, chunk=7)
+                           write_block, StitchOptions(block_size=24), chunk=7)
     assert summary["instances"] == single["instances"] and summary["shards"] == 2
     assert (merged == raster).all()
     a = pyogrio.read_dataframe(tmp_path / "all.gpkg")
@@ -183,7 +184,7 @@ def polygons(*coords):
 def feed_one_tile(path, geoms, scores, **options):
     """Detections inside one tile owning the whole raster (pixels = map units)."""
     raster = RasterInfo(100, 100, 1, "uint8", transform=Affine.identity())
-    stitcher = InstanceStitcher(raster, path, **options)
+    stitcher = InstanceStitcher(raster, path, options=StitchOptions(**options))
     bounds = shapely.bounds(geoms)
     extents = np.stack([bounds[:, 1], bounds[:, 0], bounds[:, 3], bounds[:, 2]], 1) + 10
     geoms = shapely.transform(geoms, lambda xy: xy + 10)

@@ -104,17 +104,16 @@ def test_seed_reproduces_weights_and_resume_continues(scene, registry, tmp_path)
 
 
 def test_two_workers_serve_the_same_batches_as_none(scene, registry):
-    from deepseg_core.training.dataset import StoreDataset
+    from deepseg_core.training.dataset import Feed, StoreDataset
 
     folder, img, gpkg = scene
     exp = prepared(folder, img, gpkg, registry, name="ds")
     path = store_path(exp)
     plugin = registry.get("model", "unet64")
-    augs = [registry.get("augmenter", "flips")()]
-    kw = dict(path=path, indices=np.arange(10), batch_size=4, model_plugin=plugin,
-              augmenters=augs, shuffle=True, seed=3, ignore_label=255)
-    plain = StoreDataset(workers=0, **kw)
-    pooled = StoreDataset(workers=2, **kw)
+    augs = (registry.get("augmenter", "flips")(),)
+    feed = Feed(plugin, 4, ignore_label=255, augmenters=augs, seed=3)
+    plain = StoreDataset(path, np.arange(10), feed, shuffle=True, workers=0)
+    pooled = StoreDataset(path, np.arange(10), feed, shuffle=True, workers=2)
     assert pooled.workers == 2 and pooled.use_multiprocessing
     from keras.src.trainers.data_adapters.py_dataset_adapter import PyDatasetAdapter
 
@@ -127,7 +126,7 @@ def test_two_workers_serve_the_same_batches_as_none(scene, registry):
 
 
 def test_batches_are_prepared_with_the_experiments_model_parameters(scene, registry):
-    from deepseg_core.training.dataset import StoreDataset
+    from deepseg_core.training.dataset import Feed, StoreDataset
 
     folder, img, gpkg = scene
     exp = prepared(folder, img, gpkg, registry, name="ds")
@@ -139,10 +138,9 @@ def test_batches_are_prepared_with_the_experiments_model_parameters(scene, regis
             seen.append(params)
             return unet.prepare_batch(images, labels, instance_classes, params)
 
-    kw = dict(path=store_path(exp), indices=np.arange(4), batch_size=2,
-              model_plugin=Recording())
-    StoreDataset(model_params=exp.model.params, **kw)[1]
-    StoreDataset(**kw)[0]
+    path, tiles = store_path(exp), np.arange(4)
+    StoreDataset(path, tiles, Feed(Recording(), 2, exp.model.params))[1]
+    StoreDataset(path, tiles, Feed(Recording(), 2))[0]
     assert seen == [exp.model.params, {}] and exp.model.params
 
 

@@ -26,6 +26,16 @@ from .readers import read_in_order
 _END = object()
 
 
+@dataclass(frozen=True)
+class Flow:
+    """How tiles flow past the model: ``batch_size`` tiles a batch, at most ``queue_depth``
+    batches waiting on each side of it, ``readers`` threads reading at once."""
+
+    batch_size: int
+    queue_depth: int = 4
+    readers: int = 1
+
+
 @dataclass
 class TileJob:
     index: int  # position in the shard's tile list
@@ -56,15 +66,16 @@ def _put(q: queue.Queue, item, stop: threading.Event) -> bool:
     return False
 
 
-def run_pipeline(read, windows, start, predict, consume, batch_size, queue_depth, stop=None,
-                 readers=1, waits=None):
-    """Predict ``windows[start:]`` in order (batches aligned to ``batch_size``).
+def run_pipeline(read, windows, predict, consume, flow: Flow, start: int = 0, stop=None,
+                 waits: dict | None = None) -> None:
+    """Predict ``windows[start:]`` in order (batches aligned to ``flow.batch_size``).
 
-    ``read(window) -> (normalized image (r, c, b), valid)``, called from ``readers`` threads
-    at once when ``readers > 1`` (so it must be thread-safe); ``predict(images) -> results``;
-    ``consume(job)`` is called in tile order from the writer thread. ``waits``, a dict, gets
-    the seconds the model waited for the readers (``"model_waited_s"``).
+    ``read(window) -> (normalized image (r, c, b), valid)``, called from ``flow.readers``
+    threads at once when there are several (so it must be thread-safe); ``predict(images) ->
+    results``; ``consume(job)`` is called in tile order from the writer thread. ``waits``, a
+    dict, gets the seconds the model waited for the readers (``"model_waited_s"``).
     """
+    batch_size, queue_depth, readers = flow.batch_size, flow.queue_depth, flow.readers
     stop = stop or threading.Event()
     to_model: queue.Queue = queue.Queue(maxsize=queue_depth)
     to_writer: queue.Queue = queue.Queue(maxsize=queue_depth)

@@ -19,6 +19,7 @@ tiles is in memory per worker.
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass, field
 
 import keras
 import numpy as np
@@ -27,23 +28,34 @@ from ..data.bandstats import normalizer
 from ..store import Store
 
 
+@dataclass(frozen=True)
+class Feed:
+    """How store tiles become a model's batches: the model plugin (``prepare_batch``) and its
+    parameters, the global batch size, the label excluded from the loss, the augmenters, and
+    the seed of the shuffle and the augmentations."""
+
+    plugin: object
+    batch_size: int
+    params: dict = field(default_factory=dict)
+    ignore_label: int | None = None
+    augmenters: tuple = ()
+    seed: int = 0
+
+
 class StoreDataset(keras.utils.PyDataset):
-    """Tiles ``indices`` of the store at ``path`` as (x, y) batches for ``fit``.
+    """Tiles ``indices`` of the store at ``path`` as (x, y) batches for ``fit``, as ``feed``
+    says; ``steps`` caps the batches of an epoch, ``workers`` processes read at once."""
 
-    ``batch_size`` is the global batch; ``steps`` caps the batches of an epoch.
-    """
-
-    def __init__(self, path, indices, batch_size, model_plugin, augmenters=(), shuffle=False,
-                 seed=0, ignore_label=None, workers=0, model_params=None, steps=None,
-                 **kwargs):
+    def __init__(self, path, indices, feed: Feed, shuffle: bool = False, workers: int = 0,
+                 steps: int | None = None, **kwargs):
         if workers:
             kwargs.update(workers=workers, use_multiprocessing=True)
         super().__init__(**kwargs)
         self.path, self.indices = str(path), np.asarray(indices, dtype=np.int64)
-        self.batch_size, self.plugin = int(batch_size), model_plugin
-        self.augmenters, self.shuffle, self.seed = list(augmenters), shuffle, seed
-        self.ignore_label, self.epoch = ignore_label, 0
-        self.model_params = dict(model_params or {})
+        self.batch_size, self.plugin = int(feed.batch_size), feed.plugin
+        self.augmenters, self.shuffle, self.seed = list(feed.augmenters), shuffle, feed.seed
+        self.ignore_label, self.epoch = feed.ignore_label, 0
+        self.model_params = dict(feed.params or {})
         whole = int(np.ceil(len(self.indices) / self.batch_size))
         self.steps = min(whole, int(steps)) if steps else whole
         self._store, self._pid = None, None

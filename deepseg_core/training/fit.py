@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import warnings
@@ -79,7 +80,7 @@ def fit(exp, registry, store, train_idx, val_idx, outdir: Path):
 
     from . import checkpoint
     from .callbacks import callbacks_for, load_resume_state
-    from .dataset import EpochSetter, StoreDataset
+    from .dataset import EpochSetter, Feed, StoreDataset
     from .distributed import distributed_input
     from .reuse import run_key
     from .safe_callbacks import guard
@@ -96,12 +97,11 @@ def fit(exp, registry, store, train_idx, val_idx, outdir: Path):
     if cluster.chief:
         model_dir.mkdir(parents=True, exist_ok=True)
         log_dir.mkdir(parents=True, exist_ok=True)
-    common = dict(model_plugin=plugin, ignore_label=exp.ignore_label, batch_size=batch,
-                  model_params=exp.model.params)
-    train = StoreDataset(store.path, train_idx, augmenters=augmenters(exp, registry),
-                         shuffle=True, seed=exp.training.seed, workers=exp.training.workers,
-                         steps=exp.training.steps_per_epoch, **common)
-    val = StoreDataset(store.path, val_idx, **common) if len(val_idx) else None
+    feed = Feed(plugin, batch, exp.model.params, exp.ignore_label)
+    train = StoreDataset(store.path, train_idx, dataclasses.replace(
+        feed, augmenters=tuple(augmenters(exp, registry)), seed=exp.training.seed),
+        shuffle=True, workers=exp.training.workers, steps=exp.training.steps_per_epoch)
+    val = StoreDataset(store.path, val_idx, feed) if len(val_idx) else None
     record = None
     with cluster.strategy.scope():
         if exp.training.resume:

@@ -18,7 +18,8 @@ from ...data.folds import split
 from ...data.scenes import store_scenes
 from ...errors import DeepSegError, io_error
 from ...geo.tiling import tile_cores
-from ...inference.pipeline import run_pipeline
+from ...inference.pipeline import Flow
+from ...inference.stream import stream
 from ...io.atomic import discard, write_text
 from ...io.gdal_errors import gdal_errors
 from ...metrics.summary import fold_statistics, fold_summary
@@ -75,14 +76,15 @@ def run_fold(exp, registry, store, fold: int, folder) -> None:
     metrics = {name: registry.get("metric", name)(exp.class_names, exp.ignore_label)
                for name in metric_names(exp)}
     evaluator = TileEvaluator(exp, registry, store, metrics, grid, folder, f"fold{fold}")
+    # as predict would (one reader: the store's HDF5 handle is not shared between threads)
+    flow = Flow(exp.predict.batch_size or exp.training.batch_size, exp.predict.queue_depth)
     windows = [Window(int(tiles["row"][i]), int(tiles["col"][i]), exp.tilesize, exp.tilesize)
                for i in test_idx]
     try:
         with gdal_errors(evaluator.path):  # the error map: GDAL reports a full disk only so
             try:
-                run_pipeline(lambda w: evaluator.read(w), windows, 0,
-                             lambda x: plugin.predict_tiles(model, x), evaluator.consume,
-                             exp.training.batch_size, 2)
+                stream(plugin, model, evaluator.read, windows, evaluator.consume, flow,
+                       f"crossval fold {fold}")
             finally:
                 evaluator.close()
     except DeepSegError:

@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from ...contracts.raster import RasterInfo, parse_colour
 from ...data.stack import ImageStack, same_crs
 from ...errors import DeepSegError
 from ...geo.tiling import tile_cores
+from ...inference.pipeline import Flow
+from .instances.options import StitchOptions
 
 
 @dataclass(frozen=True)
@@ -42,8 +44,12 @@ class Settings:
     format: str | None = None
     commit_seconds: float = 5.0
     score_threshold: float = 0.5
-    merge: dict = field(default_factory=dict)  # instances: iou, ios
+    stitch: StitchOptions = StitchOptions()  # instances: iou, ios
     vectorize: object = None  # the experiment's predict.vectorize section
+
+    @property
+    def flow(self) -> Flow:
+        return Flow(self.batch_size, self.queue_depth, self.readers)
 
     @classmethod
     def of(cls, exp) -> Settings:
@@ -61,7 +67,8 @@ class Settings:
                    queue_depth=p.queue_depth, readers=p.readers, format=p.format,
                    commit_seconds=p.commit_seconds,
                    score_threshold=p.score_threshold,
-                   merge={"iou": p.merge_iou, "ios": p.merge_ios}, vectorize=p.vectorize)
+                   stitch=StitchOptions(iou=p.merge_iou, ios=p.merge_ios),
+                   vectorize=p.vectorize)
 
 
 @dataclass(frozen=True)

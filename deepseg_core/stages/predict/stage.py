@@ -33,7 +33,7 @@ def run(exp, registry, shard=None, merge=False):
         if n == 1 and done is not None and done["shards"] == 1:
             return _finish(plan, route, registry, 1)
         part = plan.shard(i, n)
-        run_tiles = tile_runner(registry, trained, plan.stack, part.windows, settings,
+        run_tiles = tile_runner(registry, trained, plan.stack, part.windows, settings.flow,
                                 part.label)
         done = route.predict_shard(plan, part, run_tiles)
         if n > 1:

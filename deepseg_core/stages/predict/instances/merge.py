@@ -13,15 +13,15 @@ from __future__ import annotations
 import heapq
 
 from ....contracts.raster import RasterInfo
+from .options import StitchOptions
 from .output import read_candidates
 from .stitcher import InstanceStitcher
 
 
 def merge_shards(shard_paths, info: RasterInfo, out_path, class_names=None, write_block=None,
-                 *, chunk: int = 50_000, **options) -> dict:
+                 options: StitchOptions | None = None, chunk: int = 50_000) -> dict:
     """Merge shards' candidate GeoPackages into the instance GeoPackage and id raster."""
-    # options: those of InstanceStitcher (iou, ios, block_size, ...)
-    stitcher = InstanceStitcher(info, out_path, class_names, write_block, **options)
+    stitcher = InstanceStitcher(info, out_path, class_names, write_block, options)
     streams = [read_candidates(path, chunk=chunk) for path in shard_paths]
     for stripe, columns in heapq.merge(*streams, key=lambda item: item[0]):
         stitcher.add_candidates(stripe, columns)

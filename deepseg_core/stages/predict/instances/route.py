@@ -83,8 +83,8 @@ def stitch_shard(plan, shard, run_tiles) -> Path:
         write_text(progress, json.dumps({"key": key, "stripe": int(stripe),
                                            "tiles": int(tiles)}))
 
-    stitcher = InstanceStitcher(instance_info(plan), work, s.classes, shard=True,
-                                on_commit=commit, **s.merge)
+    stitcher = InstanceStitcher(instance_info(plan), work, s.classes, None, s.stitch,
+                                shard=True, on_commit=commit)
     start = 0
     if state is not None:
         start = state["tiles"]
@@ -145,7 +145,7 @@ def merge_instance_shards(plan, registry, n: int) -> list[Path]:
         out.parent.mkdir(parents=True, exist_ok=True)
         with registry.writer_for(out, s.format).create(tmp_raster, info) as sink:
             checked = Checked(sink.write)
-            merge_shards(paths, info, tmp_gpkg, s.classes, checked, **s.merge)
+            merge_shards(paths, info, tmp_gpkg, s.classes, checked, s.stitch)
         verify(tmp_raster, registry.reader_for, info, checked.blocks)
         attach_instance_table(registry.writer_for(out, s.format), tmp_raster, tmp_gpkg)
         replace_durably(tmp_gpkg, gpkg)

@@ -28,6 +28,7 @@ from ....contracts.raster import RasterInfo, Window
 from ....errors import DeepSegError
 from ....geo.vectorize import pixel_shapes, to_map
 from .duplicates import DuplicateMerger, concat_columns
+from .options import StitchOptions
 from .output import CandidateOutput, InstanceOutput
 
 
@@ -71,21 +72,21 @@ class InstanceStitcher:
     :class:`CandidateOutput`.
     """
 
-    def __init__(self, info: RasterInfo, out_path, class_names=None, write_block=None, *,
-                 iou: float = 0.5, ios: float = 0.8, per_class: bool = False,
-                 tolerance: float = 2.0, simplify: float = 0.0, multipart: bool = False,
-                 shard: bool = False, block_size: int = 1024, write_empty: bool = True,
+    def __init__(self, info: RasterInfo, out_path, class_names=None, write_block=None,
+                 options: StitchOptions | None = None, *, shard: bool = False,
                  on_commit=None):
-        self.info, self.tolerance = info, tolerance
-        self.simplify, self.multipart = simplify, multipart
+        o = options or StitchOptions()
+        self.info, self.tolerance = info, o.tolerance
+        self.simplify, self.multipart = o.simplify, o.multipart
         names = class_names if class_names is not None else (info.class_names or ())
-        self.merger = None if shard else DuplicateMerger(iou, ios, per_class)
+        self.merger = None if shard else DuplicateMerger(o.iou, o.ios, o.per_class)
         if shard:
             self.output = CandidateOutput(info, out_path, on_commit=on_commit)
         else:
             self.output = InstanceOutput(
-                info, out_path, names, write_block, block_size=block_size,
-                write_empty=write_empty, geometry_type="MultiPolygon" if multipart else "Polygon")
+                info, out_path, names, write_block, block_size=o.block_size,
+                write_empty=o.write_empty,
+                geometry_type="MultiPolygon" if o.multipart else "Polygon")
         self.stats: Counter = Counter()
         self._stripe, self._batch, self._count = None, [], 0
 
