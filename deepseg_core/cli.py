@@ -23,7 +23,15 @@ def fail(message: str, code: int = 2):
 
 
 class Group(click.Group):
-    """Turns DeepSegError into a one-line message and a non-zero exit, never a traceback."""
+    """Turns DeepSegError into a one-line message and a non-zero exit, never a traceback; adds
+    the commands that plugins register (``deepseg_register_commands``), loading the plugins
+    only when a name is not the core's own or when the commands are listed."""
+
+    def list_commands(self, ctx):
+        return sorted({*super().list_commands(ctx), *_plugin_commands()})
+
+    def get_command(self, ctx, name):
+        return super().get_command(ctx, name) or _plugin_commands().get(name)
 
     def invoke(self, ctx):
         try:
@@ -32,6 +40,12 @@ class Group(click.Group):
             fail(exc)
         except KeyboardInterrupt:
             fail("interrupted", 130)
+
+
+def _plugin_commands() -> dict:
+    from .plugins.manager import get_registry
+
+    return {e.name: e.obj for e in get_registry().entries("command")}
 
 
 @click.group(cls=Group)
@@ -137,15 +151,6 @@ def merge(experiment):
     """Assemble the prediction shards into one output."""
     run_stage("predict", load(experiment), merge=True)
 
-
-from .hpc.command import files, sbatch, shards  # noqa: E402 - registered after the core commands
-
-main.add_command(sbatch)
-main.add_command(shards)
-main.add_command(files)
-from .demo.command import demo  # noqa: E402
-
-main.add_command(demo)
 
 if __name__ == "__main__":
     main()

@@ -181,5 +181,5 @@ def test_a_plugin_for_a_newer_api_is_reported_not_run():
     loaded = load_plugins(extra=[("future", mod)])
     [future] = [p for p in loaded.plugins if p.name == "future"]
     assert future.error == ("load: RuntimeError: it needs plugin API 99; this deepseg-core "
-                            "provides 1: upgrade deepseg-core")
+                            "provides 2: upgrade deepseg-core")
     assert "future" not in loaded.registry.names("model")

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import click
 
+from .. import hookimpl
 from ..errors import DeepSegError
 
 DEFAULT_SIZE = 1024
@@ -109,3 +110,9 @@ def _folds(ctx, param, value: str) -> list[int]:
 def demo(workdir, size, epochs, seed, crossval_folds, no_vectors):
     """Run every stage on a generated NZTM scene: no data needed."""
     run_demo(workdir, size, epochs, seed, not no_vectors, crossval_folds)
+
+
+@hookimpl(tryfirst=True)  # built-ins register first: others may override
+def deepseg_register_commands(registry):
+    """``deepseg demo``."""
+    registry.add_command("demo", demo)

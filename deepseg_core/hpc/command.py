@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from .. import hookimpl
 from ..errors import DeepSegError
 from ..stages import parse_stages
 
@@ -75,3 +76,10 @@ def files(experiment):
 
     exp = load_experiment(experiment, check_files=False)
     click.echo("\n".join(describe(exp, count_files(exp))))
+
+
+@hookimpl(tryfirst=True)  # built-ins register first: others may override
+def deepseg_register_commands(registry):
+    """The cluster side of the CLI: ``deepseg sbatch``, ``shards`` and ``files``."""
+    for command in (sbatch, shards, files):
+        registry.add_command(command.name, command)

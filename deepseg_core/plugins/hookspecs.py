@@ -32,7 +32,7 @@ if TYPE_CHECKING:
 hookspec = pluggy.HookspecMarker("deepseg")
 
 #: The plugin API this core provides (a plugin's ``DEEPSEG_PLUGIN_API`` must not exceed it).
-API_VERSION = 1
+API_VERSION = 2
 
 
 @hookspec
@@ -110,4 +110,19 @@ def deepseg_register_metrics(registry: Registry) -> None:
     :class:`deepseg_core.metrics.base.Metric`: ``applies_to`` ('semantic'|'instance'),
     ``update(...)``, ``state()``/``merge(states)``, ``summary() -> dict[str, float]`` and
     ``write_report(folder, stem) -> list[Path]``.
+    """
+
+
+@hookspec
+def deepseg_register_commands(registry: Registry) -> None:
+    """Register ``deepseg`` subcommands: ``registry.add_command(name, command)``.
+
+    Parameter ``registry``: the :class:`~deepseg_core.plugins.registry.Registry` to fill.
+    Since plugin API 2.
+
+    ``command`` is a :mod:`click` command; ``deepseg NAME ...`` runs it and ``deepseg --help``
+    lists it. A :class:`~deepseg_core.errors.DeepSegError` it raises is shown as one line, as
+    for the core's commands. The cluster commands (``sbatch``, ``shards``, ``files``) and
+    ``demo`` are built-in plugins of this hook. The names of the core's own commands
+    (``run``, ``train``, ...: ``registry.CORE_COMMANDS``) cannot be taken.
     """

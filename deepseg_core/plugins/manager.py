@@ -10,7 +10,8 @@ its ``tryfirst``/``trylast``/``wrapper`` options hold. Each plugin is registered
 stand-in whose hook implementations name the plugin as the provider of what it registers and
 turn its errors into a recorded failure of that plugin alone. The built-ins' implementations
 are ``tryfirst``: they register before any other plugin, which may then override them.
-Built-in plugins are named ``deepseg:<module>``, a name no entry point can take.
+Built-in plugins are named ``deepseg:<module>`` (``deepseg:hpc``, ``deepseg:demo`` for the
+command packages), a name no entry point can take.
 """
 
 from __future__ import annotations
@@ -32,13 +33,10 @@ from ..errors import PluginLoadError, RegistryError
 from .registry import Registry
 
 GROUP = "deepseg"
-BUILTIN_PLUGINS = (
-    "deepseg_core.builtin.rasterio_io",
-    "deepseg_core.builtin.tiler",
-    "deepseg_core.builtin.augment",
-    "deepseg_core.builtin.metrics",
-)
-HOOKS = ("readers", "writers", "tilers", "models", "augmenters", "metrics")
+BUILTIN_PLUGINS = ("deepseg_core.builtin.rasterio_io", "deepseg_core.builtin.tiler",
+                   "deepseg_core.builtin.augment", "deepseg_core.builtin.metrics",
+                   "deepseg_core.hpc.command", "deepseg_core.demo.command")
+HOOKS = ("readers", "writers", "tilers", "models", "augmenters", "metrics", "commands")
 BUILTIN_PREFIX = "deepseg:"  # entry-point names starting so are refused
 DISABLE_VAR = "DEEPSEG_DISABLE_PLUGINS"
 STRICT_VAR = "DEEPSEG_STRICT_PLUGINS"
@@ -92,8 +90,8 @@ def _candidates(extra):
     from .. import __version__
 
     for module in BUILTIN_PLUGINS:
-        info = PluginInfo(BUILTIN_PREFIX + module.rsplit(".", 1)[-1], module, "deepseg-core",
-                          __version__, True)
+        short = module.removeprefix("deepseg_core.").removeprefix("builtin.").split(".")[0]
+        info = PluginInfo(BUILTIN_PREFIX + short, module, "deepseg-core", __version__, True)
         yield info, lambda module=module: importlib.import_module(module)
     for ep in _entry_points():
         dist = getattr(ep, "dist", None)

@@ -9,7 +9,10 @@ from typing import Any
 from ..errors import DeepSegError, RegistryError
 from ..io.gdalpaths import is_virtual
 
-KINDS = ("reader", "writer", "tiler", "model", "augmenter", "metric")
+KINDS = ("reader", "writer", "tiler", "model", "augmenter", "metric", "command")
+#: the core's own ``deepseg`` commands (cli.py), which no plugin command may take
+CORE_COMMANDS = ("crossval", "dataprep", "init", "merge", "plugins", "predict", "run", "train",
+                 "validate")
 
 
 @dataclass
@@ -22,7 +25,8 @@ class Entry:
 
 
 class Registry:
-    """Holds every registered reader, writer, tiler, model, augmenter and metric by name."""
+    """Holds every registered reader, writer, tiler, model, augmenter, metric and command by
+    name."""
 
     def __init__(self):
         self._entries: dict[str, dict[str, Entry]] = {kind: {} for kind in KINDS}
@@ -71,6 +75,14 @@ class Registry:
         """Register a metric factory as ``name``; ``override=True`` replaces an existing one."""
         self._check("metric", name, factory)
         self._add("metric", name, factory, override)
+
+    def add_command(self, name, command, override=False):
+        """Register a click command as ``deepseg NAME``; ``override=True`` replaces one."""
+        self._check("command", name, command, methods=("main", "invoke"))
+        if name in CORE_COMMANDS:
+            raise TypeError(f"command {name!r} of plugin {self.provider!r}: 'deepseg {name}' "
+                            "is one of the core's own commands")
+        self._add("command", name, command, override)
 
     def _check(self, kind: str, name: str, obj, methods: tuple[str, ...] = ()) -> None:
         """A TypeError (the plugin fails, the others go on) when ``obj`` cannot be what

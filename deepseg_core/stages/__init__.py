@@ -1,17 +1,52 @@
-"""Loading an experiment and running its stages: the one way in for the CLI, hpc and demo."""
+"""The four stages, and loading an experiment to run them: the one way in for the CLI, the
+cluster commands and the demo.
+
+Each stage is a plain function ``(exp, registry, **options)`` in :data:`STAGE_FUNCTIONS`; its
+module is imported when it runs, so ``deepseg --help`` imports none of them.
+"""
 
 from __future__ import annotations
 
-import importlib
 import logging
+from collections.abc import Callable
+from pathlib import Path
 
 from ..errors import DeepSegError
 
 log = logging.getLogger(__name__)
 
-STAGE_MODULES = {"dataprep": "deepseg_core.stages.dataprep", "train": "deepseg_core.stages.train",
-                 "crossval": "deepseg_core.stages.crossval",
-                 "predict": "deepseg_core.stages.predict"}
+
+def run_dataprep(exp, registry) -> Path:
+    """Labels rasterized, tiles cut, the HDF5 store written (or reused): its path."""
+    from .dataprep import run
+
+    return run(exp, registry)
+
+
+def run_train(exp, registry):
+    """The model trained on the store (checkpoints, logs, curves): the trained model."""
+    from .train import run
+
+    return run(exp, registry)
+
+
+def run_crossval(exp, registry) -> dict:
+    """Every chosen fold trained and scored, then all finished folds summarized: the table."""
+    from .crossval import run
+
+    return run(exp, registry)
+
+
+def run_predict(exp, registry, shard: str | None = None, merge: bool = False) -> Path:
+    """The experiment's rasters predicted (one shard, or all and assembled): the output."""
+    from .predict import run
+
+    return run(exp, registry, shard=shard, merge=merge)
+
+
+#: stage name (config.STAGES, in the order ``deepseg run`` runs them) -> its function
+STAGE_FUNCTIONS: dict[str, Callable] = {"dataprep": run_dataprep, "train": run_train,
+                                       "crossval": run_crossval, "predict": run_predict}
 
 
 def load(experiment, check_files=True):
@@ -31,8 +66,7 @@ def run_stage(stage: str, exp, **options):
     """Run one stage of a loaded experiment."""
     from ..plugins.manager import get_registry
 
-    module = importlib.import_module(STAGE_MODULES[stage])
-    return module.run(exp, get_registry(), **options)
+    return STAGE_FUNCTIONS[stage](exp, get_registry(), **options)
 
 
 def parse_stages(text: str | None, default: list[str]) -> list[str]:
