@@ -119,7 +119,7 @@ class ModelPlugin(Protocol):
 
     # Optional: ``load(path, compile=False)``, a saved model of this plugin from its file
     # (best.keras/last.keras). Plugins whose models are no Keras models provide it; without
-    # it the file is loaded by :func:`load_saved` through Keras.
+    # it the file is loaded through Keras (deepseg_core.models.folder.load_saved).
 
 
 class SemanticModel(abc.ABC):
@@ -227,19 +227,6 @@ class InstanceModel(abc.ABC):
 
     def custom_objects(self) -> dict:
         return {}
-
-
-def load_saved(plugin, path, compile: bool = False):
-    """The model ``plugin`` saved at ``path``: through the plugin's own ``load`` where it has
-    one, else through Keras with ``safe_mode=True`` (a file whose layers carry code, such as a
-    Lambda, is refused instead of run: model files are data, see docs/crash-safety.md)."""
-    own = getattr(plugin, "load", None)
-    if callable(own):
-        return own(path, compile=compile)
-    import keras
-
-    return keras.saving.load_model(path, custom_objects=plugin.custom_objects(),
-                                   compile=compile, safe_mode=True)
 
 
 MODEL_METHODS = ("validate", "build", "compile", "prepare_batch", "predict_tiles",

@@ -36,32 +36,6 @@ def keras_cache() -> Path:
     return Path(home) / "models"
 
 
-def check_unet(merged: dict, given: dict, tilesize: int) -> None:
-    """The U-Net family's parameter checks: ``filters``, ``depth`` and ``dropout`` of the
-    merged parameters, the encoder (below), and the depth an encoder fixes (``given``: the
-    parameters the user set)."""
-    for name in ("filters", "depth"):
-        value = merged.get(name, 1)
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise DeepSegError(f"model parameter {name} must be a whole number >= 1, "
-                               f"not {value!r}")
-    dropout = merged.get("dropout", 0.0)
-    if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) \
-            or not 0 <= dropout < 1:
-        raise DeepSegError(f"model parameter dropout must be a number in [0, 1), "
-                           f"not {dropout!r}")
-    check_encoder(merged, tilesize)
-    if merged.get("encoder"):
-        if "depth" in given and given["depth"] != ENCODER_DEPTH:
-            raise DeepSegError(f"model parameter depth is {ENCODER_DEPTH} with encoder "
-                               f"{merged['encoder']}, not {given['depth']!r}: leave it out")
-        return
-    depth = int(merged.get("depth", 0))
-    if depth and tilesize % (2 ** depth):
-        raise DeepSegError(f"tilesize {tilesize} cannot be taken by a model of depth {depth}: "
-                           f"it must be divisible by 2^{depth} = {2 ** depth}")
-
-
 def check_encoder(params: dict, tilesize: int) -> None:
     """DeepSegError naming the parameter when ``encoder``/``encoder_weights`` cannot be used."""
     from .pretrained import check_weights_path

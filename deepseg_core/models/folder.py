@@ -152,10 +152,21 @@ def model_info(exp, stats: dict, band_names, crs, resolution, run: str | None = 
                      stats={k: np.asarray(v).tolist() for k, v in stats.items()}, run=run)
 
 
+def load_saved(plugin, path, compile: bool = False):
+    """The model ``plugin`` saved at ``path``: through the plugin's own ``load`` where it has
+    one, else through Keras with ``safe_mode=True`` (a file whose layers carry code, such as a
+    Lambda, is refused instead of run: model files are data, see docs/crash-safety.md)."""
+    own = getattr(plugin, "load", None)
+    if callable(own):
+        return own(path, compile=compile)
+    import keras
+
+    return keras.saving.load_model(path, custom_objects=plugin.custom_objects(),
+                                   compile=compile, safe_mode=True)
+
+
 def load_model(registry, name: str, weights: Path):
     """(model plugin, model) of the model plugin ``name`` saved at ``weights``."""
-    from ..contracts.model import load_saved
-
     plugin = registry.get("model", name)
     try:
         model = load_saved(plugin, weights)

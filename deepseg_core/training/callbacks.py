@@ -15,8 +15,8 @@ from pathlib import Path
 
 import keras
 
-from ..contracts.model import load_saved
 from ..errors import DeepSegError
+from ..models.folder import load_saved
 from . import checkpoint
 from .curves import plot_curves
 from .heap import keep_blocks_in_heap

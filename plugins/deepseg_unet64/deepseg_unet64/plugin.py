@@ -1,34 +1,18 @@
 """Hook implementations of the deepseg_unet64 plugin: registers the ``unet64`` model."""
 
 from deepseg_core import hookimpl
-from deepseg_core.contracts.model import SemanticModel
+from deepseg_core.models.unet import UNetFamily
 
 
-class UNet64(SemanticModel):
+class UNet64(UNetFamily):
     """The classic U-Net: ``filters`` in the first level, doubled at each of ``depth`` levels."""
 
-    defaults = {"filters": 64, "depth": 4, "dropout": 0.0, "encoder": None,
-                "encoder_weights": None}
+    defaults = {**UNetFamily.defaults, "filters": 64}
 
-    def validate(self, nbands, nclasses, tilesize, params):
-        """The U-Net family's checks (filters, depth, dropout), plus a Keras Applications
-        ``encoder`` and its ``encoder_weights`` (a weights file, or ``imagenet``: the standard
-        file in the Keras cache folder)."""
-        from deepseg_core.models.encoders import check_unet
-
-        super().validate(nbands, nclasses, tilesize, params)
-        check_unet(self.params(params), params, tilesize)
-
-    def network(self, nbands, nclasses, **params):
+    def builder(self):
         from .model import build_unet64  # Keras is imported only when a model is built
 
-        weights = params.pop("encoder_weights", None)
-        model = build_unet64(nbands, nclasses, **params)
-        if weights:
-            from deepseg_core.models.encoders import load_encoder_weights
-
-            load_encoder_weights(model, params["encoder"], weights, nbands)
-        return model
+        return build_unet64
 
 
 @hookimpl
