@@ -115,7 +115,8 @@ def read_named(path: str, custom_objects: dict | None = None) -> dict | None:
         if path.endswith(".keras"):
             import keras
 
-            return model_layers(keras.saving.load_model(path, compile=False,
+            # a weights source is data: a layer that carries code is refused, not run
+            return model_layers(keras.saving.load_model(path, compile=False, safe_mode=True,
                                                         custom_objects=custom_objects))
         with h5py.File(path, "r") as f:
             if "layer_names" in f.attrs:

@@ -33,8 +33,8 @@ def read_weights(path: str) -> dict | None:
 
     try:
         if path.endswith(".keras"):
-            return model_layers(keras.saving.load_model(
-                path, compile=False, custom_objects={"MaskRCNN": MaskRCNN}))
+            return model_layers(keras.saving.load_model(  # data: code in it is refused
+                path, compile=False, safe_mode=True, custom_objects={"MaskRCNN": MaskRCNN}))
         with h5py.File(path, "r") as f:
             if "layer_names" in f.attrs:
                 return legacy_layers(f)
