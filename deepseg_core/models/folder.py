@@ -109,10 +109,12 @@ def model_info(exp, stats: dict, band_names, crs, resolution) -> dict:
 def load_model(registry, info: dict, weights: Path):
     """(model plugin, model) for a trained model described by its model.json."""
     from ..contracts.model import load_saved
+    from .pretrained import load_problem
 
     plugin = registry.get("model", info["model"])
     try:
         model = load_saved(plugin, weights)
     except (OSError, ValueError) as exc:
-        raise DeepSegError(f"{weights}: cannot load the trained model ({exc})") from None
+        raise DeepSegError(f"{weights}: cannot load the trained model "
+                           f"({load_problem(exc)})") from None
     return plugin, model

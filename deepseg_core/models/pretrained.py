@@ -23,6 +23,16 @@ from ..errors import DeepSegError
 SUFFIXES = (".keras", ".h5")
 
 
+def load_problem(error) -> str:
+    """Why a model file did not load, in the user's words: Keras' text for a file that holds
+    code advises ``safe_mode=False``, which DeepSeg never passes (model files are data)."""
+    text = str(error)
+    if "safe_mode" in text:
+        return ("it holds code (such as a Lambda layer), which DeepSeg does not run from a "
+                "model file; see docs/crash-safety.md, 'Trust model'")
+    return text
+
+
 def check_weights_path(value, key: str = "model parameter weights") -> str | None:
     """``value`` as an existing .keras/.h5 path (``~`` expanded); DeepSegError otherwise."""
     if value is None:
@@ -125,7 +135,8 @@ def read_named(path: str, custom_objects: dict | None = None) -> dict | None:
                 return legacy_layers(f["model_weights"])  # a whole legacy model (.h5)
         return None
     except (OSError, KeyError, ValueError, TypeError) as error:
-        raise DeepSegError(f"model parameter weights: cannot read {path!r}: {error}") from None
+        raise DeepSegError(f"model parameter weights: cannot read {path!r}: "
+                           f"{load_problem(error)}") from None
 
 
 def adapt_bands(kernel: np.ndarray, nbands: int) -> np.ndarray:
