@@ -76,7 +76,8 @@ def environment(exp) -> list[str]:
                   f"  module load {names}", "else", f"  echo {missing} >&2", "fi"]
     venv = venv_folder(exp)
     if venv:
-        lines += [f"source {shell_word('hpc.venv', venv / 'bin' / 'activate')}"]
+        lines += ["# shellcheck source=/dev/null",
+                  f"source {shell_word('hpc.venv', venv / 'bin' / 'activate')}"]
     if hpc.container:
         lines += ["# deepseg runs inside the container; --nv passes the node's GPUs through",
                   f"IMAGE={shell_word('hpc.container', absolute(exp, hpc.container))}",
