@@ -14,7 +14,7 @@ import subprocess
 
 import pytest
 import yaml
-from hpcjobs import HPC, deepseg, tiny_experiment
+from hpcjobs import HPC, deepseg, tiny_experiment, untrained_model
 
 from deepseg_core.config import load_experiment
 from deepseg_core.hpc.paths import bind_folders
@@ -187,6 +187,41 @@ def test_scripts_with_hostile_paths_run_for_real(tmp_path):
     assert (out / "model" / "best.keras").exists() and (out / "crossval" / "fold1").is_dir()
     assert (out / "predictions" / "prediction.tif").exists()
     assert not markers(tmp_path, cwd)
+
+
+def test_model_files_that_hold_code_are_refused_not_run(tmp_path):
+    """A .keras file whose Lambda layer touches a marker when loaded: as pretrained weights
+    and as the trained model, deepseg refuses it with one line and the marker never appears."""
+    import keras
+
+    from deepseg_core.plugins.manager import load_plugins
+
+    marker, evil = tmp_path / "PWNED", tmp_path / "evil.keras"
+    inputs = keras.Input((None, None, 3))
+    touch = eval(f"lambda t: (open({str(marker)!r}, 'w').close(), t)[1]")  # path in its code
+    payload = keras.layers.Lambda(touch)
+    keras.Model(inputs, keras.layers.Conv2D(2, 1)(payload(inputs))).save(evil)
+    marker.unlink()
+    keras.saving.load_model(evil, safe_mode=False)  # the payload is live: loading runs it
+    assert marker.exists()
+    marker.unlink()
+    model = {"name": "unet64", "filters": 2, "depth": 1, "weights": str(evil)}
+    path = tiny_experiment(tmp_path / "weights", model=model)
+    done = deepseg("run", str(path), "--stages", "dataprep,train")
+    [line] = done.stderr.strip().splitlines()[-1:]
+    assert done.returncode != 0 and "Traceback" not in done.stderr
+    assert line == (f"error: model parameter weights: cannot read {str(evil)!r}: it holds code "
+                    "(such as a Lambda layer), which DeepSeg does not run from a model file; "
+                    "see docs/crash-safety.md, 'Trust model'")
+    exp = load_experiment(tiny_experiment(tmp_path / "trained"))
+    untrained_model(exp, load_plugins().registry)
+    best = exp.outdir / "model" / "best.keras"
+    shutil.copyfile(evil, best)
+    done = deepseg("predict", str(exp.source))
+    assert done.returncode != 0 and "Traceback" not in done.stderr
+    assert done.stderr.strip().splitlines()[-1].startswith(
+        f"error: {best}: cannot load the trained model (it holds code (such as a Lambda layer)")
+    assert not markers(tmp_path)
 
 
 def sbatch_options(script, port: int, conf) -> dict[str, str]:
