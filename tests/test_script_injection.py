@@ -65,6 +65,7 @@ def one_error_line(done, path, key: str) -> str:
     ("hpc.partition", "milan touch", "is not a Slurm partition name"),
     ("hpc.extra_sbatch", ["--qos=debug\ntouch PWNED"], "holds the control character '\\n'"),
     ("hpc.modules", ["Python\ntouch PWNED"], "holds the control character '\\n'"),
+    ("hpc.modules", ["Python 3.11;touch PWNED"], "is not a module name"),
     ("hpc.venv", "/venv\rtouch PWNED", "holds the control character '\\r'"),
     ("hpc.mem", "16G\n#SBATCH --wrap=id", "holds the control character '\\n'"),
 ])
