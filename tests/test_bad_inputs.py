@@ -7,6 +7,7 @@ read-only model folder is in tests/test_full_disk.py (model-readonly).
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -152,7 +153,8 @@ def plugin_env(tmp_path_factory):
     (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: badplugins\nVersion: 0.1\n")
     (dist / "entry_points.txt").write_text(
         "[deepseg]\n" + "".join(f"{n} = {n}\n" for n in PLUGINS))
-    return {**ENV, "PYTHONPATH": str(site)}
+    path = os.pathsep.join(p for p in (str(site), os.environ.get("PYTHONPATH")) if p)
+    return {**ENV, "PYTHONPATH": path}  # the code under test stays first after the plugins
 
 
 def test_plugins_that_exit_or_raise_base_exceptions_are_reported_and_skipped(plugin_env):

@@ -165,7 +165,7 @@ BAD = [
     ("wrong-type-union", {"images": [{"path": 5}]}, "images[0].path",
      "Input should be a valid string or a valid list (got 5)"),
     ("missing-key", {"nbands": None}, "nbands", "required key is missing"),
-    ("overlap", {"overlap": 32}, "overlap", "overlap (32) must be smaller than tilesize (32)"),
+    ("overlap", {"overlap": 32}, "overlap", "overlap (32) must be at most half the tilesize"),
     ("epochs-0", {"epochs": 0}, "epochs", "Input should be greater than or equal to 1 (got 0)"),
     ("unknown-stage", {"stages": "dataprep,trian"}, "stages[1]",
      "Input should be 'dataprep', 'train', 'crossval' or 'predict' (got 'trian')"),

@@ -78,9 +78,9 @@ def test_scripts_hold_the_resources_and_pass_bash_n(tmp_path):
     assert f"apptainer exec --nv --bind {tmp_path} \"$IMAGE\" deepseg" in text["merge"]
     assert f"IMAGE={tmp_path / 'deepseg.sif'}\n" in text["merge"]
     submit = (folder / "submit.sh").read_text()
-    assert ("predict=$(sbatch --parsable --dependency=afterok:${train%%;*} "
+    assert ("predict=$(sbatch --parsable --dependency=afterok:\"${train%%;*}\" "
             "--kill-on-invalid-dep=yes predict.sh)") in submit
-    assert "crossval_report=$(sbatch --parsable --dependency=afterok:${crossval%%;*}" in submit
+    assert "crossval_report=$(sbatch --parsable --dependency=afterok:\"${crossval%%;*}\"" in submit
 
 
 def test_array_scripts_pick_their_task_and_crossval_folds_extend_the_experiment(tmp_path):

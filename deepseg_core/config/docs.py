@@ -26,6 +26,10 @@ Training data is either `images` + `labels` (one scene) or `scenes`: several tra
 each its own image stack with its own or the shared `labels`, tiled separately
 ([stages](stages.md#dataprep)). Every model plugin takes `model: {weights: PATH}`: a previous
 model (`best.keras`) or a Keras weights file loaded by layer name (the plugins' READMEs).
+
+The file is data: no value in it runs as a command. Outputs go to `<workdir>/<name>/` (the
+store to `<workdir>/stores/`) unless a key names another path on purpose: `store.path`,
+`hpc.logs`, an absolute `predict.output` ([trust model](crash-safety.md#trust-model)).
 """
 
 
@@ -56,12 +60,23 @@ def _default(field) -> str:
     return "" if field.default is PydanticUndefined else f"`{field.default!r}`"
 
 
+def _bounds(field) -> str:
+    """The field's numeric limits as the user reads them: ' (16 to 8192)', ' (> 0)'."""
+    found = {name: getattr(m, name) for m in field.metadata for name in ("ge", "gt", "le", "lt")
+             if getattr(m, name, None) is not None}
+    if "ge" in found and "le" in found:
+        return f" ({found['ge']} to {found['le']})"
+    signs = {"ge": "≥", "gt": ">", "le": "≤", "lt": "<"}
+    return f" ({', '.join(f'{signs[k]} {v}' for k, v in found.items())})" if found else ""
+
+
 def rows(model: type[BaseModel], prefix: str = "") -> list[tuple[str, str, str, str]]:
     """(key path, type, default, meaning) for every key of ``model``, depth first."""
     out = []
     for name, field in model.model_fields.items():
         key = f"{prefix}{name}"
-        out.append((key, _type(field.annotation), _default(field), field.description or ""))
+        meaning = (field.description or "") + _bounds(field) if field.description else ""
+        out.append((key, _type(field.annotation), _default(field), meaning))
         for sub in _models(field.annotation):
             if sub is not model:
                 inner = "[]." if typing.get_origin(field.annotation) is list or any(

@@ -1,7 +1,9 @@
 """The ``hpc:`` section of experiment.yaml: Slurm resources and job environment (docs/cluster.md).
 
 Defaults suit NeSI: one A100 per GPU job (NeSI picks the partition from the request), a
-longer limit for training than for a prediction shard, no GPU for the merge job.
+longer limit for training than for a prediction shard, no GPU for the merge job. Every value
+ends up in a job script: none may hold a newline, and the ones written bare into ``#SBATCH``
+lines are limited to what Slurm names look like.
 """
 
 from __future__ import annotations
@@ -10,9 +12,12 @@ import re
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-TIME = re.compile(r"^(\d+|\d+:\d{2}|\d+:\d{2}:\d{2}|\d+-\d+|\d+-\d+:\d{2}|\d+-\d+:\d{2}:\d{2})$")
-MEMORY = re.compile(r"^\d+[KMGT]?$")
-GPUS = re.compile(r"^([A-Za-z0-9_.-]+:)?\d+$")
+from .safety import one_line
+
+TIME = re.compile(r"\d+|\d+:\d{2}|\d+:\d{2}:\d{2}|\d+-\d+|\d+-\d+:\d{2}|\d+-\d+:\d{2}:\d{2}")
+MEMORY = re.compile(r"\d+[KMGT]?")
+GPUS = re.compile(r"([A-Za-z0-9_.-]+:)?\d+")
+SLURM_NAME = re.compile(r"[A-Za-z0-9_.-]+")  # accounts and partitions (a list: comma-separated)
 
 
 class HPC(BaseModel):
@@ -54,23 +59,44 @@ class HPC(BaseModel):
     def _time(cls, value):
         if not isinstance(value, str):  # YAML reads an unquoted 12:00:00 as 43200
             raise ValueError("write the time in quotes, such as '12:00:00'")
-        if not TIME.match(value):
+        if not TIME.fullmatch(value):
             raise ValueError("expected a Slurm time such as '30', '02:00:00' or '1-12:00:00'")
         return value
 
     @field_validator("mem", mode="before")
     @classmethod
     def _mem(cls, value):
-        if not MEMORY.match(str(value)):
+        if not MEMORY.fullmatch(str(value)):
             raise ValueError("expected a Slurm memory size such as '16G' or '4000M'")
         return str(value)
 
     @field_validator("gpus", "train_gpus", mode="before")
     @classmethod
     def _gpus(cls, value):
-        if value is not None and not GPUS.match(str(value)):
+        if value is not None and not GPUS.fullmatch(str(value)):
             raise ValueError("expected GPUs as 'TYPE:N' such as 'A100:1', or a count")
         return None if value is None else str(value)
+
+    @field_validator("account", "partition")
+    @classmethod
+    def _slurm_names(cls, value, info):
+        names = [] if value is None else value.split(",") if info.field_name == "partition" \
+            else [value]
+        if any(not SLURM_NAME.fullmatch(n) for n in names):
+            example = "'milan' or 'milan,genoa'" if info.field_name == "partition" \
+                else "'nesi12345'"
+            raise ValueError(f"{value!r} is not a Slurm {info.field_name} name; expected "
+                             f"letters, digits, '_', '.' and '-', such as {example}")
+        return value
+
+    @field_validator("modules")
+    @classmethod
+    def _modules(cls, value):
+        for name in value:
+            if not name or name.startswith("-") or any(c.isspace() for c in name):
+                raise ValueError(f"{name!r} is not a module name; expected names such as "
+                                 "'Python/3.11.6-foss-2023a'")
+        return value
 
     @field_validator("extra_sbatch")
     @classmethod
@@ -82,3 +108,8 @@ class HPC(BaseModel):
                 raise ValueError(f"expected sbatch options such as '--qos=debug', got {line!r}")
             lines.append(option)
         return lines
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _one_line(cls, value):  # defined last: pydantic runs it before the validators above
+        return one_line(value)

@@ -15,6 +15,7 @@ from pydantic import ValidationError
 from ..errors import ConfigError
 from ..io.gdalpaths import gdal_open_problem, is_virtual
 from .problems import schema_problems
+from .safety import name_problem
 from .schema import Experiment
 
 ENV_VAR = "DEEPSEG_EXPERIMENT"
@@ -194,6 +195,9 @@ def load_experiment(path=None, check_files: bool = True) -> Experiment:
             raise ConfigError(f"no experiment given: name an experiment.yaml or set {ENV_VAR}")
     path = Path(path).resolve()
     data = load_raw(path)
+    if "name" not in data and (why := name_problem(path.stem)):
+        raise ConfigError(f"{path}: name: not set, so the file name gives it, but {why}; "
+                          "set 'name:' in the file or rename it")
     data.setdefault("name", path.stem)
     data.setdefault("workdir", str(path.parent))
     try:

@@ -14,9 +14,16 @@ from pydantic import Field, PrivateAttr, field_validator, model_validator
 from ..contracts.raster import parse_colour
 from .base import ImageSource, Named, Strict
 from .hpc import HPC
+from .safety import name_problem, one_line
 from .sections import CrossVal, Predict, Store, Training
 
 STAGES = ("dataprep", "train", "crossval", "predict")
+#: tile side bounds: below 16 px a raster becomes millions of tiles (the window list alone can
+#: exhaust memory); above 8192 px one tile (and one training batch) outgrows any GPU
+TILESIZE = (16, 8192)
+#: values (px x px x bands) one tile may hold: one chunk of the HDF5 store, whose limit is
+#: 4 GiB, even at 8 bytes a value
+TILE_VALUES = 2**28
 
 
 class ClassSpec(Strict):
@@ -70,7 +77,9 @@ class Scene(Strict):
 
 
 class Experiment(Strict):
-    name: str | None = Field(None, description="experiment name (default: the yaml file stem)")
+    name: str | None = Field(None, description="experiment name (default: the yaml file "
+                             "stem): letters, digits, '.', '_' and '-'; the folder "
+                             "<workdir>/<name>/ and the Slurm job names")
     workdir: str = Field(".", description="outputs go to <workdir>/<name>/")
     segmentation_type: Literal["semantic", "instance"] = Field(
         "semantic", description="class per pixel, or one id per object (Mask R-CNN)")
@@ -79,8 +88,11 @@ class Experiment(Strict):
     crs: str | None = Field(None, description="grid CRS (default: the first image's)")
     resolution: float | None = Field(None, gt=0, description="pixel size in CRS units "
                                                              "(default: the first image's)")
-    tilesize: int = Field(256, gt=0, description="tile side in pixels")
-    overlap: int = Field(32, ge=0, description="overlap between neighbouring tiles in pixels")
+    tilesize: int = Field(256, ge=TILESIZE[0], le=TILESIZE[1], description="tile side in "
+                          "pixels; a model may ask for a multiple (U-Net: of 2^depth); "
+                          "tilesize x tilesize x nbands at most 2^28 values")
+    overlap: int = Field(32, ge=0, description="overlap between neighbouring tiles in pixels, "
+                                               "at most half the tilesize")
     nbands: int = Field(gt=0, description="stacked band count of the images")
     epochs: int = Field(10, ge=1, description="training epochs")
     learning_rate: float = Field(1e-3, gt=0, description="optimizer learning rate")
@@ -124,6 +136,19 @@ class Experiment(Strict):
     @property
     def class_names(self) -> list[str]:
         return [c.name for c in self.classes]
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value):
+        why = None if value is None else name_problem(value)
+        if why:
+            raise ValueError(why)
+        return value
+
+    @field_validator("workdir")
+    @classmethod
+    def _workdir(cls, value):
+        return one_line(value)
 
     @field_validator("crs")
     @classmethod
@@ -180,8 +205,20 @@ class Experiment(Strict):
     @classmethod
     def _overlap(cls, value, info):
         tilesize = info.data.get("tilesize")  # absent when tilesize itself is invalid
-        if tilesize is not None and value >= tilesize:
-            raise ValueError(f"overlap ({value}) must be smaller than tilesize ({tilesize})")
+        if tilesize is not None and 2 * value > tilesize:  # else tiles multiply without bound
+            raise ValueError(f"overlap ({value}) must be at most half the tilesize "
+                             f"({tilesize} / 2 = {tilesize // 2}): each pixel in at most 4 tiles")
+        return value
+
+    @field_validator("nbands")
+    @classmethod
+    def _tile_values(cls, value, info):
+        tilesize = info.data.get("tilesize")
+        if tilesize is not None and tilesize * tilesize * value > TILE_VALUES:
+            raise ValueError(f"a tile of {tilesize} x {tilesize} px x {value} bands holds "
+                             f"{tilesize * tilesize * value:,} values, more than the "
+                             f"{TILE_VALUES:,} one tile of the store may hold; use a smaller "
+                             "tilesize")
         return value
 
     @field_validator("classes")

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import os
 from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
 from .base import ImageSource, Strict
+from .safety import escapes
 
 
 class Store(Strict):
@@ -68,8 +70,8 @@ class Vectorize(Strict):
 class Predict(Strict):
     images: list[ImageSource] | None = Field(None, description="rasters to predict "
                                              "(default: the training images)")
-    output: str = Field("predictions/prediction.tif", description="output raster (relative to "
-                                                                  "<workdir>/<name>/)")
+    output: str = Field("predictions/prediction.tif", description="output raster: relative "
+                        "to <workdir>/<name>/ and inside it, or an absolute path")
     format: str | None = Field(None, description="registered writer (default: from suffix)")
     batch_size: int | None = Field(None, gt=0, description="default: training.batch_size")
     probabilities: Literal["none", "uint8", "float32"] = Field(
@@ -85,6 +87,14 @@ class Predict(Strict):
     merge_iou: float = Field(0.5, ge=0, le=1, description="instances: IoU duplicate threshold")
     merge_ios: float = Field(0.8, ge=0, le=1, description="instances: intersection over "
                                                          "smaller duplicate threshold")
+
+    @field_validator("output")
+    @classmethod
+    def _inside(cls, value):
+        if not os.path.isabs(value) and escapes(value):  # an absolute one is named on purpose
+            raise ValueError(f"{value!r} leads out of <workdir>/<name>/; expected a path inside "
+                             "it such as 'predictions/map.tif', or an absolute path")
+        return value
 
 
 class CrossVal(Strict):

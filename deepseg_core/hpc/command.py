@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shlex
+
 import click
 
 from .. import hookimpl
@@ -42,10 +44,10 @@ def sbatch(experiment, stages, shards, submit):
     folder = next(iter(scripts.values())).parent
     click.echo(f"logs go to {logs_folder(exp)}; the experiment has "
                f"{count_files(exp)['total']} files and folders now ('deepseg files')")
-    if not submit:
+    if not submit:  # commands to copy: quoted like the scripts' own values
         names = " && bash ".join(p.name for p in scripts.values())
-        click.echo(f"submit: bash {folder / 'submit.sh'}   without Slurm: cd {folder} && "
-                   f"bash {names}")
+        click.echo(f"submit: bash {shlex.quote(str(folder / 'submit.sh'))}   without Slurm: "
+                   f"cd {shlex.quote(str(folder))} && bash {names}")
         return
     for job, job_id in submit_all(scripts).items():
         click.echo(f"submitted {scripts[job].name} as job {job_id}")

@@ -2,40 +2,20 @@
 
 ``<outdir>/slurm/`` gets ``train.sh`` (dataprep, train, crossval), optionally ``crossval.sh``
 (one array task per fold) and ``crossval-report.sh``, ``predict.sh`` (one array task per
-shard), ``merge.sh``, and ``submit.sh`` that submits them in order with dependencies.
+shard), ``merge.sh``, and ``submit.sh`` that submits them in order with dependencies. Every
+value of the experiment is written quoted (``quoting.py``): running a script runs only its
+own commands, whatever the experiment file holds.
 """
 
 from __future__ import annotations
 
-import shlex
-import sys
 from pathlib import Path
 
 from ..errors import DeepSegError
+from ..io.atomic import write_text
+from .paths import absolute, binds_word, experiment_path, logs_folder, venv_folder
+from .quoting import checked, log_folder, sbatch_word, shell_word, yaml_heredoc
 from .submit import submit_lines
-
-
-def absolute(exp, value: str) -> Path:
-    """A path of the hpc section: relative ones are relative to the experiment file."""
-    path = Path(value).expanduser()
-    base = exp.source.parent if exp.source else Path.cwd()
-    return path if path.is_absolute() else (base / path).resolve()
-
-
-def logs_folder(exp) -> Path:
-    """Where the jobs' logs go: ``hpc.logs`` or ``<outdir>/slurm-logs``."""
-    return absolute(exp, exp.hpc.logs) if exp.hpc.logs else exp.outdir.resolve() / "slurm-logs"
-
-
-def venv_folder(exp) -> Path | None:
-    """``hpc.venv``; else, without a container, the virtual environment running now."""
-    if exp.hpc.venv:
-        return absolute(exp, exp.hpc.venv)
-    running = Path(sys.prefix)
-    if not exp.hpc.container and sys.prefix != sys.base_prefix and (running / "bin" /
-                                                                     "activate").exists():
-        return running
-    return None
 
 
 def gpu_count(gpus: str | None) -> int:
@@ -65,18 +45,19 @@ def train_tasks(exp) -> tuple[int, int]:
 def header(exp, job: str, what: str, time: str, gpus: str | None, array: str | None = None,
            requeue: bool = False, tasks: tuple[int, int] | None = None) -> list[str]:
     """The comment and '#SBATCH' lines that open a job script."""
-    hpc, name = exp.hpc, exp.name
+    hpc, name = exp.hpc, exp.name  # the name is a safe word (config.safety)
     lines = ["#!/bin/bash", f"# DeepSeg job: {what}",
              f"# Experiment '{name}'; written by 'deepseg sbatch', edit freely.",
              f"# Submit: sbatch {job}.sh    Without Slurm: bash {job}.sh",
-             f"#SBATCH --job-name={name}-{job}"]
-    lines += [f"#SBATCH --{key}={value}" for key, value in (
+             f"#SBATCH --job-name={sbatch_word('name', f'{name}-{job}')}"]
+    lines += [f"#SBATCH --{key}={sbatch_word(f'hpc.{key}', value)}" for key, value in (
         ("account", hpc.account), ("partition", hpc.partition), ("time", time),
         ("nodes", tasks and tasks[0]), ("ntasks-per-node", tasks and tasks[1]),
         ("mem", hpc.mem), ("cpus-per-task", hpc.cpus_per_task), ("gpus-per-node", gpus),
         ("array", array)) if value]
     pattern = "%x-%A_%a.out" if array else "%x-%j.out"
-    lines.append(f"#SBATCH --output={logs_folder(exp) / pattern}")
+    logs = log_folder("hpc.logs", logs_folder(exp))
+    lines.append(f"#SBATCH --output={sbatch_word('hpc.logs', f'{logs}/{pattern}')}")
     if requeue:  # a preempted or failed node puts the task back in the queue; logs append
         lines += ["#SBATCH --requeue", "#SBATCH --open-mode=append"]
     lines += [f"#SBATCH {option}" for option in hpc.extra_sbatch]
@@ -87,53 +68,36 @@ def environment(exp) -> list[str]:
     """Shell lines that load modules, activate the venv or set up the container."""
     hpc, lines = exp.hpc, ["", "set -eo pipefail"]
     if hpc.modules:
-        names = " ".join(shlex.quote(m) for m in hpc.modules)
+        names = " ".join(shell_word("hpc.modules", m) for m in hpc.modules)
+        missing = shell_word("hpc.modules", "module: command not found; not loading "
+                             + " ".join(hpc.modules))
         lines += ["# Environment modules (NeSI: 'module spider NAME' lists the versions)",
                   "if command -v module >/dev/null 2>&1; then", "  module purge",
-                  f"  module load {names}", "else",
-                  f"  echo 'module: command not found; not loading {names}' >&2", "fi"]
+                  f"  module load {names}", "else", f"  echo {missing} >&2", "fi"]
     venv = venv_folder(exp)
     if venv:
-        lines += [f"source {shlex.quote(str(venv / 'bin' / 'activate'))}"]
+        lines += ["# shellcheck source=/dev/null",
+                  f"source {shell_word('hpc.venv', venv / 'bin' / 'activate')}"]
     if hpc.container:
-        binds = ",".join(str(p) for p in bind_folders(exp))
         lines += ["# deepseg runs inside the container; --nv passes the node's GPUs through",
-                  f"IMAGE={shlex.quote(str(absolute(exp, hpc.container)))}",
-                  f"deepseg() {{ apptainer exec --nv --bind {shlex.quote(binds)} \"$IMAGE\" "
+                  f"IMAGE={shell_word('hpc.container', absolute(exp, hpc.container))}",
+                  f"deepseg() {{ apptainer exec --nv --bind {binds_word(exp)} \"$IMAGE\" "
                   "deepseg \"$@\"; }"]
-    source = exp.source.resolve() if exp.source else None
-    if source is None:
-        raise DeepSegError("deepseg sbatch: the experiment must be loaded from a yaml file")
     lines += ["set -u", "export PYTHONUNBUFFERED=1  # log lines appear as they are written",
-              f"EXPERIMENT={shlex.quote(str(source))}",
-              'echo "deepseg: job ${SLURM_JOB_ID:-local} on $(hostname) at $(date)"', ""]
+              f"EXPERIMENT={shell_word('the experiment path', experiment_path(exp))}",
+              'echo "deepseg: job ${SLURM_JOB_ID:-local} on $(hostname) at $(date): $EXPERIMENT"',
+              ""]
     return lines
 
 
-def bind_folders(exp) -> list[Path]:
-    """The top-most folders the container must see: experiment, workdir, images, labels."""
-    from ..config import expand_paths
-
-    paths = [exp.source.resolve().parent, Path(exp.workdir).resolve(), logs_folder(exp)]
-    scenes = exp.scenes or []
-    sources = [*exp.images, *(src for scene in scenes for src in scene.images),
-               *(exp.predict.images or [])]
-    for src in sources:
-        paths += [Path(p).resolve().parent for p in expand_paths(src.path)]
-    for labels in [exp.labels, *(scene.labels for scene in scenes)]:
-        if labels:
-            paths += [Path(p).resolve().parent for p in (labels.path, labels.raster) if p]
-    tops: list[Path] = []
-    for path in sorted(set(paths), key=lambda p: len(p.parts)):
-        if not any(path.is_relative_to(top) for top in tops):
-            tops.append(path)
-    return sorted(tops)
-
-
 def tasks(var: str, all_items: str) -> list[str]:
-    """Lines choosing the array task's item, the items given as arguments, or all of them."""
+    """Lines choosing the array task's item, the items given as arguments, or all of them
+    (``all_items``: a command filling ``var``), each checked to be a number."""
     return [f'if [[ -n "${{SLURM_ARRAY_TASK_ID:-}}" ]]; then {var}=("$SLURM_ARRAY_TASK_ID")',
-            f'elif [[ $# -gt 0 ]]; then {var}=("$@")', f"else {var}=({all_items}); fi"]
+            f'elif [[ $# -gt 0 ]]; then {var}=("$@")', f"else {all_items}; fi",
+            f'for item in "${{{var}[@]}}"; do',
+            '  [[ $item =~ ^[0-9]+$ ]] || { echo "not a task number: $item" >&2; exit 2; }',
+            "done"]
 
 
 def body(exp, job: str, stages: list[str], shards: int) -> tuple[list[str], list[str]]:
@@ -162,13 +126,12 @@ def body(exp, job: str, stages: list[str], shards: int) -> tuple[list[str], list
         head = header(exp, job, "crossval folds (one array task each)", hpc.train_time,
                       hpc.train_gpus or hpc.gpus, array=array)
         return head, ["# The task id is the fold; each task runs a one-fold copy of the "
-                      "experiment.", *tasks("FOLDS", " ".join(str(f) for f in folds)),
-                      'for fold in "${FOLDS[@]}"; do',
-                      *fold_yaml(exp, "fold$fold", "[$fold]", "  "), "done"]
+                      "experiment.", *tasks("FOLDS", f"FOLDS=({' '.join(map(str, folds))})"),
+                      'for fold in "${FOLDS[@]}"; do', *fold_yaml(exp, "$fold", "  "), "done"]
     if job == "crossval-report":
         head = header(exp, job, "crossval report over the finished folds", hpc.merge_time, None)
         return head, ["# crossval.folds: [] runs no fold, only the summary of finished folds",
-                      *fold_yaml(exp, "crossval-report", "[]")]
+                      *fold_yaml(exp, None)]
     if job == "predict":
         head = header(exp, job, f"prediction in {shards} shards (one array task each)",
                       hpc.predict_time, hpc.gpus, array=f"0-{shards - 1}", requeue=True)
@@ -176,7 +139,7 @@ def body(exp, job: str, stages: list[str], shards: int) -> tuple[list[str], list
                       "runs every", "# shard in turn, 'bash predict.sh 2' shard 2 only. A "
                       "requeued or resubmitted task", "# ('sbatch --array=2 predict.sh') "
                       "resumes its shard where it stopped.", f"SHARDS={shards}",
-                      *tasks("TASKS", "$(seq 0 $((SHARDS - 1)))"),
+                      *tasks("TASKS", "mapfile -t TASKS < <(seq 0 $((SHARDS - 1)))"),
                       'for shard in "${TASKS[@]}"; do',
                       '  deepseg predict "$EXPERIMENT" --shard "$shard/$SHARDS"', "done"]
     head = header(exp, job, "merge of the prediction shards", hpc.merge_time, None)
@@ -188,8 +151,7 @@ def multiworker_commands(exp, run: list[str], tasks: tuple[int, int], gpus) -> l
     nodes, per_node = tasks
     deepseg = "deepseg"
     if exp.hpc.container:  # srun starts a program, not the shell function of environment()
-        binds = ",".join(str(p) for p in bind_folders(exp))
-        deepseg = f'apptainer exec --nv --bind {shlex.quote(binds)} "$IMAGE" deepseg'
+        deepseg = f'apptainer exec --nv --bind {binds_word(exp)} "$IMAGE" deepseg'
     lines = [f"# training.distribute: multiworker: {nodes} node(s) x {per_node} worker(s), "
              f"each worker one share of the GPUs ({gpus or 'none: CPU'});",
              "# the global batch is training.batch_size x workers. The cluster comes from "
@@ -207,30 +169,39 @@ def multiworker_commands(exp, run: list[str], tasks: tuple[int, int], gpus) -> l
     return lines
 
 
-def fold_yaml(exp, tag: str, folds: str, indent: str = "") -> list[str]:
-    """Lines writing ``<slurm>/<tag>.yaml`` (extends the experiment) and running crossval on it."""
-    path = f'"{exp.outdir.resolve() / "slurm"}/{tag}.yaml"'
-    return [f"{indent}cat > {path} <<EOF", 'extends: "$EXPERIMENT"', f'name: "{exp.name}"',
-            f'workdir: "{Path(exp.workdir).resolve()}"', f"crossval: {{folds: {folds}}}",
-            "EOF", f"{indent}deepseg crossval {path}"]
+def fold_yaml(exp, fold: str | None, indent: str = "") -> list[str]:
+    """Lines writing a copy of the experiment that runs crossval on ``fold`` (a checked shell
+    number; None: no fold, the report over finished folds) and running crossval on it.
+
+    The copy extends the experiment, with its name and workdir, so its outputs and store are
+    the experiment's. Its YAML is written now and goes into the script as a quoted heredoc;
+    only the fold number is filled in when the job runs.
+    """
+    folder = shell_word("workdir", exp.outdir.resolve() / "slurm")
+    target = f'{folder}/"fold{fold}.yaml"' if fold else f"{folder}/crossval-report.yaml"
+    settings = {"extends": checked("the experiment path", experiment_path(exp)),
+                "name": exp.name, "workdir": checked("workdir", Path(exp.workdir).resolve())}
+    if fold is None:
+        settings["crossval"] = {"folds": []}
+    tail = f'echo "crossval: {{folds: [{fold}]}}"' if fold else ""
+    return [*yaml_heredoc(target, settings, indent, tail), f"{indent}deepseg crossval {target}"]
 
 
 def write_scripts(exp, stages: list[str], shards: int | None = None) -> dict[str, Path]:
     """Write the job scripts of ``stages`` and ``submit.sh``; returns job -> script path."""
     shards = shards or exp.hpc.shards
     folder = exp.outdir.resolve() / "slurm"
-    folder.mkdir(parents=True, exist_ok=True)
-    logs_folder(exp).mkdir(parents=True, exist_ok=True)  # sbatch does not create it
-    scripts = {}
+    texts = {}  # every script is composed (and every value checked) before one is written
     for job in jobs_for(exp, stages):
         head, commands = body(exp, job, stages, shards)
-        path = folder / f"{job}.sh"
-        path.write_text("\n".join([*head, *environment(exp), *commands]) + "\n")
-        path.chmod(0o755)
-        scripts[job] = path
-    if not scripts:
+        texts[folder / f"{job}.sh"] = "\n".join([*head, *environment(exp), *commands]) + "\n"
+    if not texts:
         raise DeepSegError(f"--stages: no job to write for {', '.join(stages) or 'no stage'}")
-    submit = folder / "submit.sh"
-    submit.write_text("\n".join(submit_lines(scripts)) + "\n")
-    submit.chmod(0o755)
+    scripts = {path.stem: path for path in texts}
+    texts[folder / "submit.sh"] = "\n".join(submit_lines(scripts)) + "\n"
+    folder.mkdir(parents=True, exist_ok=True)
+    logs_folder(exp).mkdir(parents=True, exist_ok=True)  # sbatch does not create it
+    for path, text in texts.items():
+        write_text(path, text)
+        path.chmod(0o755)
     return scripts

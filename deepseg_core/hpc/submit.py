@@ -61,7 +61,7 @@ def submit_lines(scripts: dict[str, Path]) -> list[str]:
              "; bash ".join(p.name for p in scripts.values()),
              "set -euo pipefail", 'cd "$(dirname "$0")"']
     for job, path in scripts.items():
-        after = [f"${{{var[d]}%%;*}}" for d in DEPENDS[job] if d in scripts]
+        after = [f'"${{{var[d]}%%;*}}"' for d in DEPENDS[job] if d in scripts]
         options = " ".join(dependency_options(after))
         lines.append(f"{var[job]}=$(sbatch --parsable {options + ' ' if options else ''}"
                      f"{path.name})")

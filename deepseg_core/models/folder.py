@@ -167,9 +167,12 @@ def load_saved(plugin, path, compile: bool = False):
 
 def load_model(registry, name: str, weights: Path):
     """(model plugin, model) of the model plugin ``name`` saved at ``weights``."""
+    from .pretrained import load_problem
+
     plugin = registry.get("model", name)
     try:
         model = load_saved(plugin, weights)
     except (OSError, ValueError) as exc:
-        raise DeepSegError(f"{weights}: cannot load the trained model ({exc})") from None
+        raise DeepSegError(f"{weights}: cannot load the trained model "
+                           f"({load_problem(exc)})") from None
     return plugin, model

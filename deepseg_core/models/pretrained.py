@@ -26,6 +26,16 @@ log = logging.getLogger(__name__)
 SUFFIXES = (".keras", ".h5")
 
 
+def load_problem(error) -> str:
+    """Why a model file did not load, in the user's words: Keras' text for a file that holds
+    code advises ``safe_mode=False``, which DeepSeg never passes (model files are data)."""
+    text = str(error)
+    if "safe_mode" in text:
+        return ("it holds code (such as a Lambda layer), which DeepSeg does not run from a "
+                "model file; see docs/crash-safety.md, 'Trust model'")
+    return text
+
+
 def check_weights_path(value, key: str = "model parameter weights") -> str | None:
     """``value`` as an existing .keras/.h5 path (``~`` expanded); DeepSegError otherwise."""
     if value is None:
@@ -118,7 +128,8 @@ def read_named(path: str, custom_objects: dict | None = None) -> dict | None:
         if path.endswith(".keras"):
             import keras
 
-            return model_layers(keras.saving.load_model(path, compile=False,
+            # a weights source is data: a layer that carries code is refused, not run
+            return model_layers(keras.saving.load_model(path, compile=False, safe_mode=True,
                                                         custom_objects=custom_objects))
         with h5py.File(path, "r") as f:
             if "layer_names" in f.attrs:
@@ -127,7 +138,8 @@ def read_named(path: str, custom_objects: dict | None = None) -> dict | None:
                 return legacy_layers(f["model_weights"])  # a whole legacy model (.h5)
         return None
     except (OSError, KeyError, ValueError, TypeError) as error:
-        raise DeepSegError(f"model parameter weights: cannot read {path!r}: {error}") from None
+        raise DeepSegError(f"model parameter weights: cannot read {path!r}: "
+                           f"{load_problem(error)}") from None
 
 
 def adapt_bands(kernel: np.ndarray, nbands: int) -> np.ndarray:

@@ -16,7 +16,13 @@ import json
 import h5py
 
 from deepseg_core.errors import DeepSegError
-from deepseg_core.models.pretrained import LoadReport, copy_named, legacy_layers, model_layers
+from deepseg_core.models.pretrained import (
+    LoadReport,
+    copy_named,
+    legacy_layers,
+    load_problem,
+    model_layers,
+)
 
 CONFIG_ATTR = "deepseg_maskrcnn_config"
 
@@ -33,8 +39,8 @@ def read_weights(path: str) -> dict | None:
 
     try:
         if path.endswith(".keras"):
-            return model_layers(keras.saving.load_model(
-                path, compile=False, custom_objects={"MaskRCNN": MaskRCNN}))
+            return model_layers(keras.saving.load_model(  # data: code in it is refused
+                path, compile=False, safe_mode=True, custom_objects={"MaskRCNN": MaskRCNN}))
         with h5py.File(path, "r") as f:
             if "layer_names" in f.attrs:
                 return legacy_layers(f)
@@ -47,7 +53,8 @@ def read_weights(path: str) -> dict | None:
         source.load_weights(path)
         return model_layers(source)
     except (OSError, KeyError, ValueError, TypeError) as error:
-        raise DeepSegError(f"model parameter weights: cannot read {path!r}: {error}") from None
+        raise DeepSegError(f"model parameter weights: cannot read {path!r}: "
+                           f"{load_problem(error)}") from None
 
 
 def load_by_name(model, path: str) -> LoadReport:
