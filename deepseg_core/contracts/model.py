@@ -15,10 +15,13 @@ import numpy as np
 
 from ..errors import DeepSegError
 
+KerasModel = Any  # keras.Model (imported lazily) or a plugin's own model with ``load``
+Params = dict[str, Any]  # model parameters: the experiment's ``model.params`` over defaults
+InstanceClasses = list[dict[int, int]]  # per tile of a batch: the class of each instance id
+
 
 def mask_extent(mask: np.ndarray) -> tuple[int, int, int, int] | None:
-    """(row0, col0, row1, col1) bounding box of a bool mask's pixels, ends exclusive; None
-    if it has none."""
+    """(row0, col0, row1, col1), ends exclusive, of a bool mask's pixels; None if it has none."""
     rows = np.flatnonzero(np.any(mask, axis=1))
     if rows.size == 0:
         return None
@@ -47,8 +50,7 @@ class Instance:
         return slice(r, r + self.mask.shape[0]), slice(c, c + self.mask.shape[1])
 
     def extent(self) -> tuple[int, int, int, int] | None:
-        """(row0, col0, row1, col1) of the mask's pixels in the tile, ends exclusive; None
-        if it has none."""
+        """(row0, col0, row1, col1), ends exclusive, of the mask's pixels in the tile; or None."""
         box = mask_extent(self.mask)
         if box is None:
             return None
@@ -76,6 +78,8 @@ class TileResult:
     @property
     def classes(self) -> np.ndarray:
         """Most probable class per pixel (semantic results)."""
+        if self.probabilities is None:  # an instance model's result
+            raise DeepSegError("this tile result has no class probabilities")
         return np.argmax(self.probabilities, axis=-1)
 
 
@@ -96,25 +100,26 @@ class ModelPlugin(Protocol):
 
     segmentation_type: str  # "semantic" or "instance"
 
-    def validate(self, nbands: int, nclasses: int, tilesize: int, params: dict) -> None:
+    def validate(self, nbands: int, nclasses: int, tilesize: int, params: Params) -> None:
         """Raise DeepSegError (naming the parameter) if the model cannot take these settings
         (the arguments of ``build``, in its order)."""
 
-    def build(self, nbands: int, nclasses: int, tilesize: int, params: dict) -> Any:
+    def build(self, nbands: int, nclasses: int, tilesize: int, params: Params) -> KerasModel:
         """A new, uncompiled keras.Model for ``(tilesize, tilesize, nbands)`` tiles."""
 
-    def compile(self, model, settings: TrainSettings) -> None:
+    def compile(self, model: KerasModel, settings: TrainSettings) -> None:
         """Attach optimizer, losses and metrics (loss/accuracy/mean IoU for semantic models)."""
 
-    def prepare_batch(self, images: np.ndarray, labels: np.ndarray, instance_classes=None,
-                      params: dict | None = None):
+    def prepare_batch(self, images: np.ndarray, labels: np.ndarray,
+                      instance_classes: InstanceClasses | None = None,
+                      params: Params | None = None) -> tuple[Any, Any]:
         """``(x, y)`` for ``fit`` from normalized images ``(n, r, c, b)`` and stored labels;
         ``params`` are the experiment's model parameters, as ``build`` got them."""
 
-    def predict_tiles(self, model, images: np.ndarray) -> list[TileResult]:
+    def predict_tiles(self, model: KerasModel, images: np.ndarray) -> list[TileResult]:
         """Predict normalized image tiles ``(n, r, c, b)``; one TileResult each."""
 
-    def custom_objects(self) -> dict:
+    def custom_objects(self) -> dict[str, Any]:
         """Objects keras needs to load a saved model of this plugin."""
 
     # Optional: ``load(path, compile=False)``, a saved model of this plugin from its file
@@ -130,13 +135,13 @@ class SemanticModel(abc.ABC):
     """
 
     segmentation_type = "semantic"
-    defaults: dict = {}
+    defaults: dict[str, Any] = {}
 
     @abc.abstractmethod
-    def network(self, nbands: int, nclasses: int, **params):
+    def network(self, nbands: int, nclasses: int, **params: Any) -> KerasModel:
         """Build the keras network (softmax output over ``nclasses``)."""
 
-    def params(self, params: dict) -> dict:
+    def params(self, params: Params) -> Params:
         known = {**self.defaults, "weights": None}
         unknown = sorted(set(params) - set(known))
         if unknown:
@@ -144,7 +149,7 @@ class SemanticModel(abc.ABC):
                                f"expected some of: {', '.join(sorted(known))}")
         return {**known, **params}
 
-    def validate(self, nbands, nclasses, tilesize, params):
+    def validate(self, nbands: int, nclasses: int, tilesize: int, params: Params) -> None:
         """Known parameter names, a readable ``weights`` file and at least two classes;
         subclasses add the checks of their own parameters."""
         merged = self.params(params)
@@ -154,7 +159,7 @@ class SemanticModel(abc.ABC):
         if nclasses < 2:
             raise DeepSegError(f"a softmax model needs at least 2 classes, not {nclasses}")
 
-    def build(self, nbands, nclasses, tilesize, params):
+    def build(self, nbands: int, nclasses: int, tilesize: int, params: Params) -> KerasModel:
         self.validate(nbands, nclasses, tilesize, params)
         merged = self.params(params)
         weights = merged.pop("weights")
@@ -165,7 +170,7 @@ class SemanticModel(abc.ABC):
             load_weights(model, check_weights_path(weights), nbands, self.custom_objects())
         return model
 
-    def compile(self, model, settings: TrainSettings):
+    def compile(self, model: KerasModel, settings: TrainSettings) -> None:
         import keras
 
         from ..models.losses import SegmentationLoss, masked_metrics
@@ -182,14 +187,16 @@ class SemanticModel(abc.ABC):
         model.compile(optimizer=optimizer, loss=loss,
                       metrics=masked_metrics(settings.nclasses, settings.ignore_label))
 
-    def prepare_batch(self, images, labels, instance_classes=None, params=None):
+    def prepare_batch(self, images: np.ndarray, labels: np.ndarray,
+                      instance_classes: InstanceClasses | None = None,
+                      params: Params | None = None) -> tuple[np.ndarray, np.ndarray]:
         return images.astype("float32"), labels.astype("int32")
 
-    def predict_tiles(self, model, images):
+    def predict_tiles(self, model: KerasModel, images: np.ndarray) -> list[TileResult]:
         probs = np.asarray(model.predict_on_batch(images.astype("float32")), dtype="float32")
         return [TileResult(probabilities=p) for p in probs]
 
-    def custom_objects(self):
+    def custom_objects(self) -> dict[str, Any]:
         from ..models.losses import custom_objects
 
         return custom_objects()
@@ -200,9 +207,9 @@ class InstanceModel(abc.ABC):
     as in :class:`ModelPlugin`; ``predict_tiles`` fills ``TileResult.instances``."""
 
     segmentation_type = "instance"
-    defaults: dict = {}
+    defaults: dict[str, Any] = {}
 
-    def params(self, params: dict) -> dict:
+    def params(self, params: Params) -> Params:
         """``params`` over ``defaults``; unknown names are an error listing the known ones."""
         unknown = sorted(set(params) - set(self.defaults))
         if unknown:
@@ -210,30 +217,31 @@ class InstanceModel(abc.ABC):
                                f"expected some of: {', '.join(sorted(self.defaults))}")
         return {**self.defaults, **params}
 
-    def validate(self, nbands, nclasses, tilesize, params):
+    def validate(self, nbands: int, nclasses: int, tilesize: int, params: Params) -> None:
         self.params(params)
 
     @abc.abstractmethod
-    def build(self, nbands, nclasses, tilesize, params): ...
+    def build(self, nbands: int, nclasses: int, tilesize: int, params: Params) -> KerasModel: ...
 
     @abc.abstractmethod
-    def compile(self, model, settings: TrainSettings) -> None: ...
+    def compile(self, model: KerasModel, settings: TrainSettings) -> None: ...
 
     @abc.abstractmethod
-    def prepare_batch(self, images, labels, instance_classes=None, params=None): ...
+    def prepare_batch(self, images: np.ndarray, labels: np.ndarray,
+                      instance_classes: InstanceClasses | None = None,
+                      params: Params | None = None) -> tuple[Any, Any]: ...
 
     @abc.abstractmethod
-    def predict_tiles(self, model, images) -> list[TileResult]: ...
+    def predict_tiles(self, model: KerasModel, images: np.ndarray) -> list[TileResult]: ...
 
-    def custom_objects(self) -> dict:
+    def custom_objects(self) -> dict[str, Any]:
         return {}
 
 
-MODEL_METHODS = ("validate", "build", "compile", "prepare_batch", "predict_tiles",
-                 "custom_objects")
+MODEL_METHODS = ("validate", "build", "compile", "prepare_batch", "predict_tiles", "custom_objects")
 
 
-def contract_problem(model) -> str | None:
+def contract_problem(model: object) -> str | None:
     """Why ``model`` does not satisfy :class:`ModelPlugin`, or None."""
     kind = getattr(model, "segmentation_type", None)
     if kind not in ("semantic", "instance"):

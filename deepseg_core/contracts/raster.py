@@ -21,12 +21,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 from affine import Affine
 
 from ..errors import DeepSegError
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from _typeshed import StrPath
+    from numpy.typing import ArrayLike
+    from typing_extensions import Self
 
 
 @dataclass(frozen=True)
@@ -73,7 +80,7 @@ class RasterInfo:
     thematic: bool = False
     metadata: dict[str, str] = field(default_factory=dict)
 
-    def with_(self, **changes) -> RasterInfo:
+    def with_(self, **changes: Any) -> RasterInfo:
         """A copy with some fields changed."""
         return replace(self, **changes)
 
@@ -99,9 +106,9 @@ class RasterSource(Protocol):
 
     def close(self) -> None: ...
 
-    def __enter__(self): ...
+    def __enter__(self) -> RasterSource: ...
 
-    def __exit__(self, *exc): ...
+    def __exit__(self, *exc: object) -> None: ...
 
 
 class RasterSink(Protocol):
@@ -115,25 +122,50 @@ class RasterSink(Protocol):
 
     def close(self) -> None: ...
 
-    def __enter__(self): ...
+    def __enter__(self) -> RasterSink: ...
 
-    def __exit__(self, *exc): ...
+    def __exit__(self, *exc: object) -> None: ...
+
+
+class RasterReader(Protocol):
+    """What ``registry.add_reader(name, reader)`` expects of ``reader`` (module docstring)."""
+
+    extensions: tuple[str, ...]
+
+    def can_open(self, path: StrPath) -> bool: ...
+
+    def open(self, path: StrPath) -> RasterSource: ...
+
+
+class RasterWriter(Protocol):
+    """What ``registry.add_writer(name, writer)`` expects of ``writer`` (module docstring);
+    it may also offer ``add_attribute_table(path, columns)``."""
+
+    extensions: tuple[str, ...]
+
+    def create(self, path: StrPath, info: RasterInfo, **options: Any) -> RasterSink: ...
 
 
 class _Named:
     """``ClassName('path')`` as the repr of a source or sink."""
 
-    def __repr__(self):
+    path: Path
+    info: RasterInfo
+
+    if TYPE_CHECKING:  # every subclass implements close()
+        def close(self) -> None: ...
+
+    def __repr__(self) -> str:
         return f"{type(self).__name__}({str(self.path)!r})"
 
 
 class SourceBase(_Named):
     """Context-manager behaviour for sources: ``close()`` on leaving."""
 
-    def __enter__(self):
+    def __enter__(self) -> Self:
         return self
 
-    def __exit__(self, *exc):
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
 
@@ -144,7 +176,7 @@ class SinkBase(_Named):
     def abort(self) -> None:
         self.close()
 
-    def checked(self, array, window: Window) -> np.ndarray:
+    def checked(self, array: ArrayLike, window: Window) -> np.ndarray:
         """``array`` as ``(bands, rows, cols)`` after checking it fits ``window`` in the raster."""
         array = np.asarray(array)
         array = array[None] if array.ndim == 2 else array
@@ -156,17 +188,17 @@ class SinkBase(_Named):
                                f"{self.info.height} x {self.info.width} raster")
         return array
 
-    def __enter__(self):
+    def __enter__(self) -> Self:
         return self
 
-    def __exit__(self, exc_type, *exc):
+    def __exit__(self, exc_type: type[BaseException] | None, *exc: object) -> None:
         if exc_type is None:
             self.close()
         else:
             self.abort()
 
 
-def parse_colour(value) -> tuple[int, int, int, int]:
+def parse_colour(value: str | Sequence[int]) -> tuple[int, int, int, int]:
     """'#rrggbb', '#rrggbbaa' or an [r, g, b(, a)] list to an RGBA tuple."""
     if isinstance(value, str):
         text = value.lstrip("#")
@@ -179,4 +211,5 @@ def parse_colour(value) -> tuple[int, int, int, int]:
             raise ValueError(f"colour {value!r} is not 3 or 4 integers in 0..255")
     if len(parts) == 3:
         parts.append(255)
-    return tuple(parts)
+    r, g, b, a = parts
+    return (r, g, b, a)

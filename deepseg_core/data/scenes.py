@@ -9,11 +9,17 @@ is tiled: the space between scenes costs nothing, however far apart they are.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from affine import Affine
 
 from ..errors import DeepSegError
 from .stack import Grid, ImageStack
+
+if TYPE_CHECKING:
+    from ..config.base import ImageSource
+    from ..config.schema import Experiment, Labels
+    from ..plugins.registry import Registry
 
 
 @dataclass
@@ -22,25 +28,34 @@ class Scene:
 
     index: int
     name: str
-    images: list
-    labels: object
+    images: list[ImageSource]
+    labels: Labels
     key: str  # the config key of its images, for messages
     grid: Grid | None = None
     row_off: int = 0
     col_off: int = 0
 
-    def record(self) -> dict:
+    @property
+    def placed_grid(self) -> Grid:
+        """The scene's grid, which :func:`place_scenes` gives it."""
+        assert self.grid is not None, "place_scenes() gives every scene its grid"
+        return self.grid
+
+    def record(self) -> dict[str, Any]:
         """What the store keeps of the scene (attrs ``scenes``)."""
+        grid = self.placed_grid
         return {"name": self.name, "row_off": self.row_off, "col_off": self.col_off,
-                "width": self.grid.width, "height": self.grid.height,
-                "transform": list(self.grid.transform.to_gdal())}
+                "width": grid.width, "height": grid.height,
+                "transform": list(grid.transform.to_gdal())}
 
 
-def training_scenes(exp) -> list[Scene]:
+def training_scenes(exp: Experiment) -> list[Scene]:
     """The experiment's scenes (``images`` alone is one scene); DeepSegError for a scene
     without labels."""
     if not exp.scenes:
-        return [Scene(0, "scene0", exp.images, exp.labels, "images")]
+        if exp.labels is None:
+            raise DeepSegError(f"{exp.source}: labels: dataprep needs a 'labels' section")
+        return [Scene(0, "scene0", exp.images or [], exp.labels, "images")]
     scenes = []
     names = [s.name or f"scene{i}" for i, s in enumerate(exp.scenes)]
     twice = sorted({n for n in names if names.count(n) > 1})
@@ -56,10 +71,11 @@ def training_scenes(exp) -> list[Scene]:
     return scenes
 
 
-def place_scenes(exp, registry, scenes: list[Scene]) -> Grid:
+def place_scenes(exp: Experiment, registry: Registry, scenes: list[Scene]) -> Grid:
     """Give every scene its grid on the first scene's lattice and its offset in the common
     frame; returns the frame (the union of the scenes, a bounding box only)."""
-    first = None
+    first: Grid | None = None
+    grids = []
     for scene in scenes:
         crs, res = (exp.crs, exp.resolution) if first is None else (
             first.crs, exp.resolution or abs(first.transform.a))
@@ -68,14 +84,16 @@ def place_scenes(exp, registry, scenes: list[Scene]) -> Grid:
         if first is None:
             first = natural
         scene.grid = _snap(natural, first)
+        grids.append(scene.grid)
+    assert first is not None, "training_scenes() gives at least one scene"
     t = first.transform
-    rows = [round((t.f - s.grid.transform.f) / -t.e) for s in scenes]
-    cols = [round((s.grid.transform.c - t.c) / t.a) for s in scenes]
+    rows = [round((t.f - g.transform.f) / -t.e) for g in grids]
+    cols = [round((g.transform.c - t.c) / t.a) for g in grids]
     top, left = min(rows), min(cols)
     for scene, row, col in zip(scenes, rows, cols):
         scene.row_off, scene.col_off = row - top, col - left
-    width = max(s.col_off + s.grid.width for s in scenes)
-    height = max(s.row_off + s.grid.height for s in scenes)
+    width = max(s.col_off + g.width for s, g in zip(scenes, grids))
+    height = max(s.row_off + g.height for s, g in zip(scenes, grids))
     return Grid(first.crs, t @ Affine.translation(left, top), width, height)
 
 
@@ -92,7 +110,7 @@ def _snap(grid: Grid, lattice: Grid) -> Grid:
     return Grid(lattice.crs, t @ Affine.translation(col, row), width, height)
 
 
-def store_scenes(attrs: dict) -> list[dict]:
+def store_scenes(attrs: dict[str, Any]) -> list[dict[str, Any]]:
     """The scenes recorded in a store's attrs (``row_off``, ``col_off``, ``width``,
     ``height``); one frame-wide scene for stores written before scenes."""
     return attrs.get("scenes") or [{"name": "scene0", "row_off": 0, "col_off": 0,

@@ -8,15 +8,24 @@ window with their resampling. Nothing here holds more than one window of pixels.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from affine import Affine
 
 from ..config import expand_paths
-from ..contracts.raster import Window
+from ..contracts.raster import RasterSource, Window
 from ..errors import DeepSegError
+
+if TYPE_CHECKING:
+    from numpy.typing import DTypeLike
+    from typing_extensions import Self
+
+    from ..config.base import ImageSource
+    from ..plugins.registry import Registry
 
 
 @dataclass(frozen=True)
@@ -29,16 +38,19 @@ class Grid:
     height: int
 
     def window_transform(self, window: Window) -> Affine:
+        """The geotransform of a window's top-left pixel."""
         return self.transform @ Affine.translation(window.col_off, window.row_off)
 
     def window_bounds(self, window: Window) -> tuple[float, float, float, float]:
+        """(left, bottom, right, top) of a window in grid CRS units."""
         t = self.window_transform(window)
         x0, y0 = t @ (0, 0)
         x1, y1 = t @ (window.width, window.height)
         return min(x0, x1), min(y0, y1), max(x0, x1), max(y0, y1)
 
 
-def same_crs(a, b) -> bool:
+def same_crs(a: object, b: object) -> bool:
+    """Whether two CRS (WKT, EPSG code, ...) are the same; two unknown ones are."""
     from rasterio.crs import CRS
 
     if not a or not b:
@@ -46,7 +58,7 @@ def same_crs(a, b) -> bool:
     return CRS.from_user_input(a) == CRS.from_user_input(b)
 
 
-def invalid_mask(data: np.ndarray, nodata) -> np.ndarray:
+def invalid_mask(data: np.ndarray, nodata: float | None) -> np.ndarray:
     """Pixels where every band is nodata (or NaN): ``(rows, cols)`` bool."""
     if nodata is not None and not (isinstance(nodata, float) and math.isnan(nodata)):
         bad = np.all(data == nodata, axis=0)
@@ -60,7 +72,8 @@ def invalid_mask(data: np.ndarray, nodata) -> np.ndarray:
 class _File:
     """One open raster of a source and how it maps onto the grid."""
 
-    def __init__(self, handle, grid: Grid, bands, nodata, resampling, reproject, where):
+    def __init__(self, handle: RasterSource, grid: Grid, bands: list[int] | None,
+                 nodata: float | None, resampling: str, reproject: bool, where: str):
         self.handle, self.info = handle, handle.info
         self.bands = bands or list(range(1, self.info.count + 1))
         if max(self.bands) > self.info.count or min(self.bands) < 1:
@@ -73,7 +86,7 @@ class _File:
                                f"'reproject: true' on this source to warp it")
         self.offset = self._offset(grid)
 
-    def _offset(self, grid: Grid):
+    def _offset(self, grid: Grid) -> tuple[int, int] | None:
         """Integer (row, col) of the grid origin in this file, if it lies on the grid lattice."""
         if not same_crs(self.info.crs, grid.crs):
             return None
@@ -86,7 +99,8 @@ class _File:
             return None
         return round(row), round(col)
 
-    def read(self, grid: Grid, window: Window, dtype) -> tuple[np.ndarray, np.ndarray]:
+    def read(self, grid: Grid, window: Window,
+             dtype: DTypeLike) -> tuple[np.ndarray, np.ndarray]:
         """Pixels of this file on the grid window and their validity."""
         if self.offset is not None:
             shifted = window.shift(*self.offset)
@@ -107,7 +121,8 @@ class _File:
             return out, valid
         return self._warp(grid, window, dtype)
 
-    def _warp(self, grid, window, dtype):
+    def _warp(self, grid: Grid, window: Window,
+              dtype: DTypeLike) -> tuple[np.ndarray, np.ndarray]:
         from rasterio.enums import Resampling
         from rasterio.warp import reproject, transform_bounds
 
@@ -136,8 +151,10 @@ class _File:
 class ImageStack:
     """The experiment's image sources stacked band-wise; ``read(window)`` -> (data, valid)."""
 
-    def __init__(self, images, registry, crs=None, resolution=None, key="images", grid=None):
-        self._handles, self.sources = [], []
+    def __init__(self, images: Sequence[ImageSource], registry: Registry, crs: str | None = None,
+                 resolution: float | None = None, key: str = "images", grid: Grid | None = None):
+        self._handles: list[RasterSource] = []
+        self.sources: list[tuple[ImageSource, list[_File]]] = []
         self.key = key
         self._args = (images, registry, crs, resolution)
         try:
@@ -157,7 +174,7 @@ class ImageStack:
         self.band_names = [f"{src.name or Path(files[0].handle.path).stem}:{b}"
                            for src, files in self.sources for b in files[0].bands]
 
-    def _open(self, registry, path, where):
+    def _open(self, registry: Registry, path: str, where: str) -> RasterSource:
         try:
             handle = registry.reader_for(path).open(path)
         except DeepSegError as exc:
@@ -165,7 +182,8 @@ class ImageStack:
         self._handles.append(handle)
         return handle
 
-    def _grid(self, handles, crs, resolution) -> Grid:
+    def _grid(self, handles: list[RasterSource], crs: str | None,
+              resolution: float | None) -> Grid:
         from rasterio.warp import transform_bounds
 
         first = handles[0].info
@@ -191,17 +209,14 @@ class ImageStack:
         """Stacked pixels ``(nbands, rows, cols)`` and where every source is valid."""
         parts, valid = [], np.ones((window.height, window.width), dtype=bool)
         for _, files in self.sources:
-            data, have = None, None
-            for f in files:  # mosaic: the first file with data wins
-                part, ok = f.read(self.grid, window, self.dtype)
-                if data is None:
-                    data, have = part, ok
-                else:
-                    new = ok & ~have
-                    data[:, new] = part[:, new]
-                    have |= new
+            data, have = files[0].read(self.grid, window, self.dtype)
+            for f in files[1:]:  # mosaic: the first file with data wins
                 if have.all():
                     break
+                part, ok = f.read(self.grid, window, self.dtype)
+                new = ok & ~have
+                data[:, new] = part[:, new]
+                have |= new
             parts.append(data)
             valid &= have
         stacked = parts[0] if len(parts) == 1 else np.concatenate(parts, axis=0)
@@ -214,12 +229,13 @@ class ImageStack:
         return ImageStack(*self._args, key=self.key, grid=self.grid)
 
     def close(self) -> None:
+        """Close every file of the stack."""
         for h in self._handles:
             h.close()
         self._handles = []
 
-    def __enter__(self):
+    def __enter__(self) -> Self:
         return self
 
-    def __exit__(self, *exc):
+    def __exit__(self, *exc: object) -> None:
         self.close()

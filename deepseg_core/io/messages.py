@@ -13,7 +13,11 @@ enabled for INFO, so ``show(progress=False)`` keeps the messages and drops the b
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
+import sys
+from collections.abc import Iterator
 
 ROOT = "deepseg_core"
 PROGRESS = "deepseg_core.progress"
@@ -51,3 +55,24 @@ def show(progress: bool = True) -> None:
 def progress_shown() -> bool:
     """Whether progress bars are wanted (see the module docstring)."""
     return logging.getLogger(PROGRESS).isEnabledFor(logging.INFO)
+
+
+@contextlib.contextmanager
+def stdout_to_stderr() -> Iterator[None]:
+    """Whatever plugins print while they load goes to stderr, so stdout stays machine-readable
+    (``deepseg plugins --json``); C-level writes to fd 1 are redirected too."""
+    sys.stdout.flush()
+    try:
+        saved = os.dup(1)
+    except OSError:  # no fd 1 at all
+        saved = None
+    try:
+        if saved is not None:
+            os.dup2(2, 1)
+        with contextlib.redirect_stdout(sys.stderr):
+            yield
+    finally:
+        sys.stderr.flush()
+        if saved is not None:
+            os.dup2(saved, 1)
+            os.close(saved)

@@ -16,20 +16,22 @@ command packages), a name no entry point can take.
 
 from __future__ import annotations
 
-import contextlib
 import difflib
 import functools
 import importlib
 import os
 import sys
 import types
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import pluggy
 
 import deepseg_core.plugins.hookspecs as hookspecs
 
 from ..errors import PluginLoadError, RegistryError
+from ..io.messages import stdout_to_stderr
 from .registry import Registry
 
 GROUP = "deepseg"
@@ -77,7 +79,7 @@ def _disabled() -> set[str]:
     return {n.strip() for n in os.environ.get(DISABLE_VAR, "").split(",") if n.strip()}
 
 
-def _entry_points():
+def _entry_points() -> list[Any]:
     if sys.version_info >= (3, 12):
         from importlib.metadata import entry_points
     else:
@@ -85,19 +87,25 @@ def _entry_points():
     return sorted(entry_points(group=GROUP), key=lambda ep: ep.name)
 
 
-def _candidates(extra):
+def _candidates(extra: Sequence[tuple[str, object]],
+                ) -> Iterator[tuple[PluginInfo, Callable[[], object]]]:
     """(PluginInfo, loader) for the built-ins, the entry points and the ``extra`` modules."""
     from .. import __version__
 
     for module in BUILTIN_PLUGINS:
         short = module.removeprefix("deepseg_core.").removeprefix("builtin.").split(".")[0]
         info = PluginInfo(BUILTIN_PREFIX + short, module, "deepseg-core", __version__, True)
-        yield info, lambda module=module: importlib.import_module(module)
+        yield info, functools.partial(importlib.import_module, module)
     for ep in _entry_points():
         dist = getattr(ep, "dist", None)
         yield PluginInfo(ep.name, ep.value, dist and dist.name, dist and dist.version), ep.load
     for name, mod in extra:
-        yield PluginInfo(name, getattr(mod, "__name__", name)), lambda mod=mod: mod
+        yield PluginInfo(name, getattr(mod, "__name__", name)), _given(mod)
+
+
+def _given(module: object) -> Callable[[], object]:
+    """A loader of an ``extra`` module that is imported already."""
+    return lambda: module
 
 
 def _fail(info: PluginInfo, exc: BaseException, what: str) -> None:
@@ -126,34 +134,13 @@ def _check_pending(pm: pluggy.PluginManager, infos: dict[str, PluginInfo]) -> No
             f"{DISABLE_VAR}={name}") from None
 
 
-@contextlib.contextmanager
-def _stdout_to_stderr():
-    """Whatever plugins print while they load goes to stderr, so stdout stays machine-readable
-    (``deepseg plugins --json``); C-level writes to fd 1 are redirected too."""
-    sys.stdout.flush()
-    try:
-        saved = os.dup(1)
-    except OSError:  # no fd 1 at all
-        saved = None
-    try:
-        if saved is not None:
-            os.dup2(2, 1)
-        with contextlib.redirect_stdout(sys.stderr):
-            yield
-    finally:
-        sys.stderr.flush()
-        if saved is not None:
-            os.dup2(saved, 1)
-            os.close(saved)
-
-
-def load_plugins(extra: list[tuple[str, object]] = ()) -> Plugins:
+def load_plugins(extra: Sequence[tuple[str, object]] = ()) -> Plugins:
     """Load built-ins, entry points and ``extra`` (name, module) pairs; run the hooks."""
-    with _stdout_to_stderr():
+    with stdout_to_stderr():
         return _load(extra)
 
 
-def _load(extra) -> Plugins:
+def _load(extra: Sequence[tuple[str, object]]) -> Plugins:
     pm = pluggy.PluginManager(GROUP)
     pm.add_hookspecs(hookspecs)
     registry = Registry()
@@ -190,7 +177,7 @@ def _load(extra) -> Plugins:
     return Plugins(registry=registry, plugins=listed, manager=pm)
 
 
-def _check_api(plugin) -> None:
+def _check_api(plugin: object) -> None:
     """A plugin written for a newer plugin API than this core's fails to load."""
     wanted = getattr(plugin, "DEEPSEG_PLUGIN_API", None)
     if wanted is not None and (not isinstance(wanted, int) or wanted > hookspecs.API_VERSION):
@@ -198,7 +185,7 @@ def _check_api(plugin) -> None:
                            f"{hookspecs.API_VERSION}: upgrade deepseg-core")
 
 
-def _isolated(plugin, info: PluginInfo, registry: Registry):
+def _isolated(plugin: object, info: PluginInfo, registry: Registry) -> types.SimpleNamespace:
     """A stand-in for ``plugin`` for pluggy: each hook implementation, when pluggy calls it,
     names ``info`` as the registry's provider and records its errors as ``info``'s failure
     (registry and strictness errors still stop the load). Wrappers are passed as they are."""
@@ -215,9 +202,10 @@ def _isolated(plugin, info: PluginInfo, registry: Registry):
     return proxy
 
 
-def _guarded(function, info: PluginInfo, registry: Registry, hook: str):
+def _guarded(function: Callable[..., object], info: PluginInfo, registry: Registry,
+             hook: str) -> Callable[..., object]:
     @functools.wraps(function)
-    def call(*args):
+    def call(*args: object) -> object:
         if info.error:
             return None
         registry.provider = info.name

@@ -2,14 +2,25 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal, overload
 
 from ..errors import DeepSegError, RegistryError
 from ..io.gdalpaths import is_virtual
 
-KINDS = ("reader", "writer", "tiler", "model", "augmenter", "metric", "command")
+if TYPE_CHECKING:
+    import click
+    from _typeshed import StrPath
+
+    from ..contracts.model import ModelPlugin
+    from ..contracts.raster import RasterReader, RasterWriter, Window
+
+Kind = Literal["reader", "writer", "tiler", "model", "augmenter", "metric", "command"]
+KINDS: tuple[Kind, ...] = ("reader", "writer", "tiler", "model", "augmenter", "metric", "command")
+#: a tiler: ``tiler(width, height, tilesize, overlap)`` -> the tile windows, row-major
+Tiler = Callable[[int, int, int, int], "list[Window]"]
 #: the core's own ``deepseg`` commands (cli.py), which no plugin command may take
 CORE_COMMANDS = ("crossval", "dataprep", "init", "merge", "plugins", "predict", "run", "train",
                  "validate")
@@ -28,11 +39,11 @@ class Registry:
     """Holds every registered reader, writer, tiler, model, augmenter, metric and command by
     name."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         self._entries: dict[str, dict[str, Entry]] = {kind: {} for kind in KINDS}
         self.provider = "?"  # set by the plugin manager while a plugin's hooks run
 
-    def _add(self, kind: str, name: str, obj, override: bool) -> None:
+    def _add(self, kind: Kind, name: str, obj: object, override: bool) -> None:
         table = self._entries[kind]
         old = table.get(name)
         if old is not None and not override:
@@ -41,22 +52,22 @@ class Registry:
                 f"{self.provider!r} (pass override=True to replace it on purpose)")
         table[name] = Entry(name, obj, self.provider)
 
-    def add_reader(self, name, reader, override=False):
+    def add_reader(self, name: str, reader: RasterReader, override: bool = False) -> None:
         """Register a raster reader as ``name``; ``override=True`` replaces an existing one."""
         self._check("reader", name, reader, methods=("can_open", "open"))
         self._add("reader", name, reader, override)
 
-    def add_writer(self, name, writer, override=False):
+    def add_writer(self, name: str, writer: RasterWriter, override: bool = False) -> None:
         """Register a raster writer as ``name``; ``override=True`` replaces an existing one."""
         self._check("writer", name, writer, methods=("create",))
         self._add("writer", name, writer, override)
 
-    def add_tiler(self, name, tiler, override=False):
+    def add_tiler(self, name: str, tiler: Tiler, override: bool = False) -> None:
         """Register a tiler as ``name``; ``override=True`` replaces an existing one."""
         self._check("tiler", name, tiler)
         self._add("tiler", name, tiler, override)
 
-    def add_model(self, name, model, override=False):
+    def add_model(self, name: str, model: ModelPlugin, override: bool = False) -> None:
         """Register a model plugin as ``name``; ``override=True`` replaces an existing one."""
         from ..contracts.model import contract_problem
 
@@ -66,17 +77,18 @@ class Registry:
                             f"model contract (deepseg_core.contracts.model): {problem}")
         self._add("model", name, model, override)
 
-    def add_augmenter(self, name, factory, override=False):
+    def add_augmenter(self, name: str, factory: Callable[..., Any],
+                      override: bool = False) -> None:
         """Register an augmenter factory as ``name``; ``override=True`` replaces an existing one."""
         self._check("augmenter", name, factory)
         self._add("augmenter", name, factory, override)
 
-    def add_metric(self, name, factory, override=False):
+    def add_metric(self, name: str, factory: Callable[..., Any], override: bool = False) -> None:
         """Register a metric factory as ``name``; ``override=True`` replaces an existing one."""
         self._check("metric", name, factory)
         self._add("metric", name, factory, override)
 
-    def add_command(self, name, command, override=False):
+    def add_command(self, name: str, command: click.Command, override: bool = False) -> None:
         """Register a click command as ``deepseg NAME``; ``override=True`` replaces one."""
         self._check("command", name, command, methods=("main", "invoke"))
         if name in CORE_COMMANDS:
@@ -84,7 +96,7 @@ class Registry:
                             "is one of the core's own commands")
         self._add("command", name, command, override)
 
-    def _check(self, kind: str, name: str, obj, methods: tuple[str, ...] = ()) -> None:
+    def _check(self, kind: Kind, name: str, obj: object, methods: tuple[str, ...] = ()) -> None:
         """A TypeError (the plugin fails, the others go on) when ``obj`` cannot be what
         ``kind`` needs: callable (tilers and factories) or with ``methods`` (readers, writers)."""
         missing = [m for m in methods if not callable(getattr(obj, m, None))]
@@ -100,15 +112,28 @@ class Registry:
             for name in [n for n, e in table.items() if e.provider == provider]:
                 del table[name]
 
-    def names(self, kind: str) -> list[str]:
+    def names(self, kind: Kind) -> list[str]:
         """Sorted names registered for ``kind``."""
         return sorted(self._entries[kind])
 
-    def entries(self, kind: str) -> list[Entry]:
+    def entries(self, kind: Kind) -> list[Entry]:
         """The entries registered for ``kind``, sorted by name."""
         return [self._entries[kind][n] for n in self.names(kind)]
 
-    def get(self, kind: str, name: str):
+    @overload
+    def get(self, kind: Literal["model"], name: str) -> ModelPlugin: ...
+    @overload
+    def get(self, kind: Literal["reader"], name: str) -> RasterReader: ...
+    @overload
+    def get(self, kind: Literal["writer"], name: str) -> RasterWriter: ...
+    @overload
+    def get(self, kind: Literal["tiler"], name: str) -> Tiler: ...
+    @overload
+    def get(self, kind: Literal["command"], name: str) -> click.Command: ...
+    @overload
+    def get(self, kind: Kind, name: str) -> Any: ...
+
+    def get(self, kind: Kind, name: str) -> Any:
         """The object registered as ``name``; an unknown name lists the available ones."""
         entry = self._entries[kind].get(name)
         if entry is None:
@@ -122,7 +147,7 @@ class Registry:
                 for kind, table in self._entries.items()
                 if any(e.provider == provider for e in table.values())}
 
-    def reader_for(self, path) -> Any:
+    def reader_for(self, path: StrPath) -> RasterReader:
         """The reader for ``path``: one claiming its suffix, else a catch-all that opens it."""
         if not is_virtual(path) and not Path(path).exists():
             raise RegistryError(f"{path}: file not found")
@@ -143,7 +168,7 @@ class Registry:
         raise RegistryError(f"{path}: no registered reader can open this file "
                             f"(readers: {', '.join(self.names('reader')) or 'none'}){why}")
 
-    def writer_for(self, path, format: str | None = None) -> Any:
+    def writer_for(self, path: StrPath, format: str | None = None) -> RasterWriter:
         """The writer named ``format``, else the one claiming the suffix of ``path``."""
         if format:
             return self.get("writer", format)

@@ -10,34 +10,41 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from ..errors import DeepSegError
+
+if TYPE_CHECKING:
+    from ..config.schema import Experiment
+    from ..contracts.model import KerasModel
+    from ..plugins.registry import Registry
 
 log = logging.getLogger(__name__)
 
 
-def run_dataprep(exp, registry) -> Path:
+def run_dataprep(exp: Experiment, registry: Registry) -> Path:
     """Labels rasterized, tiles cut, the HDF5 store written (or reused): its path."""
     from .dataprep import run
 
     return run(exp, registry)
 
 
-def run_train(exp, registry):
+def run_train(exp: Experiment, registry: Registry) -> KerasModel:
     """The model trained on the store (checkpoints, logs, curves): the trained model."""
     from .train import run
 
     return run(exp, registry)
 
 
-def run_crossval(exp, registry) -> dict:
+def run_crossval(exp: Experiment, registry: Registry) -> dict[str, dict[str, Any]]:
     """Every chosen fold trained and scored, then all finished folds summarized: the table."""
     from .crossval import run
 
     return run(exp, registry)
 
 
-def run_predict(exp, registry, shard: str | None = None, merge: bool = False) -> Path:
+def run_predict(exp: Experiment, registry: Registry, shard: str | None = None,
+                merge: bool = False) -> Path:
     """The experiment's rasters predicted (one shard, or all and assembled): the output."""
     from .predict import run
 
@@ -45,11 +52,11 @@ def run_predict(exp, registry, shard: str | None = None, merge: bool = False) ->
 
 
 #: stage name (config.STAGES, in the order ``deepseg run`` runs them) -> its function
-STAGE_FUNCTIONS: dict[str, Callable] = {"dataprep": run_dataprep, "train": run_train,
+STAGE_FUNCTIONS: dict[str, Callable[..., Any]] = {"dataprep": run_dataprep, "train": run_train,
                                        "crossval": run_crossval, "predict": run_predict}
 
 
-def load(experiment, check_files=True):
+def load(experiment: str | Path | None, check_files: bool = True) -> Experiment:
     """Load the experiment and check it against the registry."""
     from ..config import check_registry, load_experiment
     from ..plugins.manager import get_plugins
@@ -62,7 +69,7 @@ def load(experiment, check_files=True):
     return exp
 
 
-def run_stage(stage: str, exp, **options):
+def run_stage(stage: str, exp: Experiment, **options: Any) -> Any:
     """Run one stage of a loaded experiment."""
     from ..plugins.manager import get_registry
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -12,10 +13,15 @@ from ..data.folds import split
 from ..errors import DeepSegError, io_error
 from ..store.identity import open_store
 
+if TYPE_CHECKING:
+    from ..config.schema import Experiment
+    from ..contracts.model import KerasModel
+    from ..plugins.registry import Registry
+
 log = logging.getLogger(__name__)
 
 
-def validation_folds(exp) -> list[int]:
+def validation_folds(exp: Experiment) -> list[int]:
     """Held-out folds for validation: configured, else the last fold (none with 1 fold)."""
     if exp.training.validation_folds is not None:
         bad = [f for f in exp.training.validation_folds if not 0 <= f < exp.folds]
@@ -26,7 +32,7 @@ def validation_folds(exp) -> list[int]:
     return [exp.folds - 1] if exp.folds > 1 else []
 
 
-def run(exp, registry):
+def run(exp: Experiment, registry: Registry) -> KerasModel:
     """Train and return the trained keras model."""
     outdir = exp.outdir
     try:
@@ -35,7 +41,7 @@ def run(exp, registry):
         raise io_error(exc.filename or outdir, exc) from None
 
 
-def _train(exp, registry, outdir: Path):
+def _train(exp: Experiment, registry: Registry, outdir: Path) -> KerasModel:
     from ..training.fit import fit, setup_runtime
 
     if setup_runtime(exp).chief:  # the workers of a distributed run write nothing here

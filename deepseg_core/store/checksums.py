@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import math
 import os
+from pathlib import Path
+from typing import Any
 
 import h5py
 import numpy as np
@@ -44,7 +46,7 @@ def datasets(file: h5py.File) -> list[str]:
     return names
 
 
-def damage(file: h5py.File, path) -> tuple[str, int | None, str] | None:
+def damage(file: h5py.File, path: Path) -> tuple[str, int | None, str] | None:
     """The first damaged part of the open store ``file`` at ``path`` as (dataset, tile index
     or None, why), or None when every chunk's checksum holds. OSError propagates."""
     with open(path, "rb") as raw:
@@ -70,9 +72,10 @@ def _fletcher_bit(ds: h5py.Dataset) -> int:
 def _check_chunks(ds: h5py.Dataset, fd: int) -> tuple[int | None, str] | None:
     expected = math.prod(math.ceil(s / c) for s, c in zip(ds.shape, ds.chunks))
     skipped = _fletcher_bit(ds)
-    seen, bad = [0], []
+    seen: list[int] = [0]
+    bad: list[tuple[tuple[int, ...], str]] = []  # (chunk offset, why)
 
-    def visit(info):
+    def visit(info: Any) -> None:  # h5py's StoreInfo
         seen[0] += 1
         if bad:
             return

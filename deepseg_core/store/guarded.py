@@ -11,37 +11,41 @@ from __future__ import annotations
 
 import io
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import h5py
+
+if TYPE_CHECKING:
+    from _typeshed import ReadableBuffer, WriteableBuffer
 
 
 class GuardedIO(io.RawIOBase):
     """An unbuffered binary file that records its first OSError and then drops writes."""
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path) -> None:
         super().__init__()
         self.raw_file = open(path, "w+b", buffering=0)  # noqa: SIM115 - closed in close()
         self.error: OSError | None = None
 
-    def readable(self):
+    def readable(self) -> bool:
         return True
 
-    def writable(self):
+    def writable(self) -> bool:
         return True
 
-    def seekable(self):
+    def seekable(self) -> bool:
         return True
 
-    def seek(self, offset, whence=io.SEEK_SET):
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
         return self.raw_file.seek(offset, whence)
 
-    def tell(self):
+    def tell(self) -> int:
         return self.raw_file.tell()
 
-    def readinto(self, buffer):
+    def readinto(self, buffer: WriteableBuffer) -> int | None:
         return self.raw_file.readinto(buffer)
 
-    def write(self, data):
+    def write(self, data: ReadableBuffer) -> int:
         view = memoryview(data).cast("B")
         start, size = self.raw_file.tell(), len(view)
         if self.error is None:
@@ -55,18 +59,18 @@ class GuardedIO(io.RawIOBase):
         self.raw_file.seek(start + size)
         return size
 
-    def truncate(self, size=None):
+    def truncate(self, size: int | None = None) -> int:
         if self.error is None:
             try:
                 return self.raw_file.truncate(size)
             except OSError as exc:
                 self.error = exc
-        return size
+        return self.raw_file.tell() if size is None else size  # the size it would have
 
-    def flush(self):
+    def flush(self) -> None:
         pass  # unbuffered: nothing to flush
 
-    def close(self):
+    def close(self) -> None:
         if not self.closed:
             try:
                 self.raw_file.close()

@@ -7,28 +7,32 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..errors import DeepSegError
 from . import Store
+
+if TYPE_CHECKING:
+    from ..config.schema import Experiment
 
 DATA_KEYS = ("segmentation_type", "crs", "resolution", "tilesize", "overlap", "nbands",
              "images", "scenes", "labels", "classes", "ignore_label", "padding", "tiler",
              "folds", "fold_by")
 
 
-def _fingerprint(path: str) -> list:
+def _fingerprint(path: str) -> list[str | int]:
     p = Path(path)
     return [str(p), p.stat().st_size, int(p.stat().st_mtime)] if p.exists() else [str(p)]
 
 
-def settings_hash(exp) -> str:
+def settings_hash(exp: Experiment) -> str:
     """Hash of every setting (and input file) that changes the store's content."""
     from ..config import expand_paths
 
     data = exp.model_dump(mode="json", include=set(DATA_KEYS))
-    scenes = exp.scenes or [exp]
-    files = [_fingerprint(p) for scene in scenes for src in scene.images
-             for p in expand_paths(src.path)]
+    sources = ([src for scene in exp.scenes for src in scene.images] if exp.scenes
+               else exp.images or [])
+    files = [_fingerprint(p) for src in sources for p in expand_paths(src.path)]
     for labels in [exp.labels, *(scene.labels for scene in exp.scenes or [])]:
         if labels is not None:
             files += [_fingerprint(p) for p in (labels.path, labels.raster) if p]
@@ -37,14 +41,14 @@ def settings_hash(exp) -> str:
     return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
 
 
-def store_path(exp) -> Path:
+def store_path(exp: Experiment) -> Path:
     """The configured store, or ``<workdir>/stores/<hash>.h5`` shared by matching experiments."""
     if exp.store.path:
         return Path(exp.store.path)
     return Path(exp.workdir) / "stores" / f"{settings_hash(exp)[:16]}.h5"
 
 
-def open_store(exp) -> Store:
+def open_store(exp: Experiment) -> Store:
     """The experiment's store, checked against the experiment's data settings."""
     path = store_path(exp)
     if not path.exists():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import h5py
 import numpy as np
@@ -11,11 +12,15 @@ import numpy as np
 from ..errors import DeepSegError
 from .checksums import damage
 
+if TYPE_CHECKING:
+    from _typeshed import StrPath
+    from typing_extensions import Self
+
 
 class Store:
     """Read access to a complete store (one handle per process; reopen in each worker)."""
 
-    def __init__(self, path):
+    def __init__(self, path: StrPath) -> None:
         self.path = Path(path)
         if not self.path.exists():
             raise DeepSegError(f"{self.path}: store not found; run 'deepseg dataprep' first")
@@ -27,9 +32,9 @@ class Store:
         try:
             if not self.file.attrs.get("complete", False):
                 raise DeepSegError(f"{self.path}: store is incomplete; rerun 'deepseg dataprep'")
-            self.attrs = {k: decode_attr(v) for k, v in self.file.attrs.items()}
+            self.attrs: dict[str, Any] = {k: decode_attr(v) for k, v in self.file.attrs.items()}
             self.instance = "instances" in self.file
-            self.tiles = self.file["tiles"][:]
+            self.tiles: np.ndarray = self.file["tiles"][:]  # TILE_DTYPE records
         except (OSError, KeyError) as exc:
             self.file.close()
             raise self.damaged("the tile table", exc) from None
@@ -37,23 +42,27 @@ class Store:
             self.file.close()
             raise
 
-    def __len__(self):
+    def __len__(self) -> int:
         return len(self.tiles)
 
     @property
-    def labels(self):
+    def labels(self) -> h5py.Dataset:
+        """The label tiles: class ids (semantic) or instance ids."""
         return self.file["instances" if self.instance else "labels"]
 
     def stats(self) -> dict[str, np.ndarray]:
+        """Per-band statistics (count, mean, std, min, max) over valid pixels."""
         return {k: self.file["stats"][k][:] for k in self.file["stats"]}
 
     def class_counts(self) -> np.ndarray:
+        """Labelled pixels per class."""
         return self.file["class_counts"][:]
 
     def instance_classes(self) -> np.ndarray | None:
+        """The class of each instance id (instance stores), else None."""
         return self.file["instance_classes"][:] if "instance_classes" in self.file else None
 
-    def tile(self, index: int):
+    def tile(self, index: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(image (T, T, B), label (T, T), valid (T, T)) of tile ``index``."""
         try:
             return (self.file["images"][index], self.labels[index],
@@ -86,17 +95,17 @@ class Store:
         tiled = name in ("images", "labels", "instances", "valid") and index is not None
         return (f"tile {index} ({name})" if tiled else f"dataset {name}"), OSError(why)
 
-    def close(self):
+    def close(self) -> None:
         self.file.close()
 
-    def __enter__(self):
+    def __enter__(self) -> Self:
         return self
 
-    def __exit__(self, *exc):
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
 
-def decode_attr(value):
+def decode_attr(value: Any) -> Any:
     """An HDF5 attribute as Python: bytes decoded, JSON lists and dicts parsed."""
     if isinstance(value, bytes):
         value = value.decode()

@@ -10,13 +10,20 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
+import h5py
 import numpy as np
 
 from .. import __version__
 from ..errors import io_error
 from ..io.atomic import commit, discard
 from .guarded import create_guarded
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from numpy.typing import ArrayLike, DTypeLike
 
 TILE_DTYPE = np.dtype([("row", "i8"), ("col", "i8"), ("fold", "i2"), ("geotransform", "f8", (6,)),
                        ("scene", "i2")])
@@ -28,8 +35,8 @@ class StoreWriter:
     A failed write (full disk, EIO, read-only) raises one DeepSegError naming the store and
     the cause; ``abort()`` then deletes the temporary file."""
 
-    def __init__(self, path: Path, tilesize: int, nbands: int, dtype, instance: bool,
-                 compression: str = "gzip"):
+    def __init__(self, path: Path, tilesize: int, nbands: int, dtype: DTypeLike, instance: bool,
+                 compression: str = "gzip") -> None:
         self.path = Path(path)
         self.tmp = self.path.with_name(f"{self.path.name}.tmp-{os.getpid()}")
         try:
@@ -38,7 +45,7 @@ class StoreWriter:
         except OSError as exc:
             raise io_error(self.path, exc, "cannot write the store (store.path)") from None
         comp = None if compression == "none" else compression
-        kw = dict(compression=comp, shuffle=comp is not None, fletcher32=True)
+        kw: dict[str, Any] = dict(compression=comp, shuffle=comp is not None, fletcher32=True)
         t = tilesize
         self.images = self.file.create_dataset("images", (0, t, t, nbands), dtype=dtype,
                                                maxshape=(None, t, t, nbands),
@@ -48,10 +55,11 @@ class StoreWriter:
                                                maxshape=(None, t, t), chunks=(1, t, t), **kw)
         self.valid = self.file.create_dataset("valid", (0, t, t), dtype="uint8",
                                               maxshape=(None, t, t), chunks=(1, t, t), **kw)
-        self.tiles: list[tuple] = []
+        #: (row, col, fold, geotransform, scene) of each tile added
+        self.tiles: list[tuple[int, int, int, tuple[float, ...], int]] = []
 
     def add(self, image: np.ndarray, label: np.ndarray, valid: np.ndarray, row: int, col: int,
-            geotransform, scene: int = 0) -> None:
+            geotransform: Sequence[float], scene: int = 0) -> None:
         """Append one tile of training scene ``scene``: image ``(T, T, B)``, label and valid
         ``(T, T)``; ``row``/``col`` in the frame shared by the scenes."""
         n = len(self.tiles)
@@ -67,11 +75,11 @@ class StoreWriter:
             raise io_error(self.path, exc, "writing the store failed",
                            "free space and rerun 'deepseg dataprep'")
 
-    def _dataset(self, name, data):
+    def _dataset(self, name: str, data: np.ndarray) -> h5py.Dataset:
         return self.file.create_dataset(name, data=data, fletcher32=True)
 
-    def commit(self, folds: np.ndarray, attrs: dict, stats: dict, class_counts,
-               instance_classes=None) -> None:
+    def commit(self, folds: np.ndarray, attrs: dict[str, Any], stats: dict[str, ArrayLike],
+               class_counts: ArrayLike, instance_classes: dict[int, int] | None = None) -> None:
         """Write tiles, folds, statistics and attributes; rename to the final path."""
         table = np.array(self.tiles, dtype=TILE_DTYPE)
         table["fold"] = folds

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import logging
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -26,16 +28,22 @@ from ...metrics.summary import fold_statistics, fold_summary
 from ...store.identity import open_store
 from .tile_eval import TileEvaluator
 
+if TYPE_CHECKING:
+    from ...config.schema import Experiment
+    from ...contracts.model import KerasModel
+    from ...plugins.registry import Registry
+    from ...store.reader import Store
+
 log = logging.getLogger(__name__)
 
 
-def metric_names(exp) -> list[str]:
+def metric_names(exp: Experiment) -> list[str]:
     if exp.crossval.metrics:
         return exp.crossval.metrics
     return ["pycm"] if exp.segmentation_type == "semantic" else ["pycm", "instances"]
 
 
-def chosen_folds(exp, store) -> list[int]:
+def chosen_folds(exp: Experiment, store: Store) -> list[int]:
     present = sorted({int(f) for f in store.tiles["fold"] if f >= 0})
     wanted = exp.crossval.folds if exp.crossval.folds is not None else present
     bad = [f for f in wanted if f not in present]
@@ -45,7 +53,7 @@ def chosen_folds(exp, store) -> list[int]:
     return list(wanted)
 
 
-def run(exp, registry) -> dict:
+def run(exp: Experiment, registry: Registry) -> dict[str, dict[str, Any]]:
     """Run the chosen folds, then summarize every finished fold; returns the summary table."""
     root = exp.outdir / "crossval"
     try:
@@ -59,7 +67,8 @@ def run(exp, registry) -> dict:
         raise io_error(exc.filename or root, exc) from None
 
 
-def run_fold(exp, registry, store, fold: int, folder) -> None:
+def run_fold(exp: Experiment, registry: Registry, store: Store, fold: int,
+             folder: Path) -> None:
     """Train without the fold, evaluate its tile cores, write its reports."""
     from ...training.fit import fit
     from ...training.reuse import finished_run
@@ -96,7 +105,8 @@ def run_fold(exp, registry, store, fold: int, folder) -> None:
         metric.write_report(folder, f"fold{fold}_{name}")
 
 
-def _take_train_run(exp, registry, last, folder, fold: int):
+def _take_train_run(exp: Experiment, registry: Registry, last: Path, folder: Path,
+                    fold: int) -> KerasModel:
     """The train stage's finished run as the fold's (training.reuse says when it is the same)."""
     from ...models.folder import load_model
     from ...training.reuse import take_run
@@ -107,7 +117,8 @@ def _take_train_run(exp, registry, last, folder, fold: int):
     return load_model(registry, exp.model.name, folder / "model" / "last.keras")[1]
 
 
-def _grid_windows(exp, registry, store) -> dict[tuple[int, int], Window]:
+def _grid_windows(exp: Experiment, registry: Registry,
+                  store: Store) -> dict[tuple[int, int], Window]:
     """The core of every tile of every scene, by (row, col) origin in the store's frame."""
     tiler, cores = registry.get("tiler", exp.tiler), {}
     for scene in store_scenes(store.attrs):
@@ -119,12 +130,13 @@ def _grid_windows(exp, registry, store) -> dict[tuple[int, int], Window]:
     return cores
 
 
-def summarize(exp, registry, root) -> dict:
+def summarize(exp: Experiment, registry: Registry, root: Path) -> dict[str, dict[str, Any]]:
     """Merge every finished fold: all-fold reports and the mean ± std table."""
     finished = sorted(root.glob("fold*/metrics.json"))
     if not finished:
         raise DeepSegError(f"no finished crossval folds in {root}")
-    per_fold, states = {}, {}
+    per_fold: dict[str, dict[str, float]] = {}
+    states: dict[str, list[dict[str, Any]]] = {}
     for path in finished:
         record = json.loads(path.read_text())
         fold = f"fold{record['fold']}"
@@ -145,7 +157,7 @@ def summarize(exp, registry, root) -> dict:
     return table
 
 
-def error_counts_total(root) -> np.ndarray | None:
+def error_counts_total(root: Path) -> np.ndarray | None:
     """Summed confusion counts of all finished folds (semantic), for callers and tests."""
     total = None
     for path in sorted(root.glob("fold*/metrics.json")):

@@ -25,8 +25,6 @@ log = logging.getLogger(__name__)
 def run(exp, registry) -> Path:
     """Build (or reuse) the experiment's store and return its path."""
     scenes = training_scenes(exp)
-    if scenes[0].labels is None:
-        raise DeepSegError(f"{exp.source}: labels: dataprep needs a 'labels' section")
     digest, path = settings_hash(exp), store_path(exp)
     # a store named by its hash is ours to rebuild; one named by store.path may be another's
     replace = exp.store.replace or not exp.store.path
