@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import Any, NoReturn
 
 import click
 
@@ -15,7 +16,7 @@ from .stages import load, parse_stages, run_stage
 EXPERIMENT = click.argument("experiment", required=False, type=click.Path(dir_okay=False))
 
 
-def fail(message: str, code: int = 2):
+def fail(message: object, code: int = 2) -> NoReturn:
     """Print a one-line error (no traceback) and exit non-zero."""
     for line in str(message).splitlines() or ["error"]:
         click.echo(f"error: {line}", err=True)
@@ -27,13 +28,13 @@ class Group(click.Group):
     the commands that plugins register (``deepseg_register_commands``), loading the plugins
     only when a name is not the core's own or when the commands are listed."""
 
-    def list_commands(self, ctx):
+    def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted({*super().list_commands(ctx), *_plugin_commands()})
 
-    def get_command(self, ctx, name):
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
         return super().get_command(ctx, name) or _plugin_commands().get(name)
 
-    def invoke(self, ctx):
+    def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
         except DeepSegError as exc:
@@ -42,7 +43,7 @@ class Group(click.Group):
             fail("interrupted", 130)
 
 
-def _plugin_commands() -> dict:
+def _plugin_commands() -> dict[str, click.Command]:
     from .plugins.manager import get_registry
 
     return {e.name: e.obj for e in get_registry().entries("command")}
@@ -50,7 +51,7 @@ def _plugin_commands() -> dict:
 
 @click.group(cls=Group)
 @click.version_option(__version__, prog_name="deepseg")
-def main():
+def main() -> None:
     """DeepSeg: segmentation of very large remote-sensing rasters."""
     from .io.messages import show
 
@@ -59,14 +60,15 @@ def main():
 
 @main.command()
 @click.option("--json", "as_json", is_flag=True, help="machine-readable output")
-def plugins(as_json):
+def plugins(as_json: bool) -> None:
     """List plugins, their distributions and what they registered."""
     from .plugins.manager import get_plugins
 
     loaded = get_plugins()
-    rows = [{"name": p.name, "module": p.module, "distribution": p.distribution,
-             "version": p.version, "builtin": p.builtin, "registered": p.registered,
-             "error": p.error} for p in loaded.plugins]
+    rows: list[dict[str, Any]] = [
+        {"name": p.name, "module": p.module, "distribution": p.distribution,
+         "version": p.version, "builtin": p.builtin, "registered": p.registered,
+         "error": p.error} for p in loaded.plugins]
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return
@@ -82,7 +84,7 @@ def plugins(as_json):
 @main.command()
 @click.argument("path", type=click.Path(dir_okay=False))
 @click.option("--force", is_flag=True, help="overwrite an existing file")
-def init(path, force):
+def init(path: str, force: bool) -> None:
     """Write a commented experiment.yaml to start from."""
     from importlib.resources import files
 
@@ -96,7 +98,7 @@ def init(path, force):
 @main.command()
 @EXPERIMENT
 @click.option("--no-check-files", is_flag=True, help="do not check that input files exist")
-def validate(experiment, no_check_files):
+def validate(experiment: str | None, no_check_files: bool) -> None:
     """Validate an experiment and print the resolved config."""
     import yaml
 
@@ -108,7 +110,7 @@ def validate(experiment, no_check_files):
 @main.command()
 @EXPERIMENT
 @click.option("--stages", help="comma-separated stages (default: the experiment's 'stages')")
-def run(experiment, stages):
+def run(experiment: str | None, stages: str | None) -> None:
     """Run the experiment's stages in order."""
     chosen = parse_stages(stages, []) if stages is not None else None  # a typo fails at once
     exp = load(experiment)
@@ -117,10 +119,10 @@ def run(experiment, stages):
         run_stage(stage, exp)
 
 
-def _stage_command(stage: str, doc: str):
+def _stage_command(stage: str, doc: str) -> click.Command:
     @main.command(name=stage, help=doc)
     @EXPERIMENT
-    def command(experiment):
+    def command(experiment: str | None) -> None:
         run_stage(stage, load(experiment))
 
     return command
@@ -136,7 +138,7 @@ for _stage, _doc in (("dataprep", "Rasterize labels and write the tiles to the H
 @EXPERIMENT
 @click.option("--shard", help="predict shard i of N ('i/N', 0-based)")
 @click.option("--merge", "merge_only", is_flag=True, help="merge finished shards")
-def predict(experiment, shard, merge_only):
+def predict(experiment: str | None, shard: str | None, merge_only: bool) -> None:
     """Predict the experiment's rasters tile by tile."""
     exp = load(experiment)
     if merge_only:
@@ -147,7 +149,7 @@ def predict(experiment, shard, merge_only):
 
 @main.command()
 @EXPERIMENT
-def merge(experiment):
+def merge(experiment: str | None) -> None:
     """Assemble the prediction shards into one output."""
     run_stage("predict", load(experiment), merge=True)
 

@@ -17,7 +17,8 @@ from .hpc import HPC
 from .safety import name_problem, one_line
 from .sections import CrossVal, Predict, Store, Training
 
-STAGES = ("dataprep", "train", "crossval", "predict")
+STAGES: tuple[Literal["dataprep", "train", "crossval", "predict"], ...] = (
+    "dataprep", "train", "crossval", "predict")
 #: tile side bounds: below 16 px a raster becomes millions of tiles (the window list alone can
 #: exhaust memory); above 8192 px one tile (and one training batch) outgrows any GPU
 TILESIZE = (16, 8192)

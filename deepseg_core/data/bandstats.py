@@ -5,13 +5,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING
+
 import numpy as np
+
+if TYPE_CHECKING:
+    from numpy.typing import ArrayLike
 
 
 class BandStats:
     """Running count, mean, M2, min and max per band, over valid pixels only."""
 
-    def __init__(self, nbands: int):
+    def __init__(self, nbands: int) -> None:
         self.count = np.zeros(nbands, dtype=np.int64)
         self.mean = np.zeros(nbands, dtype=np.float64)
         self.m2 = np.zeros(nbands, dtype=np.float64)
@@ -40,7 +46,8 @@ class BandStats:
         m2 = ((values - mean[:, None]) ** 2).sum(axis=1)
         self._merge(n, mean, m2, values.min(axis=1), values.max(axis=1))
 
-    def _merge(self, n, mean, m2, vmin, vmax):
+    def _merge(self, n: int | np.ndarray, mean: np.ndarray, m2: np.ndarray, vmin: np.ndarray,
+               vmax: np.ndarray) -> None:
         total = self.count + n
         delta = mean - self.mean
         self.mean = self.mean + delta * (n / total)
@@ -49,15 +56,16 @@ class BandStats:
         self.min = np.minimum(self.min, vmin)
         self.max = np.maximum(self.max, vmax)
 
-    def _add_hist(self, hists):
+    def _add_hist(self, hists: Sequence[np.ndarray]) -> None:
         if self.hist is None:
             self.hist = [np.zeros(0, np.int64) for _ in hists]
+        hist = self.hist
         for b, h in enumerate(hists):
-            if len(h) > len(self.hist[b]):
-                self.hist[b] = np.pad(self.hist[b], (0, len(h) - len(self.hist[b])))
-            self.hist[b][:len(h)] += h
+            if len(h) > len(hist[b]):
+                hist[b] = np.pad(hist[b], (0, len(h) - len(hist[b])))
+            hist[b][:len(h)] += h
 
-    def percentiles(self, q) -> np.ndarray | None:
+    def percentiles(self, q: Iterable[float]) -> np.ndarray | None:
         """Per band percentiles ``q`` (0..100) of integer data, from the histograms."""
         if self.hist is None:
             return None
@@ -83,6 +91,7 @@ class BandStats:
             return np.sqrt(np.where(self.count > 0, self.m2 / np.maximum(self.count, 1), 0.0))
 
     def as_dict(self) -> dict[str, np.ndarray]:
+        """The statistics the store keeps (``/stats``), percentiles for integer data."""
         out = {"count": self.count, "mean": self.mean, "std": self.std,
                "min": self.min, "max": self.max}
         pct = self.percentiles((2, 98))
@@ -91,13 +100,14 @@ class BandStats:
         return out
 
 
-def _moments(hists, offset: int):
+def _moments(hists: Sequence[np.ndarray], offset: int,
+             ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Mean, M2, min and max per band from per-band histograms of offset integers."""
     means, m2s, mins, maxs = [], [], [], []
     for hist in hists:
-        values = np.flatnonzero(hist)
-        counts = hist[values].astype(np.float64)
-        values = values.astype(np.float64) - offset
+        present = np.flatnonzero(hist)
+        counts = hist[present].astype(np.float64)
+        values = present.astype(np.float64) - offset
         mean = (counts * values).sum() / counts.sum()
         means.append(mean)
         m2s.append((counts * (values - mean) ** 2).sum())
@@ -106,13 +116,13 @@ def _moments(hists, offset: int):
     return np.array(means), np.array(m2s), np.array(mins), np.array(maxs)
 
 
-def normalizer(stats: dict):
+def normalizer(stats: Mapping[str, ArrayLike]) -> Callable[[np.ndarray], np.ndarray]:
     """Function mapping raw tiles (..., bands) to zero mean / unit std per band."""
     mean = np.asarray(stats["mean"], dtype=np.float32)
     std = np.asarray(stats["std"], dtype=np.float32)
     std = np.where(std > 0, std, 1.0).astype(np.float32)
 
-    def normalize(images):
+    def normalize(images: np.ndarray) -> np.ndarray:
         return (images.astype(np.float32) - mean) / std
 
     return normalize

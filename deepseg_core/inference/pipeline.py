@@ -16,14 +16,26 @@ from __future__ import annotations
 import queue
 import threading
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
 from ..contracts.raster import Window
 from .readers import read_in_order
 
+if TYPE_CHECKING:
+    from ..contracts.model import TileResult
+
 _END = object()
+
+#: ``read(window) -> (normalized image (rows, cols, bands), valid (rows, cols))``
+Read = Callable[[Window], "tuple[np.ndarray, np.ndarray]"]
+#: ``predict(images (n, rows, cols, bands)) -> one result per image``
+Predict = Callable[[np.ndarray], "list[TileResult]"]
+#: ``consume(job)`` receives every tile's job, in tile order
+Consume = Callable[["TileJob"], None]
 
 
 @dataclass(frozen=True)
@@ -41,22 +53,27 @@ class TileJob:
     index: int  # position in the shard's tile list
     window: Window
     valid: np.ndarray  # (rows, cols) bool
-    result: object = None  # TileResult, None for an all-nodata tile
+    result: TileResult | None = None  # None for an all-nodata tile
+
+
+class _Stop(Protocol):
+    def is_set(self) -> bool: ...
 
 
 class _Worker(threading.Thread):
-    def __init__(self, target):
+    def __init__(self, target: Callable[[], None]) -> None:
         super().__init__(daemon=True)
-        self._target_fn, self.error = target, None
+        self._target_fn = target
+        self.error: BaseException | None = None
 
-    def run(self):
+    def run(self) -> None:
         try:
             self._target_fn()
         except BaseException as exc:  # re-raised in the main thread
             self.error = exc
 
 
-def _put(q: queue.Queue, item, stop: threading.Event) -> bool:
+def _put(q: queue.Queue[Any], item: object, stop: _Stop) -> bool:
     while not stop.is_set():
         try:
             q.put(item, timeout=0.1)
@@ -66,8 +83,9 @@ def _put(q: queue.Queue, item, stop: threading.Event) -> bool:
     return False
 
 
-def run_pipeline(read, windows, predict, consume, flow: Flow, start: int = 0, stop=None,
-                 waits: dict | None = None) -> None:
+def run_pipeline(read: Read, windows: Sequence[Window], predict: Predict, consume: Consume,
+                 flow: Flow, start: int = 0, stop: threading.Event | None = None,
+                 waits: dict[str, float] | None = None) -> None:
     """Predict ``windows[start:]`` in order (batches aligned to ``flow.batch_size``).
 
     ``read(window) -> (normalized image (r, c, b), valid)``, called from ``flow.readers``
@@ -77,13 +95,14 @@ def run_pipeline(read, windows, predict, consume, flow: Flow, start: int = 0, st
     """
     batch_size, queue_depth, readers = flow.batch_size, flow.queue_depth, flow.readers
     stop = stop or threading.Event()
-    to_model: queue.Queue = queue.Queue(maxsize=queue_depth)
-    to_writer: queue.Queue = queue.Queue(maxsize=queue_depth)
+    to_model: queue.Queue[Any] = queue.Queue(maxsize=queue_depth)  # (jobs, images), _END
+    to_writer: queue.Queue[Any] = queue.Queue(maxsize=queue_depth)  # jobs, _END
 
     begin = start - start % batch_size  # the first batch as an uninterrupted run forms it
 
-    def reader():
-        jobs, images = [], []
+    def reader() -> None:
+        jobs: list[TileJob] = []
+        images: list[np.ndarray | None] = []
         for k, (image, valid) in read_in_order(read, windows[begin:], readers, stop):
             index = begin + k
             jobs.append(TileJob(index, windows[index], valid))
@@ -94,7 +113,7 @@ def run_pipeline(read, windows, predict, consume, flow: Flow, start: int = 0, st
                 jobs, images = [], []
         _put(to_model, _END, stop)
 
-    def writer():
+    def writer() -> None:
         while True:
             item = to_writer.get()
             if item is _END:
@@ -137,14 +156,14 @@ def run_pipeline(read, windows, predict, consume, flow: Flow, start: int = 0, st
 class _Halt:
     """Stop waiting on a queue once the thread that drains it has died."""
 
-    def __init__(self, thread):
+    def __init__(self, thread: threading.Thread) -> None:
         self.thread = thread
 
-    def is_set(self):
+    def is_set(self) -> bool:
         return not self.thread.is_alive()
 
 
-def _get(q: queue.Queue, producer: _Worker):
+def _get(q: queue.Queue[Any], producer: _Worker) -> Any:
     while True:
         try:
             return q.get(timeout=0.1)

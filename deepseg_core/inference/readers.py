@@ -10,11 +10,21 @@ from __future__ import annotations
 
 import threading
 from collections import deque
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import TYPE_CHECKING, TypeVar
 
 import numpy as np
 
 from ..data.bandstats import normalizer
+
+if TYPE_CHECKING:
+    from numpy.typing import ArrayLike
+
+    from ..contracts.raster import Window
+    from ..data.stack import ImageStack
+
+T = TypeVar("T")
 
 
 class TileReader:
@@ -23,13 +33,14 @@ class TileReader:
     The first thread to read uses ``stack``; every other thread opens ``stack.reopen()``.
     """
 
-    def __init__(self, stack, stats: dict):
+    def __init__(self, stack: ImageStack, stats: Mapping[str, ArrayLike]) -> None:
         self._stack, self._normalize = stack, normalizer(stats)
         self._local, self._lock = threading.local(), threading.Lock()
-        self._owner, self._opened = None, []
+        self._owner: int | None = None
+        self._opened: list[ImageStack] = []
 
-    def _thread_stack(self):
-        stack = getattr(self._local, "stack", None)
+    def _thread_stack(self) -> ImageStack:
+        stack: ImageStack | None = getattr(self._local, "stack", None)
         if stack is None:
             with self._lock:
                 if self._owner is None:
@@ -40,7 +51,7 @@ class TileReader:
             self._local.stack = stack
         return stack
 
-    def __call__(self, window):
+    def __call__(self, window: Window) -> tuple[np.ndarray, np.ndarray]:
         image, valid = self._thread_stack().read(window)
         image = self._normalize(np.moveaxis(image, 0, -1))
         image[~valid] = 0.0
@@ -54,7 +65,8 @@ class TileReader:
             self._opened = []
 
 
-def read_in_order(read, windows, readers: int, stop: threading.Event):
+def read_in_order(read: Callable[[Window], T], windows: Sequence[Window], readers: int,
+                  stop: threading.Event) -> Iterator[tuple[int, T]]:
     """Yield ``(index, read(windows[index]))`` in order, ``readers`` reads in flight at once."""
     if readers <= 1:
         for i, window in enumerate(windows):
@@ -62,7 +74,7 @@ def read_in_order(read, windows, readers: int, stop: threading.Event):
                 return
             yield i, read(window)
         return
-    pending: deque = deque()
+    pending: deque[tuple[int, Future[T]]] = deque()
     pool = ThreadPoolExecutor(max_workers=readers, thread_name_prefix="deepseg-reader")
     try:
         nxt = 0

@@ -5,29 +5,49 @@ one line saying what it did."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Protocol
+
+import numpy as np
 
 from ..io.progress import Progress
-from .pipeline import Flow, run_pipeline
+from .pipeline import Consume, Flow, Read, TileJob, run_pipeline
 from .readers import TileReader
+
+if TYPE_CHECKING:
+    from ..contracts.model import KerasModel, ModelPlugin, TileResult
+    from ..contracts.raster import Window
+    from ..data.stack import ImageStack
+    from ..models.folder import TrainedModel
+    from ..plugins.registry import Registry
 
 log = logging.getLogger(__name__)
 
 
-def stream(plugin, model, read, windows, consume, flow: Flow, label: str,
-           start: int = 0) -> None:
+class TileRunner(Protocol):
+    """``run(consume, start)``: a trained model streamed over a shard's tiles."""
+
+    def __call__(self, consume: Consume, start: int = 0) -> None: ...
+
+
+def stream(plugin: ModelPlugin, model: KerasModel, read: Read, windows: Sequence[Window],
+           consume: Consume, flow: Flow, label: str, start: int = 0) -> None:
     """Predict ``windows[start:]`` with ``plugin.predict_tiles(model, ...)``; ``read(window)``
     gives (normalized image, valid), ``consume(job)`` receives each tile in order."""
     bar = Progress(len(windows) - start, label)
-    counts, waits = {"tiles": 0, "skipped": 0}, {}
+    counts = {"tiles": 0, "skipped": 0}
+    waits: dict[str, float] = {}
 
-    def write(tile):
+    def write(tile: TileJob) -> None:
         consume(tile)
         bar.update()
         counts["tiles"] += 1
         counts["skipped"] += tile.result is None
 
-    run_pipeline(read, windows, lambda x: plugin.predict_tiles(model, x), write, flow,
-                 start=start, waits=waits)
+    def predict(images: np.ndarray) -> list[TileResult]:
+        return plugin.predict_tiles(model, images)
+
+    run_pipeline(read, windows, predict, write, flow, start=start, waits=waits)
     n, skipped = counts["tiles"], counts["skipped"]
     log.info(f"{label}: {n - skipped} tiles predicted, {skipped} all-nodata tiles "
              f"skipped, {bar.elapsed:.1f} s ({n / max(bar.elapsed, 1e-9):.1f} tiles/s; "
@@ -35,12 +55,13 @@ def stream(plugin, model, read, windows, consume, flow: Flow, label: str,
              f"{flow.readers} reader{'s' * (flow.readers != 1)})")
 
 
-def tile_runner(registry, trained, stack, windows, flow: Flow, label: str):
+def tile_runner(registry: Registry, trained: TrainedModel, stack: ImageStack,
+                windows: Sequence[Window], flow: Flow, label: str) -> TileRunner:
     """``run(consume, start)``: stream ``windows[start:]`` of the image ``stack`` through the
     trained model (deepseg_core.models.folder.TrainedModel) into ``consume``."""
     plugin, model = trained.load(registry)
 
-    def run(consume, start=0):
+    def run(consume: Consume, start: int = 0) -> None:
         read = TileReader(stack, trained.info.stats)
         try:
             stream(plugin, model, read, windows, consume, flow, label, start)

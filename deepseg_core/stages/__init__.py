@@ -8,7 +8,7 @@ module is imported when it runs, so ``deepseg --help`` imports none of them.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -76,7 +76,7 @@ def run_stage(stage: str, exp: Experiment, **options: Any) -> Any:
     return STAGE_FUNCTIONS[stage](exp, get_registry(), **options)
 
 
-def parse_stages(text: str | None, default: list[str]) -> list[str]:
+def parse_stages(text: str | None, default: Sequence[str]) -> list[str]:
     """``--stages a,b`` checked against the stage names (``default`` when not given), in
     stage order."""
     from ..config import STAGES

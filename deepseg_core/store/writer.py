@@ -21,7 +21,7 @@ from ..io.atomic import commit, discard
 from .guarded import create_guarded
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Mapping, Sequence
 
     from numpy.typing import ArrayLike, DTypeLike
 
@@ -78,7 +78,7 @@ class StoreWriter:
     def _dataset(self, name: str, data: np.ndarray) -> h5py.Dataset:
         return self.file.create_dataset(name, data=data, fletcher32=True)
 
-    def commit(self, folds: np.ndarray, attrs: dict[str, Any], stats: dict[str, ArrayLike],
+    def commit(self, folds: np.ndarray, attrs: dict[str, Any], stats: Mapping[str, ArrayLike],
                class_counts: ArrayLike, instance_classes: dict[int, int] | None = None) -> None:
         """Write tiles, folds, statistics and attributes; rename to the final path."""
         table = np.array(self.tiles, dtype=TILE_DTYPE)

@@ -7,6 +7,8 @@ overlapping polygons keep distinct ids) with the class of each id in ``instance_
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -14,16 +16,20 @@ from ...contracts.raster import Window
 from ...data.stack import Grid, ImageStack, same_crs
 from ...errors import DeepSegError
 
+if TYPE_CHECKING:
+    from ...config.schema import ClassSpec, Labels
+    from ...plugins.registry import Registry
 
-def class_lookup(classes, where: str):
+
+def class_lookup(classes: Sequence[ClassSpec], where: str) -> Callable[[Any], int]:
     """Map a label value (field value, layer name or raster value) to a class index."""
-    table = {}
+    table: dict[str, int] = {}
     for i, c in enumerate(classes):
         keys = [c.value] if c.value is not None else [i, c.name]
         for key in keys:
             table[str(key)] = i
 
-    def lookup(value):
+    def lookup(value: Any) -> int:
         index = table.get(str(value).removesuffix(".0") if isinstance(value, float) else str(value))
         if index is None:
             known = ", ".join(sorted(table))
@@ -36,7 +42,8 @@ def class_lookup(classes, where: str):
 class VectorLabels:
     """Polygons from one or more layers, reprojected to the grid and indexed by an STRtree."""
 
-    def __init__(self, cfg, classes, grid: Grid, instance: bool):
+    def __init__(self, cfg: Labels, classes: Sequence[ClassSpec], grid: Grid,
+                 instance: bool) -> None:
         import geopandas as gpd
         import pyogrio
         import shapely
@@ -52,7 +59,8 @@ class VectorLabels:
             raise DeepSegError(f"labels.layers: {path} has no layer(s) {', '.join(missing)}; "
                                f"it has {', '.join(available)}")
         lookup = class_lookup(classes, "labels.class_field" if cfg.class_field else "labels.layers")
-        geoms, ids = [], []
+        shapes: list[Any] = []  # shapely geometries
+        ids: list[int] = []
         for layer in layers:
             frame = gpd.read_file(path, layer=layer)
             if cfg.class_field and cfg.class_field not in frame.columns:
@@ -68,8 +76,8 @@ class VectorLabels:
                 frame = frame.to_crs(grid.crs)
             values = frame[cfg.class_field] if cfg.class_field else [layer] * len(frame)
             ids.extend(lookup(v) for v in values)
-            geoms.extend(frame.geometry.values)
-        geoms = np.array(geoms, dtype=object)
+            shapes.extend(frame.geometry.values)
+        geoms = np.array(shapes, dtype=object)
         empty = shapely.is_empty(geoms) | shapely.is_missing(geoms)
         if empty.any():
             warnings.warn(f"{path}: {int(empty.sum())} empty geometries skipped", stacklevel=2)
@@ -81,7 +89,8 @@ class VectorLabels:
         self.geoms, self.classes = geoms[keep], np.asarray(ids, dtype=np.int64)[keep]
         if len(self.geoms) == 0:
             raise DeepSegError(f"{key}: {path} holds no usable geometries")
-        self.instance_classes = {i + 1: int(c) for i, c in enumerate(self.classes)}
+        self.instance_classes: dict[int, int] | None = {
+            i + 1: int(c) for i, c in enumerate(self.classes)}
         self.tree = shapely.STRtree(self.geoms)
         self.grid, self.cfg, self.instance = grid, cfg, instance
         box = shapely.box(*grid.window_bounds(Window(0, 0, grid.height, grid.width)))
@@ -111,13 +120,14 @@ class VectorLabels:
 class RasterLabels:
     """A label raster resampled (nearest) onto the grid, values mapped to class indices."""
 
-    def __init__(self, cfg, classes, grid: Grid, registry):
+    def __init__(self, cfg: Labels, classes: Sequence[ClassSpec], grid: Grid,
+                 registry: Registry) -> None:
         from ...config.schema import ImageSource
 
-        src = ImageSource(path=cfg.raster, resampling="nearest", reproject=True)
+        src = ImageSource(path=cfg.raster or "", resampling="nearest", reproject=True)
         self.stack = ImageStack([src], registry, key="labels.raster", grid=grid)
         self.lookup = class_lookup(classes, f"labels.raster {cfg.raster}")
-        self.instance_classes = None
+        self.instance_classes: dict[int, int] | None = None
 
     def read(self, window: Window) -> tuple[np.ndarray, np.ndarray]:
         data, valid = self.stack.read(window)
@@ -127,11 +137,12 @@ class RasterLabels:
             out[valid & (raw == value)] = self.lookup(int(value))
         return out, valid
 
-    def close(self):
+    def close(self) -> None:
         self.stack.close()
 
 
-def open_labels(cfg, classes, grid, registry, instance: bool):
+def open_labels(cfg: Labels, classes: Sequence[ClassSpec], grid: Grid, registry: Registry,
+                instance: bool) -> VectorLabels | RasterLabels:
     """The configured label source on ``grid``."""
     if cfg.raster:
         if instance:

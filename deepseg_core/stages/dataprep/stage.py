@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 
 from ...data.bandstats import BandStats
-from ...data.scenes import place_scenes, training_scenes
+from ...data.scenes import Scene, place_scenes, training_scenes
 from ...data.stack import ImageStack
 from ...errors import DeepSegError
 from ...geo.tiling import relative, tile_cores
@@ -17,12 +19,19 @@ from ...store import StoreWriter
 from ...store.identity import settings_hash, store_path
 from ...store.reuse import existing_store
 from .folds import scene_folds
-from .labels import open_labels
+from .labels import RasterLabels, VectorLabels, open_labels
+
+if TYPE_CHECKING:
+    from ...config.schema import Experiment, Labels
+    from ...contracts.raster import Window
+    from ...plugins.registry import Registry
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
+R = TypeVar("R")
 
 
-def run(exp, registry) -> Path:
+def run(exp: Experiment, registry: Registry) -> Path:
     """Build (or reuse) the experiment's store and return its path."""
     scenes = training_scenes(exp)
     digest, path = settings_hash(exp), store_path(exp)
@@ -35,11 +44,12 @@ def run(exp, registry) -> Path:
     for stale in path.parent.glob(f"{path.name}.tmp-*"):
         stale.unlink(missing_ok=True)
     frame = place_scenes(exp, registry, scenes)
-    writer = None
+    writer: StoreWriter | None = None
     try:
         tally = Tally(exp)
         for scene in scenes:
-            with ImageStack(scene.images, registry, grid=scene.grid, key=scene.key) as stack:
+            grid = scene.placed_grid
+            with ImageStack(scene.images, registry, grid=grid, key=scene.key) as stack:
                 if stack.nbands != exp.nbands:
                     what = "the images" if scene.key == "images" else scene.key
                     raise DeepSegError(f"{exp.source}: nbands is {exp.nbands} but {what} "
@@ -49,14 +59,13 @@ def run(exp, registry) -> Path:
                     writer = StoreWriter(path, exp.tilesize, exp.nbands, stack.dtype,
                                          tally.instance, exp.store.compression)
                     attrs = _attrs(exp, stack, digest)
-                labels = open_labels(scene.labels, exp.classes, scene.grid, registry,
-                                     tally.instance)
+                labels = open_labels(scene.labels, exp.classes, grid, registry, tally.instance)
                 try:
                     _tile_scene(exp, registry, scene, stack, labels, writer, tally)
                 finally:
                     if hasattr(labels, "close"):
                         labels.close()
-        if not writer.tiles:
+        if writer is None or not writer.tiles:
             raise DeepSegError(f"{exp.source}: no tile holds both labels and image data; "
                                "check that labels and images overlap")
         table = np.array([(r, c, s) for r, c, _, _, s in writer.tiles])
@@ -80,7 +89,7 @@ def run(exp, registry) -> Path:
 class Tally:
     """What dataprep accumulates over the scenes: statistics, class counts, skips, instances."""
 
-    def __init__(self, exp):
+    def __init__(self, exp: Experiment) -> None:
         self.instance = exp.segmentation_type == "instance"
         self.stats = BandStats(exp.nbands)
         self.counts = np.zeros(len(exp.classes), dtype=np.int64)
@@ -88,8 +97,9 @@ class Tally:
         self.instance_classes: dict[int, int] = {}
 
 
-def _tile_scene(exp, registry, scene, stack, labels, writer, tally):
-    grid, t = scene.grid, exp.tilesize
+def _tile_scene(exp: Experiment, registry: Registry, scene: Scene, stack: ImageStack,
+                labels: VectorLabels | RasterLabels, writer: StoreWriter, tally: Tally) -> None:
+    grid, t = scene.placed_grid, exp.tilesize
     if (grid.width < t or grid.height < t) and not exp.padding:
         raise DeepSegError(f"{exp.source}: tilesize {t} is larger than the raster "
                            f"({grid.width} x {grid.height}) of {scene.key} and padding is false")
@@ -103,19 +113,21 @@ def _tile_scene(exp, registry, scene, stack, labels, writer, tally):
     offset = max(tally.instance_classes, default=0)  # instance ids unique over the scenes
     bar = Progress(len(windows), f"dataprep tiles ({scene.name})")
 
-    def load(window):  # runs in a reader thread, one window ahead of the writer
+    def load(window: Window) -> tuple[np.ndarray, np.ndarray, tuple[np.ndarray, np.ndarray] | None]:
+        """Label, covered and (image, valid) unless too little is labelled; runs in a reader
+        thread, one window ahead of the writer."""
         label, covered = labels.read(window)
         if not covered.any() or covered.mean() < min_labelled:
-            return label, covered, None, None
-        return (label, covered, *stack.read(window))
+            return label, covered, None
+        return label, covered, stack.read(window)
 
-    for window, core, (label, covered, image, valid) in zip(
-            windows, cores, prefetch(load, windows)):
+    for window, core, (label, covered, pixels) in zip(windows, cores, prefetch(load, windows)):
         bar.update()
         core_rc = relative(core, window)
-        if image is None:
+        if pixels is None:
             tally.skipped["unlabelled"] += 1
             continue
+        image, valid = pixels
         if not valid.any():
             tally.skipped["nodata"] += 1
             continue
@@ -134,13 +146,13 @@ def _tile_scene(exp, registry, scene, stack, labels, writer, tally):
                                        (labels.instance_classes or {}).items()})
 
 
-def prefetch(load, items, depth: int = 2):
+def prefetch(load: Callable[[T], R], items: Iterable[T], depth: int = 2) -> Iterator[R]:
     """``load(item)`` for each item, computed ``depth`` items ahead in a thread, in order."""
     from collections import deque
-    from concurrent.futures import ThreadPoolExecutor
+    from concurrent.futures import Future, ThreadPoolExecutor
 
     with ThreadPoolExecutor(max_workers=1) as pool:
-        pending = deque()
+        pending: deque[Future[R]] = deque()
         try:
             for item in items:
                 pending.append(pool.submit(load, item))
@@ -153,7 +165,8 @@ def prefetch(load, items, depth: int = 2):
                 future.cancel()
 
 
-def _finish_label(label, covered, valid, exp, labels_cfg, instance):
+def _finish_label(label: np.ndarray, covered: np.ndarray, valid: np.ndarray, exp: Experiment,
+                  labels_cfg: Labels, instance: bool) -> np.ndarray:
     if instance:
         return np.where(valid, label, 0).astype(label.dtype)
     if labels_cfg.outside == "ignore":
@@ -161,7 +174,7 @@ def _finish_label(label, covered, valid, exp, labels_cfg, instance):
     return np.where(valid, label, exp.ignore_label).astype(np.uint16)
 
 
-def _attrs(exp, stack, digest) -> dict:
+def _attrs(exp: Experiment, stack: ImageStack, digest: str) -> dict[str, Any]:
     from ...contracts.raster import parse_colour
 
     grid = stack.grid
@@ -174,7 +187,8 @@ def _attrs(exp, stack, digest) -> dict:
             "ignore_label": exp.ignore_label, "settings_hash": digest}
 
 
-def _summary(path, ntiles, skipped, exp, counts, folds, instance):
+def _summary(path: Path, ntiles: int, skipped: dict[str, int], exp: Experiment,
+             counts: np.ndarray, folds: np.ndarray, instance: bool) -> None:
     size = path.stat().st_size / 2 ** 20
     log.info(f"store {path}: {ntiles} tiles written ({skipped['unlabelled']} unlabelled and "
              f"{skipped['nodata']} nodata tiles skipped), {size:.1f} MiB")
