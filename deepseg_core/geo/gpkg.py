@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import warnings
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import geopandas as gpd
 import numpy as np
@@ -11,6 +13,10 @@ import pyogrio
 
 from ..errors import DeepSegError
 from ..io.atomic import full_disk_hint
+
+if TYPE_CHECKING:
+    from _typeshed import StrPath
+    from numpy.typing import ArrayLike, DTypeLike
 
 
 class GpkgAppender:
@@ -20,8 +26,9 @@ class GpkgAppender:
     writes what is left and creates the layer empty when no feature came at all.
     """
 
-    def __init__(self, path, layer: str, crs: str | None, columns: dict[str, str],
-                 geometry_type: str = "Polygon", chunk: int = 50_000):
+    def __init__(self, path: StrPath, layer: str, crs: str | None,
+                 columns: Mapping[str, DTypeLike], geometry_type: str = "Polygon",
+                 chunk: int = 50_000) -> None:
         self.path = Path(path)
         if self.path.suffix.lower() != ".gpkg":
             raise ValueError(f"{self.path}: vector outputs are GeoPackages (.gpkg)")
@@ -32,18 +39,18 @@ class GpkgAppender:
         self.chunk = chunk
         self.written = 0
         self._created = False
-        self._parts: list[tuple[np.ndarray, dict]] = []
+        self._parts: list[tuple[np.ndarray, dict[str, ArrayLike]]] = []
         self._buffered = 0
 
-    def add(self, geometries, **values) -> None:
+    def add(self, geometries: ArrayLike, **values: ArrayLike) -> None:
         """Queue features: an array of shapely geometries plus one array per column."""
-        geometries = np.asarray(geometries, dtype=object)
-        if not len(geometries):
+        geoms = np.asarray(geometries, dtype=object)
+        if not len(geoms):
             return
         if set(values) != set(self.columns):
             raise ValueError(f"columns {sorted(values)} differ from {sorted(self.columns)}")
-        self._parts.append((geometries, values))
-        self._buffered += len(geometries)
+        self._parts.append((geoms, values))
+        self._buffered += len(geoms)
         if self._buffered >= self.chunk:
             self.flush()
 
@@ -77,7 +84,7 @@ class GpkgAppender:
         return self.written
 
 
-def class_name(names, value: int) -> str:
+def class_name(names: Sequence[str] | Mapping[int, str], value: int) -> str:
     """The name of a class id: ``names`` is a sequence indexed by id or a mapping."""
     if isinstance(names, dict):
         return str(names.get(value, value))

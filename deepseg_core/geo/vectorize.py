@@ -13,6 +13,9 @@ of blocks below has been read. Polygons are moved to map coordinates at the end.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import rasterio.features
@@ -23,40 +26,51 @@ from shapely.geometry import shape
 from ..contracts.raster import RasterInfo, Window
 from .gpkg import GpkgAppender, class_name
 
+if TYPE_CHECKING:
+    from numpy.typing import ArrayLike, DTypeLike
+
+#: an internal block edge: the class and the piece id (-1: none) of each of its pixels
+Edge = tuple[np.ndarray, np.ndarray]
+
 _SHAPES_DTYPES = {"int8", "int16", "int32", "uint8", "uint16", "float32", "float64"}
-COLUMNS = {"class_id": "int32", "class_name": object, "area": "float64"}
+COLUMNS: dict[str, DTypeLike] = {"class_id": "int32", "class_name": object, "area": "float64"}
 
 
-def vectorize_raster(read_block, info: RasterInfo, out_path, class_names=None, *, skip=(0,),
-                     min_area: float = 0.0, simplify: float = 0.0, block_size: int = 1024,
-                     layer: str = "classes", chunk: int = 50_000) -> dict:
+def vectorize_raster(read_block: Callable[[Window], np.ndarray], info: RasterInfo,
+                     out_path: Path, class_names: Sequence[str] | Mapping[int, str] | None = None,
+                     *, skip: Iterable[float] = (0,), min_area: float = 0.0,
+                     simplify: float = 0.0, block_size: int = 1024, layer: str = "classes",
+                     chunk: int = 50_000) -> dict[str, Any]:
     """Polygonize a class raster block by block into a GeoPackage; per-class counts and areas."""
     # read_block(window) -> (rows, cols) or (1, rows, cols); skip: values not polygonized
     # (nodata is added); min_area in map units² before simplify; simplify: tolerance in map
     # units (shapely, topology preserved); class_names: a sequence indexed by value or a dict
     names = class_names if class_names is not None else (info.class_names or ())
-    skip = set(skip) | ({info.nodata} if info.nodata is not None else set())
+    skipped = set(skip) | ({info.nodata} if info.nodata is not None else set())
     out = GpkgAppender(out_path, layer, info.crs, COLUMNS, "Polygon", chunk)
-    summary = {"polygons": defaultdict(int), "area": defaultdict(float)}
+    polygons: defaultdict[int, int] = defaultdict(int)
+    area_of: defaultdict[int, float] = defaultdict(float)
 
-    def emit(geoms, values):
-        geoms, values = _finish(geoms, values, info.transform, min_area, simplify)
+    def emit(pieces: np.ndarray, classes: np.ndarray) -> None:
+        geoms, values = _finish(pieces, classes, info.transform, min_area, simplify)
         areas = shapely.area(geoms)
         out.add(geoms, class_id=values, area=areas,
                 class_name=[class_name(names, v) for v in values])
         for value, area in zip(values.tolist(), areas.tolist()):
-            summary["polygons"][value] += 1
-            summary["area"][value] += area
+            polygons[value] += 1
+            area_of[value] += area
 
     groups = _EdgeGroups()
-    above = None  # (values, piece ids) of the last pixel row of the previous row of blocks
+    above: Edge | None = None  # the last pixel row of the previous row of blocks
     for r0 in range(0, info.height, block_size):
         h = min(block_size, info.height - r0)
-        top, bottom, left = [], [], None
+        top: list[Edge] = []
+        bottom: list[Edge] = []
+        left: Edge | None = None
         for c0 in range(0, info.width, block_size):
             window = Window(r0, c0, h, min(block_size, info.width - c0))
             block = _as_2d(read_block(window))
-            valid = ~np.isin(block, list(skip))
+            valid = ~np.isin(block, list(skipped))
             geoms, values = _polygonize(block, valid, window)
             uids = groups.new_ids(len(geoms))
             sides = {"top": r0 > 0, "bottom": r0 + h < info.height,
@@ -66,38 +80,44 @@ def vectorize_raster(read_block, info: RasterInfo, out_path, class_names=None, *
             emit(geoms[~touching], values[~touching])
             groups.add(uids[touching], geoms[touching], values[touching])
             if "left" in edges:
+                assert left is not None, "the block on the left has a right edge"
                 groups.link(*left, *edges["left"])
             left = edges.get("right")
-            top.append(edges.get("top"))
-            bottom.append(edges.get("bottom"))
+            if "top" in edges:  # every block but those of the first row
+                top.append(edges["top"])
+            if "bottom" in edges:  # every block but those of the last row
+                bottom.append(edges["bottom"])
         if above is not None:
             groups.link(*above, *_concat(top))
         above = _concat(bottom) if r0 + h < info.height else None
         for geoms, values in groups.close(open_ids=above[1] if above else ()):
             emit(geoms, values)
     out.close()
-    return {"polygons": dict(summary["polygons"]), "area": dict(summary["area"]),
-            "path": str(out_path), "layer": layer}
+    return {"polygons": dict(polygons), "area": dict(area_of), "path": str(out_path),
+            "layer": layer}
 
 
 class _EdgeGroups:
     """Pieces touching internal block edges, grouped by a union-find over shared edges."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         self.next_id = 0
         self.parent: dict[int, int] = {}
-        self.pieces: dict[int, tuple] = {}
+        self.pieces: dict[int, tuple[Any, int]] = {}  # id -> (shapely geometry, class)
 
-    def new_ids(self, n):
+    def new_ids(self, n: int) -> np.ndarray:
+        """``n`` new piece ids."""
         self.next_id += n
         return np.arange(self.next_id - n, self.next_id)
 
-    def add(self, uids, geoms, values):
+    def add(self, uids: np.ndarray, geoms: np.ndarray, values: np.ndarray) -> None:
+        """Pieces that touch an internal edge, each its own group for now."""
         for uid, geom, value in zip(uids.tolist(), geoms, values.tolist()):
             self.parent[uid] = uid
             self.pieces[uid] = (geom, value)
 
-    def find(self, uid):
+    def find(self, uid: int) -> int:
+        """The root of the group of piece ``uid`` (paths compressed on the way)."""
         root = uid
         while self.parent[root] != root:
             root = self.parent[root]
@@ -105,7 +125,8 @@ class _EdgeGroups:
             self.parent[uid], uid = root, self.parent[uid]
         return root
 
-    def link(self, values_a, ids_a, values_b, ids_b):
+    def link(self, values_a: np.ndarray, ids_a: np.ndarray, values_b: np.ndarray,
+             ids_b: np.ndarray) -> None:
         """Join pieces facing each other across an edge with the same class, pixel by pixel."""
         same = (ids_a >= 0) & (ids_b >= 0) & (values_a == values_b)
         for a, b in np.unique(np.stack([ids_a[same], ids_b[same]], axis=1), axis=0).tolist():
@@ -113,10 +134,10 @@ class _EdgeGroups:
             if ra != rb:
                 self.parent[max(ra, rb)] = min(ra, rb)
 
-    def close(self, open_ids):
+    def close(self, open_ids: ArrayLike) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """Yield (geometries, classes) of the dissolved groups that cannot grow any more."""
         open_roots = {self.find(u) for u in np.unique(np.asarray(open_ids)).tolist() if u >= 0}
-        members = defaultdict(list)
+        members: defaultdict[int, list[int]] = defaultdict(list)
         for uid in list(self.pieces):
             root = self.find(uid)
             if root not in open_roots:
@@ -130,13 +151,14 @@ class _EdgeGroups:
             yield np.array(done, dtype=object), np.array(values)
 
 
-def _as_2d(array):
-    array = np.asarray(array)
-    array = array[0] if array.ndim == 3 else array
-    return array if array.dtype.name in _SHAPES_DTYPES else array.astype("int32")
+def _as_2d(array: ArrayLike) -> np.ndarray:
+    data = np.asarray(array)
+    data = data[0] if data.ndim == 3 else data
+    return data if data.dtype.name in _SHAPES_DTYPES else data.astype("int32")
 
 
-def pixel_shapes(array, mask, col: int, row: int, connectivity: int = 4) -> list:
+def pixel_shapes(array: np.ndarray, mask: np.ndarray | None, col: int, row: int,
+                 connectivity: int = 4) -> list[tuple[dict[str, Any], float]]:
     """rasterio shapes in raster pixel coordinates offset by (col, row), without the
     not-georeferenced warning GDAL gives for the identity transform of the origin block."""
     import warnings
@@ -149,19 +171,22 @@ def pixel_shapes(array, mask, col: int, row: int, connectivity: int = 4) -> list
                                              transform=Affine.translation(col, row)))
 
 
-def _polygonize(block, valid, window):
+def _polygonize(block: np.ndarray, valid: np.ndarray,
+                window: Window) -> tuple[np.ndarray, np.ndarray]:
     """Pieces of one block in raster pixel coordinates (x = column, y = row)."""
     pairs = pixel_shapes(block, valid, window.col_off, window.row_off)
     geoms = np.array([shape(g) for g, _ in pairs] + [None], dtype=object)[:-1]
     return geoms, np.array([v for _, v in pairs], dtype=block.dtype)
 
 
-def _edge_ids(block, valid, geoms, uids, window, sides):
+def _edge_ids(block: np.ndarray, valid: np.ndarray, geoms: np.ndarray, uids: np.ndarray,
+              window: Window, sides: dict[str, bool]) -> dict[str, Edge]:
     """Per internal side: the class and the piece id (-1 where skipped) of every edge pixel."""
     rows, cols = block.shape
     lines = {"top": (0, slice(None)), "bottom": (rows - 1, slice(None)),
              "left": (slice(None), 0), "right": (slice(None), cols - 1)}
-    tree, result = shapely.STRtree(geoms), {}
+    tree = shapely.STRtree(geoms)
+    result: dict[str, Edge] = {}
     for side, wanted in sides.items():
         if not wanted:
             continue
@@ -183,22 +208,23 @@ def _edge_ids(block, valid, geoms, uids, window, sides):
     return result
 
 
-def _concat(parts):
+def _concat(parts: Sequence[Edge]) -> Edge:
     return (np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]))
 
 
-def to_map(geoms, transform: Affine) -> np.ndarray:
+def to_map(geoms: ArrayLike, transform: Affine) -> np.ndarray:
     """Geometries in pixel coordinates (x = column, y = row) moved to map coordinates."""
     t = transform
     return shapely.transform(np.asarray(geoms, dtype=object),
                              lambda xy: xy @ np.array([[t.a, t.d], [t.b, t.e]]) + (t.c, t.f))
 
 
-def _finish(geoms, values, transform, min_area, simplify):
+def _finish(geoms: np.ndarray, values: ArrayLike, transform: Affine, min_area: float,
+            simplify: float) -> tuple[np.ndarray, np.ndarray]:
     """Map coordinates, then the area filter, simplification and polygon validity."""
     geoms = to_map(geoms, transform)
     keep = shapely.area(geoms) >= min_area
-    geoms, values = geoms[keep], np.asarray(values)[keep]
+    geoms, classes = geoms[keep], np.asarray(values)[keep]
     if simplify:
         geoms = shapely.simplify(geoms, simplify, preserve_topology=True)
     bad = ~shapely.is_valid(geoms)
@@ -206,4 +232,4 @@ def _finish(geoms, values, transform, min_area, simplify):
         geoms[bad] = shapely.make_valid(geoms[bad], method="structure", keep_collapsed=False)
     parts, index = shapely.get_parts(geoms, return_index=True)
     polygon = (shapely.get_type_id(parts) == 3) & ~shapely.is_empty(parts)
-    return parts[polygon], values[index[polygon]].astype("int32")
+    return parts[polygon], classes[index[polygon]].astype("int32")

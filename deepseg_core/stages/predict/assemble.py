@@ -10,15 +10,25 @@ renamed into place.
 from __future__ import annotations
 
 import zlib
+from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ...contracts.raster import RasterInfo
+from ...contracts.raster import RasterInfo, Window
 from ...errors import DeepSegError, io_error
 from ...io.atomic import full_disk_hint, replace_durably
 from ...io.sidecars import remove_output
 from .partials import blocks, check_complete
+
+if TYPE_CHECKING:
+    from ...contracts.raster import RasterReader, RasterWriter
+
+#: ``write(array (bands, rows, cols), window)``: a sink's write
+Write = Callable[[np.ndarray, Window], None]
+#: ``reader_for(path)``: the registry's reader for a file
+ReaderFor = Callable[[Path], "RasterReader"]
 
 
 def incomplete(path: Path) -> Path:
@@ -29,10 +39,11 @@ def incomplete(path: Path) -> Path:
 class Checked:
     """Wraps a sink's ``write``: remembers a checksum of every block written."""
 
-    def __init__(self, write):
-        self._write, self.blocks = write, []
+    def __init__(self, write: Write) -> None:
+        self._write = write
+        self.blocks: list[tuple[Window, int]] = []
 
-    def __call__(self, array: np.ndarray, window) -> None:
+    def __call__(self, array: np.ndarray, window: Window) -> None:
         self._write(array, window)
         self.blocks.append((window, _crc(array)))
 
@@ -41,7 +52,8 @@ def _crc(array: np.ndarray) -> int:
     return zlib.crc32(np.ascontiguousarray(array).tobytes())
 
 
-def verify(path: Path, reader_for, info: RasterInfo, blocks) -> None:
+def verify(path: Path, reader_for: ReaderFor, info: RasterInfo,
+           blocks: Iterable[tuple[Window, int]]) -> None:
     """Every block of ``blocks`` reads back from ``path`` as it was written."""
     try:
         with reader_for(path).open(path) as src:
@@ -57,7 +69,8 @@ def verify(path: Path, reader_for, info: RasterInfo, blocks) -> None:
                            f"({' '.join(str(exc).split())}); the disk may be full") from None
 
 
-def write_output(out: Path, writer, reader_for, info: RasterInfo, fill, options=None) -> Path:
+def write_output(out: Path, writer: RasterWriter, reader_for: ReaderFor, info: RasterInfo,
+                 fill: Callable[[Write], None], options: dict[str, Any] | None = None) -> Path:
     """``fill(write)`` writes the blocks of ``out`` under its temporary name, which is then
     verified (read back through ``reader_for(path)``, a registry's) and returned; ``publish``
     renames it into place."""
@@ -91,14 +104,15 @@ def final_name(tmp: Path) -> Path:
     return tmp.with_name(tmp.name.replace(".incomplete", "", 1))
 
 
-def assemble(parts: list[tuple[Path, dict]], layer: str, writer, reader_for, out: Path,
-             info: RasterInfo, options: dict | None = None) -> Path:
+def assemble(parts: list[tuple[Path, dict[str, Any]]], layer: str, writer: RasterWriter,
+             reader_for: ReaderFor, out: Path, info: RasterInfo,
+             options: dict[str, Any] | None = None) -> Path:
     """Copy ``layer`` of every partial (row bands of one raster) into the verified temporary
     of ``out``; returns the temporary (see ``publish``)."""
     for base, key in parts:
         check_complete(base, key)
 
-    def fill(write):
+    def fill(write: Write) -> None:
         for base, key in parts:
             for window, array in blocks(base, key, layer):
                 write(array, window)

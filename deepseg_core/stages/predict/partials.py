@@ -23,7 +23,9 @@ import json
 import os
 import struct
 import zlib
+from collections.abc import Iterator
 from pathlib import Path
+from typing import IO, Any
 
 import numpy as np
 
@@ -39,7 +41,7 @@ FORMAT = 1
 class Partial:
     """The working files of one shard, opened for writing (resumed when they match ``key``)."""
 
-    def __init__(self, base: Path, key: dict):
+    def __init__(self, base: Path, key: dict[str, Any]) -> None:
         self.log = base.with_name(base.name + ".blocks")
         self.record = base.with_name(base.name + ".commit.json")
         self.key = key
@@ -56,8 +58,8 @@ class Partial:
                 self.handle = open(self.log, "wb")
         except OSError as exc:
             raise io_error(self.log, exc, "cannot write the prediction") from None
-        self.state = state or {"tiles": 0, "bytes": 0, "complete": False}
-        self.offset = self.state["bytes"]
+        self.state: dict[str, Any] = state or {"tiles": 0, "bytes": 0, "complete": False}
+        self.offset: int = self.state["bytes"]
 
     @property
     def done(self) -> int:
@@ -66,9 +68,10 @@ class Partial:
 
     @property
     def complete(self) -> bool:
+        """Whether the shard is done."""
         return bool(self.state["complete"])
 
-    def get(self, name: str, default=None):
+    def get(self, name: str, default: Any = None) -> Any:
         """A value saved with the last commit (e.g. a writer's row floor)."""
         return self.state.get(name, default)
 
@@ -88,7 +91,7 @@ class Partial:
             raise self._failed(exc) from None
         self.offset += PREFIX.size + len(header) + len(payload)
 
-    def commit(self, tiles: int, complete: bool = False, **values) -> None:
+    def commit(self, tiles: int, complete: bool = False, **values: Any) -> None:
         """Make everything written so far durable, then record it as done."""
         try:
             self.handle.flush()
@@ -111,7 +114,7 @@ class Partial:
             pass
 
 
-def read_record(path: Path, key: dict) -> dict | None:
+def read_record(path: Path, key: dict[str, Any]) -> dict[str, Any] | None:
     """The commit record at ``path`` if it belongs to a run with settings ``key``."""
     try:
         state = json.loads(path.read_text())
@@ -122,7 +125,7 @@ def read_record(path: Path, key: dict) -> dict | None:
     return {k: v for k, v in state.items() if k not in ("format", "key")}
 
 
-def check_complete(base: Path, key: dict) -> dict:
+def check_complete(base: Path, key: dict[str, Any]) -> dict[str, Any]:
     """The commit record of a complete partial (an error naming it otherwise)."""
     state = read_record(base.with_name(base.name + ".commit.json"), key)
     if state is None or not state["complete"]:
@@ -131,7 +134,7 @@ def check_complete(base: Path, key: dict) -> dict:
     return state
 
 
-def blocks(base: Path, key: dict, layer: str):
+def blocks(base: Path, key: dict[str, Any], layer: str) -> Iterator[tuple[Window, np.ndarray]]:
     """Yield ``(window, array)`` of ``layer`` from a complete partial, checksums verified."""
     log = base.with_name(base.name + ".blocks")
     state = check_complete(base, key)
@@ -142,7 +145,8 @@ def blocks(base: Path, key: dict, layer: str):
         raise io_error(log, exc, "cannot read the prediction shard") from None
 
 
-def _read_blocks(handle, log: Path, end: int, layer: str):
+def _read_blocks(handle: IO[bytes], log: Path, end: int,
+                 layer: str) -> Iterator[tuple[Window, np.ndarray]]:
     offset = 0
     while offset < end:
         magic, size, crc = PREFIX.unpack(_exact(handle, PREFIX.size, log, offset))
@@ -161,7 +165,7 @@ def _read_blocks(handle, log: Path, end: int, layer: str):
         yield Window(*header["window"]), array.reshape(header["shape"])
 
 
-def _exact(handle, size: int, log: Path, offset: int) -> bytes:
+def _exact(handle: IO[bytes], size: int, log: Path, offset: int) -> bytes:
     data = handle.read(size)
     if len(data) != size:
         raise _damaged(log, offset)

@@ -11,6 +11,7 @@ import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from ...contracts.raster import RasterInfo, parse_colour
 from ...data.stack import ImageStack, same_crs
@@ -19,14 +20,23 @@ from ...geo.tiling import tile_cores
 from ...inference.pipeline import Flow
 from .instances.options import StitchOptions
 
+if TYPE_CHECKING:
+    from ...config.base import ImageSource
+    from ...config.schema import Experiment
+    from ...config.sections import Vectorize
+    from ...contracts.raster import Window
+    from ...inference.stream import TileRunner
+    from ...models.folder import ModelInfo, TrainedModel
+    from ...plugins.registry import Registry
+
 
 @dataclass(frozen=True)
 class Settings:
     """The experiment's prediction settings."""
 
-    source: Path  # the experiment file, for messages
+    source: Path | None  # the experiment file, for messages
     output: Path
-    images: list
+    images: list[ImageSource]
     images_key: str
     crs: str | None
     resolution: float | None
@@ -34,7 +44,7 @@ class Settings:
     tilesize: int
     overlap: int
     classes: tuple[str, ...]
-    colours: dict
+    colours: dict[int, tuple[int, int, int, int]]
     instance: bool
     blend: bool = False
     probabilities: str = "none"
@@ -45,18 +55,20 @@ class Settings:
     commit_seconds: float = 5.0
     score_threshold: float = 0.5
     stitch: StitchOptions = StitchOptions()  # instances: iou, ios
-    vectorize: object = None  # the experiment's predict.vectorize section
+    vectorize: Vectorize | None = None  # the experiment's predict.vectorize section
 
     @property
     def flow(self) -> Flow:
+        """How tiles flow past the model."""
         return Flow(self.batch_size, self.queue_depth, self.readers)
 
     @classmethod
-    def of(cls, exp) -> Settings:
+    def of(cls, exp: Experiment) -> Settings:
+        """The prediction settings of ``exp``."""
         p = exp.predict
         out = Path(p.output)
         return cls(source=exp.source, output=out if out.is_absolute() else exp.outdir / out,
-                   images=p.images or exp.images,
+                   images=p.images or exp.images or [],
                    images_key="predict.images" if p.images else "images", crs=exp.crs,
                    resolution=exp.resolution, tiler=exp.tiler, tilesize=exp.tilesize,
                    overlap=exp.overlap, classes=tuple(exp.class_names),
@@ -78,12 +90,13 @@ class Shard:
 
     i: int
     n: int
-    windows: list
-    cores: dict
+    windows: list[Window]
+    cores: dict[int, Window]
     rows: tuple[int, int]
 
     @property
     def label(self) -> str:
+        """What its progress bar says."""
         return f"predict shard {self.i}/{self.n}" if self.n > 1 else "predict"
 
 
@@ -93,15 +106,15 @@ class Route:
     shard's tiles are predicted into its working files, how the shards become the outputs,
     and how the shards' files are deleted after."""
 
-    predict_shard: Callable  # (plan, shard, run_tiles) -> the shard's working file
-    assemble: Callable  # (plan, registry, n) -> the published outputs
-    remove_shards: Callable  # (plan, n) -> None
+    predict_shard: Callable[[Plan, Shard, TileRunner], Path]  # -> the shard's working file
+    assemble: Callable[[Plan, Registry, int], list[Path]]  # (n shards) -> published outputs
+    remove_shards: Callable[[Plan, int], None]
 
 
 class Plan:
     """The grid, tiles, cores and shards of a run, and the output it describes."""
 
-    def __init__(self, settings: Settings, registry, trained):
+    def __init__(self, settings: Settings, registry: Registry, trained: TrainedModel) -> None:
         """``trained``: the model (deepseg_core.models.folder.TrainedModel) to predict with."""
         s = self.settings = settings
         info = trained.info
@@ -119,11 +132,11 @@ class Plan:
         self.nodata = 255 if dtype == "uint8" else 65535
         self.info = RasterInfo(grid.width, grid.height, 1, dtype, grid.crs, grid.transform,
                                self.nodata, ("class",), s.colours, s.classes, True)
-        self.key = {"tilesize": s.tilesize, "overlap": s.overlap, "blend": s.blend,
+        self.key: dict[str, Any] = {"tilesize": s.tilesize, "overlap": s.overlap, "blend": s.blend,
                     "probabilities": s.probabilities, "width": grid.width,
                     "height": grid.height, "weights_mtime": trained.identity}
 
-    def _check(self, info) -> None:
+    def _check(self, info: ModelInfo) -> None:
         s, grid = self.settings, self.stack.grid
         if self.stack.nbands != info.nbands:
             raise DeepSegError(f"{s.source}: the prediction images stack to "
@@ -158,7 +171,8 @@ class Plan:
         out = self.settings.output
         return out.with_name(f"{out.name}.part-{i:04d}-of-{n:04d}")
 
-    def shard_key(self, i: int, n: int) -> dict:
+    def shard_key(self, i: int, n: int) -> dict[str, Any]:
+        """The settings key of shard i of n (its partial is resumed only with the same)."""
         return {**self.key, "shard": [i, n]}
 
     def shards_found(self) -> int | None:
@@ -177,6 +191,7 @@ class Plan:
         return n
 
     def probabilities_info(self) -> RasterInfo:
+        """The probabilities raster: one band per class."""
         bands = len(self.settings.classes)
         dtype = self.settings.probabilities
         return self.info.with_(count=bands, dtype=dtype, colormap=None, class_names=None,
@@ -202,6 +217,6 @@ def parse_shard(text: str | None) -> tuple[int, int]:
 
 
 
-def output_path(exp) -> Path:
+def output_path(exp: Experiment) -> Path:
     """Where the experiment's prediction raster goes."""
     return Settings.of(exp).output

@@ -3,23 +3,30 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ...io.sidecars import remove_output
 from .assemble import assemble, publish
 from .partials import Partial, remove
-from .plan import Route
+from .plan import Plan, Route, Shard
 from .writers import BlendWriter, CoreWriter, Encoding
+
+if TYPE_CHECKING:
+    from ...inference.stream import TileRunner
+    from ...plugins.registry import Registry
 
 log = logging.getLogger(__name__)
 
 
-def encoding(plan) -> Encoding:
+def encoding(plan: Plan) -> Encoding:
+    """How the plan's results are stored."""
     s = plan.settings
     return Encoding(plan.info.dtype, plan.nodata, len(s.classes), s.probabilities,
                     s.commit_seconds)
 
 
-def predict_shard(plan, shard, run_tiles):
+def predict_shard(plan: Plan, shard: Shard, run_tiles: TileRunner) -> Path:
     """Predict the shard's windows into its partial (resuming a committed one)."""
     i, n, windows, cores = shard.i, shard.n, shard.windows, shard.cores
     partial = Partial(plan.partial_base(i, n), plan.shard_key(i, n))
@@ -28,6 +35,7 @@ def predict_shard(plan, shard, run_tiles):
             log.info(f"shard {i}/{n} already complete: {partial.log}")
             return partial.log
         start = partial.done
+        consume: CoreWriter
         if plan.settings.blend:
             consume = BlendWriter(partial, cores, encoding(plan), windows, plan.info.width,
                                   shard.rows)
@@ -42,7 +50,7 @@ def predict_shard(plan, shard, run_tiles):
         partial.close()
 
 
-def assemble_outputs(plan, registry, n: int) -> list:
+def assemble_outputs(plan: Plan, registry: Registry, n: int) -> list[Path]:
     """The class raster (and probabilities, polygons) from the ``n`` finished partials,
     published together once every one is written and verified."""
     s = plan.settings
@@ -67,7 +75,7 @@ def assemble_outputs(plan, registry, n: int) -> list:
     return publish(written)
 
 
-def remove_shards(plan, n: int) -> None:
+def remove_shards(plan: Plan, n: int) -> None:
     """Delete the ``n`` shards' partials (once the outputs are published)."""
     for i in range(n):
         remove(plan.partial_base(i, n))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from ...inference.stream import tile_runner
 from ...io.atomic import write_text
@@ -13,10 +14,15 @@ from .instances.route import INSTANCES
 from .plan import Plan, Route, Settings, parse_shard
 from .semantic import SEMANTIC
 
+if TYPE_CHECKING:
+    from ...config.schema import Experiment
+    from ...plugins.registry import Registry
+
 log = logging.getLogger(__name__)
 
 
-def run(exp, registry, shard=None, merge=False):
+def run(exp: Experiment, registry: Registry, shard: str | None = None,
+        merge: bool = False) -> Path:
     """Predict (one shard, or everything), then assemble the outputs unless sharded."""
     trained = trained_model(exp.outdir, exp.nbands, exp.class_names)
     settings = Settings.of(exp)
@@ -35,16 +41,16 @@ def run(exp, registry, shard=None, merge=False):
         part = plan.shard(i, n)
         run_tiles = tile_runner(registry, trained, plan.stack, part.windows, settings.flow,
                                 part.label)
-        done = route.predict_shard(plan, part, run_tiles)
+        written = route.predict_shard(plan, part, run_tiles)
         if n > 1:
             log.info(f"shard {i}/{n} done; run 'deepseg merge' when every shard is done")
-            return done
+            return written
         return _finish(plan, route, registry, 1)
     finally:
         plan.close()
 
 
-def _finish(plan, route: Route, registry, n: int):
+def _finish(plan: Plan, route: Route, registry: Registry, n: int) -> Path:
     """Assemble the ``n`` shards and publish the outputs, recording that they are; then
     delete the shards. The record stays: a rerun (after a kill while deleting, or after
     the end) finds the published outputs and only finishes the deleting."""
@@ -59,12 +65,12 @@ def _finish(plan, route: Route, registry, n: int):
     return Path(state["outputs"][0])
 
 
-def _published_record(plan) -> Path:
+def _published_record(plan: Plan) -> Path:
     out = plan.settings.output
     return out.with_name(f".{out.name}.published.json")
 
 
-def _published(plan) -> dict | None:
+def _published(plan: Plan) -> dict[str, Any] | None:
     """The record of outputs published but whose shards may not all be deleted yet."""
     try:
         state = json.loads(_published_record(plan).read_text())

@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ...contracts.raster import RasterInfo
 from ...errors import io_error
 from ...io.atomic import fsync_file
 from .assemble import incomplete
 
+if TYPE_CHECKING:
+    from ...config.sections import Vectorize
+    from ...contracts.raster import RasterReader
 
-def vectorize_output(reader, raster: Path, out: Path, info: RasterInfo, class_names,
-                     settings) -> Path:
+
+def vectorize_output(reader: RasterReader, raster: Path, out: Path, info: RasterInfo,
+                     class_names: Sequence[str], settings: Vectorize) -> Path:
     """Polygonize the class raster (written at ``raster``, to be published as ``out``) into
     the temporary of ``<out stem>.gpkg`` (streaming); returns that temporary."""
     from ...geo.vectorize import vectorize_raster

@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ...contracts.raster import Window
+from ...errors import DeepSegError
 from ...geo.tiling import relative
+
+if TYPE_CHECKING:
+    from ...inference.pipeline import TileJob
+    from .partials import Partial
 
 BLOCK_WIDTH = 1024  # blended rows are written in blocks of this width
 
@@ -34,10 +41,12 @@ class Encoding:
         return out
 
     @property
-    def fill(self):
+    def fill(self) -> float:
+        """The probabilities' nodata value."""
         return 0 if self.probabilities == "uint8" else np.nan
 
-    def write(self, partial, probs: np.ndarray | None, valid: np.ndarray, window: Window):
+    def write(self, partial: Partial, probs: np.ndarray | None, valid: np.ndarray,
+              window: Window) -> None:
         """Classes (and probabilities) of ``window``; ``probs`` None: all nodata."""
         if probs is None:
             classes = np.full(valid.shape, self.nodata, self.class_dtype)
@@ -55,14 +64,15 @@ class CoreWriter:
     """Each tile writes only its core: no seams, no double writes. An all-nodata tile writes
     a nodata core, so the blocks of a finished partial cover every pixel of its rows."""
 
-    def __init__(self, partial, cores: dict[int, Window], encoding: Encoding):
+    def __init__(self, partial: Partial, cores: dict[int, Window], encoding: Encoding) -> None:
         self.partial, self.cores, self.encoding = partial, cores, encoding
         self.last = time.monotonic()
 
-    def __call__(self, job) -> None:
+    def __call__(self, job: TileJob) -> None:
         core = self.cores[job.index]
         rows, cols = relative(core, job.window)
-        probs = None if job.result is None else job.result.probabilities[rows, cols]
+        probs = probabilities(job)
+        probs = None if probs is None else probs[rows, cols]
         valid = job.valid[rows, cols] & (probs is not None)
         self.encoding.write(self.partial, probs, valid, core)
         self.maybe_commit(job.index + 1)
@@ -74,7 +84,18 @@ class CoreWriter:
             self.last = now
 
     def finish(self, done: int) -> None:
+        """All ``done`` tiles are written: the partial is complete."""
         self.partial.commit(done, complete=True)
+
+
+def probabilities(job: TileJob) -> np.ndarray | None:
+    """A tile's class probabilities; None for an all-nodata tile."""
+    if job.result is None:
+        return None
+    if job.result.probabilities is None:
+        raise DeepSegError("the model gave a tile result without class probabilities; is it "
+                           "an instance model of a semantic experiment?")
+    return job.result.probabilities
 
 
 def blend_weights(size: int) -> np.ndarray:
@@ -92,35 +113,37 @@ class BlendWriter(CoreWriter):
     reaches below the floor (``restart``) without writing final rows again.
     """
 
-    def __init__(self, partial, cores, encoding: Encoding, windows, width: int, rows):
+    def __init__(self, partial: Partial, cores: dict[int, Window], encoding: Encoding,
+                 windows: Sequence[Window], width: int, rows: tuple[int, int]) -> None:
         """``rows``: (first, end) raster rows this shard owns."""
         super().__init__(partial, cores, encoding)
         self.windows, self.width, self.row1 = windows, width, rows[1]
         size = windows[0].height
         self.weights = blend_weights(size)
-        self.top = None
+        self.top: int | None = None  # the raster row of the buffers' first row
         self.acc = np.zeros((encoding.nclasses, 2 * size, width), np.float32)
         self.wsum = np.zeros((2 * size, width), np.float32)
         self.valid = np.zeros((2 * size, width), bool)
         self.floor = max(int(partial.get("row_floor", 0)), rows[0])  # rows below: written
         self.row_start = partial.done  # index of the first tile of the current tile row
 
-    def __call__(self, job) -> None:
+    def __call__(self, job: TileJob) -> None:
         w = job.window
         if self.top is None:
             self.top = w.row_off
         if w.row_off != self.windows[self.row_start].row_off:
-            self._finalize(w.row_off)
+            self.top = self._finalize(self.top, w.row_off - self.top)
             self.row_start = job.index
             self.partial.commit(self.restart(), row_floor=self.floor)
-        if job.result is None:
+        result = probabilities(job)
+        if result is None:
             return
         r = w.row_off - self.top
         c0, c1 = max(w.col_off, 0), min(w.col_off + w.width, self.width)
         tr = slice(0, min(w.height, self.acc.shape[1] - r))
         tc = slice(c0 - w.col_off, c1 - w.col_off)
         weight = self.weights[tr, tc] * job.valid[tr, tc]
-        probs = np.moveaxis(job.result.probabilities[tr, tc], -1, 0)
+        probs = np.moveaxis(result[tr, tc], -1, 0)
         rows = slice(r, r + tr.stop)
         self.acc[:, rows, c0:c1] += probs * weight
         self.wsum[rows, c0:c1] += weight
@@ -136,29 +159,29 @@ class BlendWriter(CoreWriter):
             i -= 1
         return i
 
-    def _finalize(self, upto: int | None, height: int | None = None) -> None:
-        """Write rows [top, upto) and shift the buffers up."""
-        n = upto - self.top if height is None else height
-        start = max(self.floor - self.top, 0)
-        end = min(n, self.row1 - self.top)  # rows past the shard: the next one's
+    def _finalize(self, top: int, n: int) -> int:
+        """Write the ``n`` rows from ``top`` (the buffers' first row), shift the buffers up;
+        the new top."""
+        start = max(self.floor - top, 0)
+        end = min(n, self.row1 - top)  # rows past the shard: the next one's
         if end > start:
             probs = self.acc[:, start:end] / np.maximum(self.wsum[start:end], 1e-12)
             probs = np.moveaxis(probs, 0, -1)
             for c0 in range(0, self.width, BLOCK_WIDTH):
                 c1 = min(c0 + BLOCK_WIDTH, self.width)
-                window = Window(self.top + start, c0, end - start, c1 - c0)
+                window = Window(top + start, c0, end - start, c1 - c0)
                 self.encoding.write(self.partial, probs[:, c0:c1],
                                     self.valid[start:end, c0:c1], window)
-            self.floor = self.top + end
+            self.floor = top + end
         for buf in (self.acc, self.wsum, self.valid):
             buf[..., :buf.shape[-2] - n, :] = buf[..., n:, :]
             buf[..., buf.shape[-2] - n:, :] = 0
-        self.top += n
+        return top + n
 
     def maybe_commit(self, done: int) -> None:
         """Commits happen only at tile-row boundaries (see __call__)."""
 
     def finish(self, done: int) -> None:
         if self.top is not None:
-            self._finalize(None, height=min(self.row1 - self.top, self.acc.shape[1]))
+            self.top = self._finalize(self.top, min(self.row1 - self.top, self.acc.shape[1]))
         self.partial.commit(done, complete=True, row_floor=self.floor)

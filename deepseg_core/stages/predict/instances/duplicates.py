@@ -19,9 +19,12 @@ import numpy as np
 import shapely
 
 KEPT, REMOVED, OPEN = 1, 0, -1
+#: candidates as columns of equal length: ``geometry``, ``score``, ``class_id``, ``extent``...;
+#: ``{}`` when there are none
+Columns = dict[str, np.ndarray]
 
 
-def concat_columns(parts: list[dict]) -> dict:
+def concat_columns(parts: list[Columns]) -> Columns:
     """Concatenate column dicts (same keys) into one."""
     parts = [p for p in parts if p and len(p["geometry"])]
     if not parts:
@@ -29,12 +32,13 @@ def concat_columns(parts: list[dict]) -> dict:
     return {key: np.concatenate([p[key] for p in parts]) for key in parts[0]}
 
 
-def take(columns: dict, index) -> dict:
+def take(columns: Columns, index: np.ndarray) -> Columns:
     """The rows ``index`` (a mask or indices) of a column dict."""
     return {key: value[index] for key, value in columns.items()} if columns else {}
 
 
-def duplicate_pairs(geoms_a, geoms_b, iou: float, ios: float) -> np.ndarray:
+def duplicate_pairs(geoms_a: np.ndarray, geoms_b: np.ndarray, iou: float,
+                    ios: float) -> np.ndarray:
     """Whether each pair (a[i], b[i]) has IoU > ``iou`` or intersection/smaller area > ``ios``."""
     # bounding boxes bound the intersection: most pairs are ruled out before intersecting
     area_a, area_b = shapely.area(geoms_a), shapely.area(geoms_b)
@@ -52,7 +56,7 @@ def duplicate_pairs(geoms_a, geoms_b, iou: float, ios: float) -> np.ndarray:
     return result
 
 
-def _ratio(num, den):
+def _ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
     return np.divide(num, den, out=np.zeros(len(num)), where=den > 0)
 
 
@@ -64,14 +68,14 @@ class DuplicateMerger:
     further columns are carried along.
     """
 
-    def __init__(self, iou: float = 0.5, ios: float = 0.8, per_class: bool = False):
+    def __init__(self, iou: float = 0.5, ios: float = 0.8, per_class: bool = False) -> None:
         self.iou, self.ios, self.per_class = iou, ios, per_class
-        self.active: dict = {}
+        self.active: Columns = {}
         self.neighbours: dict[int, list[int]] = defaultdict(list)
         self.next_uid = 0
         self.duplicates = 0
 
-    def feed(self, batch: dict, future_row: float) -> tuple[dict, float]:
+    def feed(self, batch: Columns, future_row: float) -> tuple[Columns, float]:
         """Add candidates (all later ones start at row >= future_row); (kept, first open row)."""
         # kept: candidates kept for good, best first; first open row: the first raster row an
         # undecided candidate may still cover (future_row when none is undecided)
@@ -90,10 +94,10 @@ class DuplicateMerger:
             self.neighbours.pop(uid, None)
         self.active = take(self.active, status == OPEN)
         top = self.active["extent"][:, 0].min() if len(self.active["uid"]) else future_row
-        order = np.argsort(-kept["score"], kind="stable") if kept else []
+        order = np.argsort(-kept["score"], kind="stable") if kept else np.zeros(0, np.int64)
         return take(kept, order), min(float(top), future_row)
 
-    def _link(self, n_old):
+    def _link(self, n_old: int) -> None:
         """Record the duplicate pairs between the new candidates and all active ones."""
         geoms = self.active["geometry"]
         new, other = shapely.STRtree(geoms).query(geoms[n_old:])
@@ -108,7 +112,7 @@ class DuplicateMerger:
             self.neighbours[a].append(b)
             self.neighbours[b].append(a)
 
-    def _decide(self, future_row):
+    def _decide(self, future_row: float) -> np.ndarray:
         """Status of every active candidate, in one descending-score pass."""
         uid, score = self.active["uid"], self.active["score"]
         complete = (self.active["extent"][:, 2] <= future_row).tolist()

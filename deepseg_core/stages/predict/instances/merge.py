@@ -11,15 +11,19 @@ stripes, never a whole shard.
 from __future__ import annotations
 
 import heapq
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
 
 from ....contracts.raster import RasterInfo
 from .options import StitchOptions
-from .output import read_candidates
+from .output import WriteBlock, read_candidates
 from .stitcher import InstanceStitcher
 
 
-def merge_shards(shard_paths, info: RasterInfo, out_path, class_names=None, write_block=None,
-                 options: StitchOptions | None = None, chunk: int = 50_000) -> dict:
+def merge_shards(shard_paths: Sequence[Path], info: RasterInfo, out_path: Path,
+                 class_names: Sequence[str] | None = None, write_block: WriteBlock | None = None,
+                 options: StitchOptions | None = None, chunk: int = 50_000) -> dict[str, Any]:
     """Merge shards' candidate GeoPackages into the instance GeoPackage and id raster."""
     stitcher = InstanceStitcher(info, out_path, class_names, write_block, options)
     streams = [read_candidates(path, chunk=chunk) for path in shard_paths]

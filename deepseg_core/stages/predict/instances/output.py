@@ -4,6 +4,9 @@ shard, a GeoPackage of candidates that the merge step finishes (DESIGN §4)."""
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyogrio
@@ -13,10 +16,20 @@ import shapely
 from ....contracts.raster import RasterInfo, Window
 from ....errors import DeepSegError
 from ....geo.gpkg import GpkgAppender, class_name
-from .duplicates import concat_columns, take
+from .duplicates import Columns, concat_columns, take
 
-INSTANCE_COLUMNS = {"instance_id": "int64", "class_id": "int32", "class_name": object,
-                    "score": "float64", "area": "float64"}
+if TYPE_CHECKING:
+    from numpy.typing import DTypeLike
+
+#: ``write_block(array (1, rows, cols), window)``: where the id raster's blocks go
+WriteBlock = Callable[[np.ndarray, Window], None]
+#: ``on_commit(stripe, tiles)``: the candidates of the first ``tiles`` tiles are on disk
+OnCommit = Callable[[int, int], None]
+ClassNames = Sequence[str] | Mapping[int, str]
+
+INSTANCE_COLUMNS: dict[str, DTypeLike] = {
+    "instance_id": "int64", "class_id": "int32", "class_name": object, "score": "float64",
+    "area": "float64"}
 CANDIDATE_COLUMNS = {"stripe": "int64", "class_id": "int32", "score": "float64",
                      "row0": "int64", "col0": "int64", "row1": "int64", "col1": "int64"}
 
@@ -30,18 +43,19 @@ class InstanceOutput:
     without instances are skipped (for sinks that start as nodata).
     """
 
-    def __init__(self, info: RasterInfo, out_path, class_names=(), write_block=None, *,
-                 layer: str = "instances", block_size: int = 1024, write_empty: bool = True,
-                 geometry_type: str = "Polygon", chunk: int = 50_000):
+    def __init__(self, info: RasterInfo, out_path: Path, class_names: ClassNames = (),
+                 write_block: WriteBlock | None = None, *, layer: str = "instances",
+                 block_size: int = 1024, write_empty: bool = True,
+                 geometry_type: str = "Polygon", chunk: int = 50_000) -> None:
         self.info, self.names = info, class_names or ()
         self.gpkg = GpkgAppender(out_path, layer, info.crs, INSTANCE_COLUMNS, geometry_type,
                                  chunk)
         self.write_block, self.block_size, self.write_empty = write_block, block_size, write_empty
         self.next_id, self.burned_to = 1, 0
-        self.pending: dict = {}  # kept instances whose blocks are not burned yet
+        self.pending: Columns = {}  # kept instances whose blocks are not burned yet
         self.per_class: Counter = Counter()
 
-    def add(self, kept: dict) -> None:
+    def add(self, kept: Columns) -> None:
         """Number and write instances that are final."""
         if not kept or not len(kept["geometry"]):
             return
@@ -61,15 +75,16 @@ class InstanceOutput:
 
     def burn_until(self, final_row: float) -> None:
         """Burn every block row that lies wholly above ``final_row``."""
-        if self.write_block is None:
+        write = self.write_block
+        if write is None:
             return
         size = self.block_size
         while self.burned_to < self.info.height and (
                 min(self.burned_to + size, self.info.height) <= final_row):
-            self._burn_rows(self.burned_to, min(size, self.info.height - self.burned_to))
+            self._burn_rows(write, self.burned_to, min(size, self.info.height - self.burned_to))
             self.burned_to += size
 
-    def _burn_rows(self, row0, height):
+    def _burn_rows(self, write: WriteBlock, row0: int, height: int) -> None:
         extent = self.pending["extent"] if self.pending else np.zeros((0, 4), int)
         inside = (extent[:, 0] < row0 + height) & (extent[:, 2] > row0)
         band = take(self.pending, inside)
@@ -86,11 +101,11 @@ class InstanceOutput:
                 shapes = zip(band["geojson"][here], band["id"][here].tolist())
                 rasterio.features.rasterize(shapes, out=array,
                                             transform=self.info.window_transform(window))
-            self.write_block(array[None], window)
+            write(array[None], window)
         if self.pending:
             self.pending = take(self.pending, self.pending["extent"][:, 2] > row0 + height)
 
-    def close(self) -> dict:
+    def close(self) -> dict[str, Any]:
         """Burn what is left and close the GeoPackage; a summary."""
         self.burn_until(float("inf"))
         return {"instances": self.gpkg.close(), "per_class": dict(self.per_class),
@@ -105,12 +120,12 @@ class CandidateOutput:
     resumes from there); without it candidates are written in chunks.
     """
 
-    def __init__(self, info: RasterInfo, out_path, *, layer: str = "candidates",
-                 chunk: int = 50_000, on_commit=None):
+    def __init__(self, info: RasterInfo, out_path: Path, *, layer: str = "candidates",
+                 chunk: int = 50_000, on_commit: OnCommit | None = None) -> None:
         self.gpkg = GpkgAppender(out_path, layer, info.crs, CANDIDATE_COLUMNS, "Polygon", chunk)
         self.on_commit = on_commit
 
-    def add(self, stripe: int, batch: dict) -> None:
+    def add(self, stripe: int, batch: Columns) -> None:
         """Append one stripe's candidates."""
         if batch and len(batch["geometry"]):
             e = batch["extent"]
@@ -124,13 +139,13 @@ class CandidateOutput:
             self.gpkg.flush()
             self.on_commit(stripe, tiles)
 
-    def close(self) -> dict:
+    def close(self) -> dict[str, Any]:
         """Close the GeoPackage; a summary."""
         return {"candidates": self.gpkg.close(), "path": str(self.gpkg.path),
                 "layer": self.gpkg.layer}
 
 
-def _geojson(geoms) -> np.ndarray:
+def _geojson(geoms: np.ndarray) -> np.ndarray:
     """GeoJSON-like dicts, built in bulk: rasterize reads them much faster than shapely's."""
     kind, coords, offsets = shapely.to_ragged_array(geoms)
     items = coords.tolist()
@@ -143,7 +158,8 @@ def _geojson(geoms) -> np.ndarray:
     return out
 
 
-def read_candidates(path, layer: str = "candidates", chunk: int = 50_000):
+def read_candidates(path: Path, layer: str = "candidates",
+                    chunk: int = 50_000) -> Iterator[tuple[int, Columns]]:
     """Yield ``(stripe, columns)`` from a shard's candidates in file order (stripe ascending)."""
     total = pyogrio.read_info(path, layer=layer)["features"]
     last = None

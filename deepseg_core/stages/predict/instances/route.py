@@ -14,35 +14,44 @@ import logging
 import os
 import sqlite3
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from ....errors import DeepSegError, io_error
 from ....io.atomic import fsync_dir, replace_durably, temporary, write_text
 from ....io.sidecars import remove_output
 from ..assemble import Checked, incomplete, verify
-from ..plan import Route
+from ..plan import Plan, Route, Shard
 from .merge import merge_shards
 from .output import read_candidates
 from .stitcher import InstanceStitcher
 from .table import attach_instance_table
 
+if TYPE_CHECKING:
+    from ....contracts.raster import RasterInfo, Window
+    from ....inference.pipeline import Consume, TileJob
+    from ....inference.stream import TileRunner
+    from ....plugins.registry import Registry
+
 log = logging.getLogger(__name__)
 
 
-def instance_info(plan):
+def instance_info(plan: Plan) -> RasterInfo:
     """The output raster of an instance prediction: uint32 ids, 0 = nodata."""
     return plan.info.with_(dtype="uint32", nodata=0, colormap=None, class_names=None,
                            descriptions=("instance",))
 
 
-def candidates_path(plan, i: int, n: int) -> Path:
+def candidates_path(plan: Plan, i: int, n: int) -> Path:
+    """The GeoPackage of shard i of n's candidates."""
     base = plan.partial_base(i, n)
     return base.with_name(base.name + ".gpkg")
 
 
-def tile_consumer(threshold: float, stitcher, cores: dict):
+def tile_consumer(threshold: float, stitcher: InstanceStitcher,
+                  cores: dict[int, Window]) -> Consume:
     """Feed each finished tile's instances (above the score threshold) to the stitcher."""
 
-    def consume(job):
+    def consume(job: TileJob) -> None:
         found = [] if job.result is None else [
             inst for inst in job.result.instances if inst.score >= threshold]
         stitcher.add_tile(job.window, cores[job.index], found)
@@ -50,7 +59,7 @@ def tile_consumer(threshold: float, stitcher, cores: dict):
     return consume
 
 
-def stitch_shard(plan, shard, run_tiles) -> Path:
+def stitch_shard(plan: Plan, shard: Shard, run_tiles: TileRunner) -> Path:
     """Predict one shard's tiles; its owned candidates go to a GeoPackage beside the output.
 
     Each finished row of tiles is committed: its candidates written (SQLite commits them
@@ -79,7 +88,7 @@ def stitch_shard(plan, shard, run_tiles) -> Path:
         os.replace(work, kept)
         fsync_dir(kept.parent)
 
-    def commit(stripe, tiles):
+    def commit(stripe: int, tiles: int) -> None:
         write_text(progress, json.dumps({"key": key, "stripe": int(stripe),
                                            "tiles": int(tiles)}))
 
@@ -111,7 +120,7 @@ def recover(gpkg: Path) -> None:
         connection.close()
 
 
-def shard_files(plan, i: int, n: int) -> list[Path]:
+def shard_files(plan: Plan, i: int, n: int) -> list[Path]:
     """Every file a shard may leave: candidates, records, working copies, temporaries."""
     final = candidates_path(plan, i, n)
     work = incomplete(final)
@@ -121,7 +130,7 @@ def shard_files(plan, i: int, n: int) -> list[Path]:
             progress, temporary(progress)]
 
 
-def _load_progress(path: Path, key: dict) -> dict | None:
+def _load_progress(path: Path, key: dict[str, Any]) -> dict[str, Any] | None:
     try:
         state = json.loads(path.read_text())
     except (OSError, ValueError):
@@ -129,7 +138,7 @@ def _load_progress(path: Path, key: dict) -> dict | None:
     return state if isinstance(state, dict) and state.get("key") == key else None
 
 
-def merge_instance_shards(plan, registry, n: int) -> list[Path]:
+def merge_instance_shards(plan: Plan, registry: Registry, n: int) -> list[Path]:
     """Merge every shard's candidates into the final GeoPackage and id raster."""
     s = plan.settings
     out = s.output
@@ -163,7 +172,7 @@ def merge_instance_shards(plan, registry, n: int) -> list[Path]:
     return [out, gpkg]
 
 
-def remove_shards(plan, n: int) -> None:
+def remove_shards(plan: Plan, n: int) -> None:
     """Delete the ``n`` shards' files (once the outputs are published)."""
     for i in range(n):
         for path in shard_files(plan, i, n):

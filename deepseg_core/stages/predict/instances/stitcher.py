@@ -17,6 +17,9 @@ streamed by tile rows; outputs are written as rows become final (:mod:`output`).
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import shapely
@@ -27,13 +30,16 @@ from ....contracts.model import Instance
 from ....contracts.raster import RasterInfo, Window
 from ....errors import DeepSegError
 from ....geo.vectorize import pixel_shapes, to_map
-from .duplicates import DuplicateMerger, concat_columns
+from .duplicates import Columns, DuplicateMerger, concat_columns
 from .options import StitchOptions
-from .output import CandidateOutput, InstanceOutput
+from .output import CandidateOutput, ClassNames, InstanceOutput, OnCommit, WriteBlock
+
+if TYPE_CHECKING:
+    from numpy.typing import ArrayLike
 
 
 def instances_to_map(instances: list[Instance], tile_window: Window, transform: Affine,
-                     multipart: bool = False) -> list[dict]:
+                     multipart: bool = False) -> list[dict[str, Any]]:
     """A tile's instances as map polygons with class_id, score, area and box centre (raster px)."""
     # transform: the tile's geotransform; a mask in several parts keeps its largest part
     instances, extents = _with_extents(instances)
@@ -45,8 +51,9 @@ def instances_to_map(instances: list[Instance], tile_window: Window, transform: 
             for g, i in zip(geoms, instances)]
 
 
-def owned(tile_window: Window, core_window: Window, height: int, width: int, extent,
-          box=None, tolerance: float = 0.0) -> np.ndarray:
+def owned(tile_window: Window, core_window: Window, height: int, width: int,
+          extent: ArrayLike, box: ArrayLike | None = None,
+          tolerance: float = 0.0) -> np.ndarray:
     """Which detections a tile keeps under the ownership rule (module docstring)."""
     # extent (mask) and box: (n, 4) raster pixel row0, col0, row1, col1, ends exclusive
     e = np.asarray(extent, float).reshape(-1, 4)
@@ -72,14 +79,15 @@ class InstanceStitcher:
     :class:`CandidateOutput`.
     """
 
-    def __init__(self, info: RasterInfo, out_path, class_names=None, write_block=None,
-                 options: StitchOptions | None = None, *, shard: bool = False,
-                 on_commit=None):
+    def __init__(self, info: RasterInfo, out_path: Path, class_names: ClassNames | None = None,
+                 write_block: WriteBlock | None = None, options: StitchOptions | None = None,
+                 *, shard: bool = False, on_commit: OnCommit | None = None) -> None:
         o = options or StitchOptions()
         self.info, self.tolerance = info, o.tolerance
         self.simplify, self.multipart = o.simplify, o.multipart
         names = class_names if class_names is not None else (info.class_names or ())
         self.merger = None if shard else DuplicateMerger(o.iou, o.ios, o.per_class)
+        self.output: CandidateOutput | InstanceOutput
         if shard:
             self.output = CandidateOutput(info, out_path, on_commit=on_commit)
         else:
@@ -88,7 +96,9 @@ class InstanceStitcher:
                 write_empty=o.write_empty,
                 geometry_type="MultiPolygon" if o.multipart else "Polygon")
         self.stats: Counter = Counter()
-        self._stripe, self._batch, self._count = None, [], 0
+        self._stripe: int | None = None  # the tile row being collected
+        self._batch: list[Columns] = []
+        self._count = 0
 
     def add_tile(self, tile_window: Window, core_window: Window, instances: list[Instance],
                  transform: Affine | None = None) -> None:
@@ -107,8 +117,10 @@ class InstanceStitcher:
         self._add(tile_window, len(instances), geoms, [i.class_id for i in mine],
                   [i.score for i in mine], (extent + offset)[keep])
 
-    def add_polygons(self, tile_window: Window, core_window: Window, geometries, class_ids,
-                     scores, extents, boxes=None) -> None:
+    def add_polygons(self, tile_window: Window, core_window: Window,
+                     geometries: ArrayLike, class_ids: ArrayLike,
+                     scores: ArrayLike, extents: ArrayLike,
+                     boxes: ArrayLike | None = None) -> None:
         """Add a tile's detections given as map polygons with raster pixel extents (and boxes)."""
         keep = owned(tile_window, core_window, self.info.height, self.info.width, extents,
                      boxes, self.tolerance)
@@ -116,21 +128,23 @@ class InstanceStitcher:
                   np.asarray(class_ids)[keep], np.asarray(scores)[keep],
                   np.asarray(extents).reshape(-1, 4)[keep])
 
-    def resume(self, candidates, stripe: int, tiles: int) -> None:
+    def resume(self, candidates: Iterable[tuple[int, Columns]], stripe: int, tiles: int) -> None:
         """Shard mode: take back and commit an interrupted run's ``(stripe, columns)``
         candidates of its first ``tiles`` tiles (stripes up to ``stripe``); the next tile
         added is tile number ``tiles``."""
+        if not isinstance(self.output, CandidateOutput):
+            raise DeepSegError("only a shard's stitcher (shard=True) resumes candidates")
         for row, columns in candidates:
             self.output.add(row, columns)
         self.output.commit(stripe, tiles)
         self._count = tiles
 
-    def add_candidates(self, stripe: int, columns: dict) -> None:
+    def add_candidates(self, stripe: int, columns: Columns) -> None:
         """Add owned candidates that start at or below raster row ``stripe`` (shard merge)."""
         self.stats["candidates"] += len(columns["geometry"]) if columns else 0
         self._collect(stripe, columns)
 
-    def finish(self) -> dict:
+    def finish(self) -> dict[str, Any]:
         """Decide and write everything left; a summary of counts."""
         self._flush(float("inf"))
         summary = self.output.close()
@@ -138,50 +152,52 @@ class InstanceStitcher:
             summary["duplicates"] = self.merger.duplicates
         return {**dict(self.stats), **summary}
 
-    def _add(self, tile_window, detections, geoms, class_ids, scores, extents):
-        geoms = np.asarray(geoms, dtype=object)
+    def _add(self, tile_window: Window, detections: int, geometries: ArrayLike,
+             class_ids: ArrayLike, scores: ArrayLike, extents: ArrayLike) -> None:
+        geoms = np.asarray(geometries, dtype=object)
         if self.simplify and len(geoms):
             geoms = _valid(shapely.simplify(geoms, self.simplify, preserve_topology=True),
                            self.multipart)
         solid = ~shapely.is_empty(geoms)
-        geoms, class_ids, scores = geoms[solid], np.asarray(class_ids)[solid], \
-            np.asarray(scores)[solid]
-        extents = np.asarray(extents).reshape(-1, 4)[solid]
+        geoms = geoms[solid]
         self.stats.update(tiles=1, detections=detections, candidates=len(geoms))
         self._collect(tile_window.row_off, {
-            "geometry": geoms, "class_id": np.asarray(class_ids, "int32"),
-            "score": np.asarray(scores, "float64"),
-            "extent": np.asarray(extents, "int64").reshape(-1, 4)})
+            "geometry": geoms, "class_id": np.asarray(class_ids)[solid].astype("int32"),
+            "score": np.asarray(scores)[solid].astype("float64"),
+            "extent": np.asarray(extents).reshape(-1, 4)[solid].astype("int64").reshape(-1, 4)})
 
-    def _collect(self, stripe, columns):
+    def _collect(self, stripe: int, columns: Columns) -> None:
         if self._stripe is not None and stripe < self._stripe:
             raise DeepSegError(f"tiles must come in row-major order: row {stripe} came after "
                                f"row {self._stripe}")
         if self._stripe is not None and stripe > self._stripe:
             self._flush(stripe)
-            if self.merger is None:
+            if isinstance(self.output, CandidateOutput):
                 self.output.commit(self._stripe, self._count)
         self._stripe = stripe
         self._batch.append(columns)
         self._count += 1
 
-    def _flush(self, future_row):
+    def _flush(self, future_row: float) -> None:
         batch, self._batch = concat_columns(self._batch), []
-        if self.merger is None:
-            self.output.add(self._stripe, batch)
-            return
-        kept, final_row = self.merger.feed(batch, future_row)
-        self.output.add(kept)
-        self.output.burn_until(final_row)
+        if isinstance(self.output, CandidateOutput):
+            if self._stripe is not None:  # None: nothing was collected
+                self.output.add(self._stripe, batch)
+        elif self.merger is not None:
+            kept, final_row = self.merger.feed(batch, future_row)
+            self.output.add(kept)
+            self.output.burn_until(final_row)
 
 
-def _with_extents(instances):
+def _with_extents(instances: Iterable[Instance],
+                  ) -> tuple[list[Instance], list[tuple[int, int, int, int]]]:
     """The instances with pixels, and their extents in tile pixels."""
     pairs = [(i, e) for i in instances if (e := i.extent()) is not None]
     return [i for i, _ in pairs], [e for _, e in pairs]
 
 
-def _polygons(instances, extents, transform, multipart):
+def _polygons(instances: Sequence[Instance], extents: Sequence[tuple[int, int, int, int]],
+              transform: Affine, multipart: bool) -> np.ndarray:
     """One polygon (the largest 4-connected part, or all parts) per instance, in map
     coordinates; ``extents`` are the instances' in tile pixels, ``transform`` the tile's."""
     geoms = []
@@ -196,7 +212,7 @@ def _polygons(instances, extents, transform, multipart):
     return _valid(to_map(geoms, transform), multipart) if geoms else np.array([], object)
 
 
-def _valid(geoms, multipart):
+def _valid(geoms: np.ndarray, multipart: bool) -> np.ndarray:
     """Geometries made valid; a repair that splits one keeps all parts or the largest."""
     for i in np.flatnonzero(~shapely.is_valid(geoms)).tolist():
         fixed = shapely.make_valid(geoms[i], method="structure", keep_collapsed=False)
