@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 import shutil
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import keras
 
@@ -21,6 +22,12 @@ from . import checkpoint
 from .curves import plot_curves
 from .heap import keep_blocks_in_heap
 
+if TYPE_CHECKING:
+    from ..config.schema import Experiment
+    from ..contracts.model import KerasModel, ModelPlugin
+
+Logs = dict[str, Any] | None  # what Keras passes its callbacks' hooks
+
 #: counters of Keras callbacks that a resumed run must continue from
 COUNTERS = ("wait", "best", "stopped_epoch", "best_epoch", "cooldown_counter")
 
@@ -28,11 +35,11 @@ COUNTERS = ("wait", "best", "stopped_epoch", "best_epoch", "cooldown_counter")
 class CurvesCallback(keras.callbacks.Callback):
     """Redraws logs/curves.png after every epoch (CSVLogger has written the row by then)."""
 
-    def __init__(self, csv_path: Path, png_path: Path):
+    def __init__(self, csv_path: Path, png_path: Path) -> None:
         super().__init__()
         self.csv_path, self.png_path = csv_path, png_path
 
-    def on_epoch_end(self, epoch, logs=None):
+    def on_epoch_end(self, epoch: int, logs: Logs = None) -> None:
         if self.csv_path.exists():
             try:  # plot_curves writes a temporary PNG and renames it: never half a PNG
                 plot_curves(self.csv_path, self.png_path)
@@ -45,7 +52,7 @@ class HeapSettings(keras.callbacks.Callback):
     """glibc's thresholds set at each epoch's first step, after TensorFlow's generator
     dataset has lowered them (deepseg_core.training.heap says why)."""
 
-    def on_train_batch_begin(self, batch, logs=None):
+    def on_train_batch_begin(self, batch: int, logs: Logs = None) -> None:
         if batch == 0:
             keep_blocks_in_heap()
 
@@ -53,7 +60,7 @@ class HeapSettings(keras.callbacks.Callback):
 class CSVLog(keras.callbacks.CSVLogger):
     """Keras' CSVLogger, whose write failures name the log file."""
 
-    def on_epoch_end(self, epoch, logs=None):
+    def on_epoch_end(self, epoch: int, logs: Logs = None) -> None:
         try:
             super().on_epoch_end(epoch, logs)
         except OSError as exc:
@@ -68,7 +75,7 @@ def cannot_write(path: Path, exc: Exception, epoch: int) -> DeepSegError:
                         "committed epoch)")
 
 
-def _number(value):
+def _number(value: Any) -> float | None:
     if isinstance(value, (int, float)) or value is None:
         return value
     try:
@@ -81,26 +88,26 @@ class Checkpoints(keras.callbacks.Callback):
     """last.keras every epoch, best.keras when ``monitor`` improves, committed by state.json."""
 
     def __init__(self, model_dir: Path, monitor: str, mode: str, csv_path: Path | None,
-                 chief: bool, others: list, record: dict | None = None):
+                 chief: bool, others: list[Any], record: dict[str, Any] | None = None) -> None:
         super().__init__()
         self.model_dir, self.monitor, self.mode = model_dir, monitor, mode
         self.csv_path, self.chief, self.others = csv_path, chief, others
         self.record, self._rolled = record, record is None
         self.best = (record or {}).get("best", math.inf if mode == "min" else -math.inf)
 
-    def on_train_begin(self, logs=None):
+    def on_train_begin(self, logs: Logs = None) -> None:
         # after the others' on_train_begin (they come first in the list): their counters
         for cb in self.others:
             for key, value in (self.record or {}).get("callbacks", {}).get(
                     type(cb).__name__, {}).items():
                 setattr(cb, key, value)
 
-    def _improved(self, value) -> bool:
+    def _improved(self, value: float | None) -> bool:
         if value is None:
             return False
         return value < self.best if self.mode == "min" else value > self.best
 
-    def on_epoch_end(self, epoch, logs=None):
+    def on_epoch_end(self, epoch: int, logs: Logs = None) -> None:
         value = _number((logs or {}).get(self.monitor))
         improved = self._improved(value)
         folder = self.model_dir if self.chief else Path(self._scratch())
@@ -152,7 +159,7 @@ class Checkpoints(keras.callbacks.Callback):
         checkpoint.commit(self.model_dir, self.record, files)
 
 
-def monitor_for(exp, has_val: bool) -> tuple[str, str]:
+def monitor_for(exp: Experiment, has_val: bool) -> tuple[str, str]:
     """The metric that picks the best checkpoint, and whether higher is better."""
     monitor = exp.training.monitor
     if exp.segmentation_type == "instance" and monitor.endswith("miou"):
@@ -162,19 +169,19 @@ def monitor_for(exp, has_val: bool) -> tuple[str, str]:
     return monitor, ("min" if "loss" in monitor else "max")
 
 
-def callbacks_for(exp, model_dir: Path, log_dir: Path, has_val: bool, chief: bool = True,
-                  record: dict | None = None) -> list:
+def callbacks_for(exp: Experiment, model_dir: Path, log_dir: Path, has_val: bool,
+                  chief: bool = True, record: dict[str, Any] | None = None) -> list[Any]:
     """Every callback of a run, in the order they must fire (the checkpoint last)."""
     monitor, mode = monitor_for(exp, has_val)
     csv_path = log_dir / "training.csv"
-    others = []
+    others: list[Any] = []
     if exp.training.early_stopping:
         others.append(keras.callbacks.EarlyStopping(monitor=monitor, mode=mode,
                                                     patience=exp.training.early_stopping))
     if exp.training.reduce_lr:
         others.append(keras.callbacks.ReduceLROnPlateau(monitor=monitor, mode=mode, factor=0.5,
                                                         patience=exp.training.reduce_lr))
-    logs = []
+    logs: list[Any] = []
     if chief:
         logs = [CSVLog(str(csv_path), append=record is not None),
                 CurvesCallback(csv_path, log_dir / "curves.png"),
@@ -185,11 +192,12 @@ def callbacks_for(exp, model_dir: Path, log_dir: Path, has_val: bool, chief: boo
     return [HeapSettings(), *logs, *others, checkpoints]
 
 
-def load_resume_state(model_dir: Path, plugin, chief: bool = True):
+def load_resume_state(model_dir: Path, plugin: ModelPlugin,
+                      chief: bool = True) -> tuple[KerasModel, dict[str, Any]]:
     """(model with optimizer state, committed record) from the last committed checkpoint."""
     record = checkpoint.read_state(model_dir)
     last = checkpoint.committed(model_dir, record, "last.keras") if record else None
-    if last is None:
+    if record is None or last is None:
         raise DeepSegError(f"training.resume: no checkpoint to resume from in {model_dir} "
                            "(train once without resume first)")
     try:

@@ -33,7 +33,7 @@ def plot_curves(log: Path, out: Path) -> Path | None:
     if not columns.get("epoch"):
         return None
     epochs = [e + 1 for e in columns["epoch"]]
-    metrics = [m for m in ("loss", "accuracy", "miou") if m in columns]
+    metrics: list[str] = [m for m in ("loss", "accuracy", "miou") if m in columns]
     metrics += sorted(k for k in columns if k not in ("epoch", "learning_rate", *metrics)
                       and not k.startswith("val_") and f"val_{k}" in columns)
     fig, axes = plt.subplots(1, len(metrics), figsize=(4.5 * len(metrics), 3.5), squeeze=False)

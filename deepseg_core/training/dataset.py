@@ -19,13 +19,24 @@ tiles is in memory per worker.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 import keras
 import numpy as np
 
 from ..data.bandstats import normalizer
 from ..store import Store
+
+if TYPE_CHECKING:
+    from _typeshed import StrPath
+    from numpy.typing import ArrayLike
+
+    from ..contracts.model import ModelPlugin, Params
+
+#: ``augment(image (rows, cols, bands), label (rows, cols), rng) -> (image, label)``
+Augmenter = Callable[[np.ndarray, np.ndarray, np.random.Generator], tuple[np.ndarray, np.ndarray]]
 
 
 @dataclass(frozen=True)
@@ -34,11 +45,11 @@ class Feed:
     parameters, the global batch size, the label excluded from the loss, the augmenters, and
     the seed of the shuffle and the augmentations."""
 
-    plugin: object
+    plugin: ModelPlugin
     batch_size: int
-    params: dict = field(default_factory=dict)
+    params: Params = field(default_factory=dict)
     ignore_label: int | None = None
-    augmenters: tuple = ()
+    augmenters: tuple[Augmenter, ...] = ()
     seed: int = 0
 
 
@@ -46,8 +57,8 @@ class StoreDataset(keras.utils.PyDataset):
     """Tiles ``indices`` of the store at ``path`` as (x, y) batches for ``fit``, as ``feed``
     says; ``steps`` caps the batches of an epoch, ``workers`` processes read at once."""
 
-    def __init__(self, path, indices, feed: Feed, shuffle: bool = False, workers: int = 0,
-                 steps: int | None = None, **kwargs):
+    def __init__(self, path: StrPath, indices: ArrayLike, feed: Feed, shuffle: bool = False,
+                 workers: int = 0, steps: int | None = None, **kwargs: Any) -> None:
         if workers:
             kwargs.update(workers=workers, use_multiprocessing=True)
         super().__init__(**kwargs)
@@ -58,7 +69,8 @@ class StoreDataset(keras.utils.PyDataset):
         self.model_params = dict(feed.params or {})
         whole = int(np.ceil(len(self.indices) / self.batch_size))
         self.steps = min(whole, int(steps)) if steps else whole
-        self._store, self._pid = None, None
+        self._store: Store | None = None
+        self._pid: int | None = None  # the process that opened _store
         with Store(self.path) as store:
             self.normalize = normalizer(store.stats())
             self.instance = store.instance
@@ -82,17 +94,18 @@ class StoreDataset(keras.utils.PyDataset):
             self._store, self._pid = Store(self.path), os.getpid()
         return self._store
 
-    def __len__(self):
+    def __len__(self) -> int:
         return self.steps
 
-    def __getitem__(self, index):
+    def __getitem__(self, index: int) -> tuple[Any, Any]:
         return self.batch(self.epoch, index)
 
-    def batch(self, epoch: int, step: int, part: int = 0, parts: int = 1):
+    def batch(self, epoch: int, step: int, part: int = 0, parts: int = 1) -> tuple[Any, Any]:
         """The model's (x, y) for one replica's part of a global batch."""
         chosen = self.tiles(epoch, step, part, parts)
         store = self._handle()
-        images, labels, classes = [], [], []
+        images, labels = [], []
+        classes: list[dict[int, int]] = []
         for tile in np.sort(chosen).tolist():  # file order reads faster
             image, label, valid = store.tile(tile)
             image = self.normalize(image)
@@ -105,6 +118,7 @@ class StoreDataset(keras.utils.PyDataset):
             images.append(image)
             labels.append(label)
             if self.instance:
+                assert self.instance_classes is not None, "dataprep writes instance_classes"
                 ids = np.unique(label[label > 0])
                 classes.append({int(i): int(self.instance_classes[i]) for i in ids})
         return self.plugin.prepare_batch(np.stack(images), np.stack(labels),
@@ -114,10 +128,10 @@ class StoreDataset(keras.utils.PyDataset):
 class EpochSetter(keras.callbacks.Callback):
     """Tells the datasets which epoch starts: Keras' own epoch number, so resume needs no count."""
 
-    def __init__(self, *datasets):
+    def __init__(self, *datasets: StoreDataset | None) -> None:
         super().__init__()
         self.datasets = [d for d in datasets if d is not None]
 
-    def on_epoch_begin(self, epoch, logs=None):
+    def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         for dataset in self.datasets:
             dataset.epoch = epoch

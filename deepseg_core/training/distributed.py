@@ -11,16 +11,21 @@ from __future__ import annotations
 import itertools
 import json
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from ..errors import DeepSegError
+
+if TYPE_CHECKING:
+    from .dataset import StoreDataset
 
 
 @dataclass
 class Cluster:
     """The strategy of this process and this worker's place in the cluster."""
 
-    strategy: object
+    strategy: Any  # a tf.distribute.Strategy
     kind: str
     worker: int = 0
     workers: int = 1
@@ -32,6 +37,7 @@ class Cluster:
 
     @property
     def replicas(self) -> int:
+        """Replicas in sync over the whole cluster."""
         return int(self.strategy.num_replicas_in_sync)
 
 
@@ -44,7 +50,7 @@ def in_slurm_step() -> bool:
                                          "SLURM_STEP_NODELIST", "SLURM_STEP_TASKS_PER_NODE"))
 
 
-def slurm_resolver():
+def slurm_resolver() -> Any:
     """SlurmClusterResolver for this step: ports from the job id, one GPU share per task."""
     import tensorflow as tf
     from tensorflow.python.distribute.cluster_resolver.slurm_cluster_resolver import (
@@ -77,12 +83,12 @@ def mean_over_workers() -> None:
     if getattr(original, "deepseg", False):
         return
 
-    def reduce_per_replica(values, strategy, reduction):
+    def reduce_per_replica(values: Any, strategy: Any, reduction: str) -> Any:
         if reduction in ("auto", "mean") and trainer._collective_all_reduce_multi_worker(
                 strategy):
             import tensorflow as tf
 
-            def mean(v):
+            def mean(v: Any) -> Any:
                 if not isinstance(v, tf.distribute.DistributedValues):
                     return v
                 return strategy.reduce("MEAN", v, axis=0 if v.values[0].shape.rank else None)
@@ -90,8 +96,9 @@ def mean_over_workers() -> None:
             return tf.nest.map_structure(mean, values)
         return original(values, strategy, reduction)
 
-    reduce_per_replica.deepseg = True
-    trainer.reduce_per_replica = reduce_per_replica
+    patched: Any = reduce_per_replica
+    patched.deepseg = True  # marks the patch: it is applied once
+    trainer.reduce_per_replica = patched
 
 
 def multiworker_cluster() -> Cluster:
@@ -144,7 +151,7 @@ def cluster_for(kind: str) -> Cluster:
     return _CLUSTERS[kind]
 
 
-def distributed_input(cluster: Cluster, dataset, first_epoch: int):
+def distributed_input(cluster: Cluster, dataset: StoreDataset, first_epoch: int) -> Any:
     """Each worker's replicas' parts of every global batch, epoch after epoch, for ``fit``.
 
     The stream has no end: ``fit`` takes ``dataset.steps`` batches per epoch from one
@@ -157,11 +164,11 @@ def distributed_input(cluster: Cluster, dataset, first_epoch: int):
     spec = tf.nest.map_structure(
         lambda a: tf.TensorSpec((None, *a.shape[1:]), tf.as_dtype(a.dtype)), sample)
 
-    def input_fn(context):
+    def input_fn(context: Any) -> Any:
         local = context.num_replicas_in_sync // context.num_input_pipelines
         first = context.input_pipeline_id * local
 
-        def generate():
+        def generate() -> Iterator[tuple[Any, Any]]:
             for epoch in itertools.count(first_epoch):
                 for step in range(dataset.steps):
                     for k in range(local):  # replicas of a worker take elements in turn

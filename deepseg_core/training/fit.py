@@ -6,7 +6,9 @@ import dataclasses
 import logging
 import os
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -15,10 +17,19 @@ from ..errors import DeepSegError
 from ..io.messages import progress_shown
 from ..models.folder import write_model_info
 
+if TYPE_CHECKING:
+    from ..config.schema import Experiment
+    from ..contracts.model import KerasModel
+    from ..plugins.registry import Registry
+    from ..store.reader import Store
+    from .dataset import Augmenter
+    from .distributed import Cluster
+
 log = logging.getLogger(__name__)
+Indices = np.ndarray | Sequence[int]  # tile indices in the store
 
 
-def setup_runtime(exp):
+def setup_runtime(exp: Experiment) -> Cluster:
     """The distribution strategy (first, before any other TensorFlow operation), then seed,
     determinism and mixed precision; returns the cluster (strategy and this worker's place)."""
     from .distributed import cluster_for
@@ -39,7 +50,7 @@ def setup_runtime(exp):
     return cluster
 
 
-def scaling(exp, cluster) -> tuple[int, float, str]:
+def scaling(exp: Experiment, cluster: Cluster) -> tuple[int, float, str]:
     """(global batch, learning rate, the log line saying so) for this cluster."""
     replicas, batch = cluster.replicas, exp.training.batch_size
     rate = exp.learning_rate * (replicas if exp.training.scale_learning_rate else 1)
@@ -51,7 +62,7 @@ def scaling(exp, cluster) -> tuple[int, float, str]:
         f"rate {rate:g}{scaled}")
 
 
-def class_weights(exp, store) -> list[float] | None:
+def class_weights(exp: Experiment, store: Store) -> list[float] | None:
     """Configured weights, or inverse class frequency from the store ('auto')."""
     cw = exp.training.class_weights
     if cw is None:
@@ -68,11 +79,13 @@ def class_weights(exp, store) -> list[float] | None:
     return list(cw)
 
 
-def augmenters(exp, registry):
+def augmenters(exp: Experiment, registry: Registry) -> list[Augmenter]:
+    """The experiment's augmenters, in order."""
     return [registry.get("augmenter", a.name)(**a.params) for a in exp.augmentation]
 
 
-def fit(exp, registry, store, train_idx, val_idx, outdir: Path):
+def fit(exp: Experiment, registry: Registry, store: Store, train_idx: Indices,
+        val_idx: Indices, outdir: Path) -> KerasModel:
     """Train the experiment's model on ``train_idx`` tiles; checkpoints and logs in ``outdir``.
 
     Only the chief (the one process of an undistributed run) writes into ``outdir``.
@@ -102,7 +115,7 @@ def fit(exp, registry, store, train_idx, val_idx, outdir: Path):
         feed, augmenters=tuple(augmenters(exp, registry)), seed=exp.training.seed),
         shuffle=True, workers=exp.training.workers, steps=exp.training.steps_per_epoch)
     val = StoreDataset(store.path, val_idx, feed) if len(val_idx) else None
-    record = None
+    record: dict[str, Any] | None = None
     with cluster.strategy.scope():
         if exp.training.resume:
             model, record = load_resume_state(model_dir, plugin, cluster.chief)
@@ -119,7 +132,9 @@ def fit(exp, registry, store, train_idx, val_idx, outdir: Path):
         return model
     if cluster.chief:
         write_model_info(exp, store, model_dir, run=run_key(exp, train_idx))
-    x, vx, steps = train, val, {}
+    x: Any = train
+    vx: Any = val
+    steps: dict[str, Any] = {}
     train.epoch = initial_epoch
     if cluster.replicas > 1 or cluster.workers > 1:  # each worker reads its own share
         build_before_fit(model, cluster, train.batch(initial_epoch, 0, 0, cluster.replicas))
@@ -144,7 +159,7 @@ def fit(exp, registry, store, train_idx, val_idx, outdir: Path):
     return model
 
 
-def build_before_fit(model, cluster, batch) -> None:
+def build_before_fit(model: KerasModel, cluster: Cluster, batch: tuple[Any, Any]) -> None:
     """Build the model's optimizer, loss and metrics from one replica's batch.
 
     Keras 3 builds them in ``fit`` from a batch of the distributed input, reduced with

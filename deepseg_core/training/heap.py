@@ -21,6 +21,7 @@ import ctypes.util
 import functools
 import os
 import sys
+from collections.abc import Callable
 
 M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
 MMAP_THRESHOLD = 32 << 20
@@ -29,7 +30,7 @@ USER_SETTINGS = ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_", "GLIBC_TUNA
 
 
 @functools.cache
-def _mallopt():
+def _mallopt() -> Callable[[int, int], int] | None:
     """glibc's ``mallopt`` (looked up once), None where it is absent or the user chose."""
     if not sys.platform.startswith("linux") or os.environ.get("DEEPSEG_MALLOC") == "glibc":
         return None

@@ -14,12 +14,18 @@ import hashlib
 import json
 import shutil
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ..errors import DeepSegError
 from ..io.atomic import replacing
 from . import checkpoint
+
+if TYPE_CHECKING:
+    from numpy.typing import ArrayLike
+
+    from ..config.schema import Experiment
 
 #: training settings that do not change the weights a run ends with
 WATCH_ONLY = {"resume", "monitor", "validation_folds"}
@@ -28,7 +34,7 @@ WATCH_ONLY = {"resume", "monitor", "validation_folds"}
 TAKEN = ("model/last.keras", "model/model.json", "logs/training.csv", "logs/curves.png")
 
 
-def run_key(exp, train_idx) -> str:
+def run_key(exp: Experiment, train_idx: ArrayLike) -> str:
     """Hash of everything that shapes a run's final weights: the store's data settings and
     input files, the training tiles, the model, the training settings, the augmenters."""
     from ..store.identity import settings_hash
@@ -41,7 +47,7 @@ def run_key(exp, train_idx) -> str:
     return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
 
 
-def finished_run(exp, run_dir: Path, train_idx) -> Path | None:
+def finished_run(exp: Experiment, run_dir: Path, train_idx: ArrayLike) -> Path | None:
     """``run_dir``'s committed last.keras when that run ended all ``exp.epochs`` epochs with
     the key of a run on ``train_idx``; None otherwise (also when validation steered it)."""
     if exp.training.early_stopping or exp.training.reduce_lr:

@@ -14,7 +14,9 @@ from __future__ import annotations
 import errno
 import functools
 import os
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from ..errors import DeepSegError, io_error
 from ..io.atomic import commit, discard
@@ -25,7 +27,7 @@ HOOKS = ("on_train_begin", "on_train_end", "on_epoch_begin", "on_epoch_end",
 PATH_ATTRIBUTES = ("filepath", "filename", "png_path", "path", "log_dir")
 
 
-def target_of(callback) -> str:
+def target_of(callback: object) -> str:
     """The file or folder a callback writes (for the error message)."""
     for name in PATH_ATTRIBUTES:
         value = getattr(callback, name, None)
@@ -53,29 +55,30 @@ def _cause(exc: BaseException) -> OSError:
     return OSError(" ".join(message.split())[:200])
 
 
-def guard(callbacks: list) -> list:
+def guard(callbacks: list[Any]) -> list[Any]:
     """``callbacks``, each hook wrapped as described in the module docstring (in place)."""
     errors = _io_errors()
     for callback in callbacks:
-        final = getattr(callback, "filepath", None)
-        atomic = isinstance(final, str) and final.endswith(".keras") and "{" not in final
+        path = getattr(callback, "filepath", None)
+        atomic = isinstance(path, str) and path.endswith(".keras") and "{" not in path
+        final = Path(path) if atomic and isinstance(path, str) else None
         if atomic:  # Keras wants the suffix: best.keras -> best.keras.tmp-<pid>.keras
-            callback.filepath = f"{final}.tmp-{os.getpid()}.keras"
+            callback.filepath = f"{path}.tmp-{os.getpid()}.keras"
         for hook in HOOKS:
             method = getattr(callback, hook, None)
             if method is not None:
-                setattr(callback, hook, _wrap(method, callback, errors,
-                                              Path(final) if atomic else None))
+                setattr(callback, hook, _wrap(method, callback, errors, final))
     return callbacks
 
 
-def _wrap(method, callback, errors, final: Path | None):
+def _wrap(method: Callable[..., Any], callback: Any, errors: tuple[type[BaseException], ...],
+          final: Path | None) -> Callable[..., Any]:
     @functools.wraps(method)
-    def hook(*args, **kwargs):
+    def hook(*args: Any, **kwargs: Any) -> Any:
         tmp = Path(callback.filepath) if final is not None else None
         try:
             result = method(*args, **kwargs)
-            if tmp is not None and tmp.exists():
+            if final is not None and tmp is not None and tmp.exists():
                 commit(tmp, final)
             return result
         except DeepSegError:

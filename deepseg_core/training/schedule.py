@@ -7,8 +7,12 @@ an uninterrupted one, and every worker of a distributed run sets the same rate.
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING, Any
 
 import keras
+
+if TYPE_CHECKING:
+    from ..config.schema import Experiment
 
 COSINE_FLOOR = 0.02  # the cosine ends at this fraction of learning_rate
 
@@ -29,20 +33,20 @@ class LearningRateSchedule(keras.callbacks.Callback):
     warm-up, leaving the rate to ReduceLROnPlateau."""
 
     def __init__(self, rate: float, schedule: str, warmup_epochs: float, epochs: int,
-                 steps: int):
+                 steps: int) -> None:
         super().__init__()
         self.rate, self.schedule, self.steps = rate, schedule, steps
         self.warmup = round(warmup_epochs * steps)
         self.total, self.epoch = epochs * steps, 0
 
-    def on_epoch_begin(self, epoch, logs=None):
+    def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         self.epoch = epoch
 
-    def on_epoch_end(self, epoch, logs=None):
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         if logs is not None:
             logs["learning_rate"] = float(self.model.optimizer.learning_rate)
 
-    def on_train_batch_begin(self, batch, logs=None):
+    def on_train_batch_begin(self, batch: int, logs: dict[str, Any] | None = None) -> None:
         step = self.epoch * self.steps + batch
         if self.schedule == "constant" and step >= self.warmup:
             return
@@ -50,7 +54,7 @@ class LearningRateSchedule(keras.callbacks.Callback):
             rate_at(step, self.rate, self.schedule, self.warmup, self.total))
 
 
-def schedule_for(exp, rate: float, steps: int) -> list:
+def schedule_for(exp: Experiment, rate: float, steps: int) -> list[LearningRateSchedule]:
     """The schedule callback of ``exp`` (none for a constant rate without warm-up)."""
     t = exp.training
     if t.lr_schedule == "constant" and not t.warmup_epochs:
