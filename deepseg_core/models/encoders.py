@@ -12,8 +12,13 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from ..errors import DeepSegError
+
+if TYPE_CHECKING:
+    from ..contracts.model import KerasModel, Params
+    from .pretrained import LoadReport
 
 #: encoder name: (keras.applications constructor, layers at strides 2, 4, 8, 16, 32,
 #: ImageNet weights file without the classifier)
@@ -36,7 +41,7 @@ def keras_cache() -> Path:
     return Path(home) / "models"
 
 
-def check_encoder(params: dict, tilesize: int) -> None:
+def check_encoder(params: Params, tilesize: int) -> None:
     """DeepSegError naming the parameter when ``encoder``/``encoder_weights`` cannot be used."""
     from .pretrained import check_weights_path
 
@@ -58,7 +63,7 @@ def check_encoder(params: dict, tilesize: int) -> None:
         encoder_weights_file(name, weights)
 
 
-def encoder_weights_file(name: str, weights) -> str | None:
+def encoder_weights_file(name: str, weights: str | None) -> str | None:
     """The weights file ``encoder_weights`` names: a path, or ``imagenet`` in the Keras cache."""
     from .pretrained import check_weights_path
 
@@ -74,7 +79,7 @@ def encoder_weights_file(name: str, weights) -> str | None:
     return str(path)
 
 
-def encoder_features(inputs, name: str) -> list:
+def encoder_features(inputs: Any, name: str) -> list[Any]:
     """The encoder's feature maps at strides 2, 4, 8, 16 and 32 on the ``inputs`` tensor."""
     from keras import applications
 
@@ -83,7 +88,8 @@ def encoder_features(inputs, name: str) -> list:
     return [base.get_layer(layer).output for layer in outputs]
 
 
-def load_encoder_weights(model, name: str, weights, nbands: int):
+def load_encoder_weights(model: KerasModel, name: str, weights: str | None,
+                         nbands: int) -> LoadReport | None:
     """Load ``encoder_weights`` into the encoder layers of ``model`` by name; the report."""
     from .pretrained import load_weights
 

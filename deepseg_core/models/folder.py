@@ -8,13 +8,24 @@ import dataclasses
 import json
 import logging
 import zipfile
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ..errors import DeepSegError, cause, io_error
 from ..io.atomic import write_text
+
+if TYPE_CHECKING:
+    from _typeshed import StrPath
+    from numpy.typing import ArrayLike
+
+    from ..config.schema import Experiment
+    from ..contracts.model import KerasModel, ModelPlugin
+    from ..plugins.registry import Registry
+    from ..store.reader import Store
 
 log = logging.getLogger(__name__)
 
@@ -27,17 +38,17 @@ class ModelInfo:
     bands, classes), and ``run``, the key of the training run (deepseg_core.training.reuse)."""
 
     model: str
-    params: dict
+    params: dict[str, Any]
     nbands: int
     tilesize: int
     overlap: int
     segmentation_type: str
-    classes: list
-    colours: list
-    band_names: list
+    classes: list[str]
+    colours: list[list[int]]  # RGBA per class
+    band_names: list[str]
     crs: str | None
     resolution: float | None
-    stats: dict
+    stats: dict[str, Any]  # per band: count, mean, std, ... (lists)
     run: str | None = None
 
     @classmethod
@@ -82,7 +93,7 @@ class TrainedModel:
         """What tells this model from a retrained one (the weights file's mtime in ns)."""
         return self.weights.stat().st_mtime_ns
 
-    def load(self, registry):
+    def load(self, registry: Registry) -> tuple[ModelPlugin, KerasModel]:
         """(model plugin, model)."""
         return load_model(registry, self.info.model, self.weights)
 
@@ -103,7 +114,7 @@ def pick_weights(model_dir: Path) -> Path | None:
     """best.keras if whole, else a whole last.keras (with a warning); None when neither exists.
     A DeepSegError names both files when every one found is damaged."""
     found = [p for p in (model_dir / "best.keras", model_dir / "last.keras") if p.exists()]
-    problems = []
+    problems: list[str] = []
     for path in found:
         why = damage(path)
         if why is None:
@@ -116,7 +127,7 @@ def pick_weights(model_dir: Path) -> Path | None:
     return None
 
 
-def trained_model(outdir: Path, nbands: int, classes) -> TrainedModel:
+def trained_model(outdir: Path, nbands: int, classes: Iterable[str]) -> TrainedModel:
     """The experiment's trained model: model.json and a whole weights file, checked against
     the experiment's bands and classes."""
     model_dir = outdir / "model"
@@ -132,15 +143,16 @@ def trained_model(outdir: Path, nbands: int, classes) -> TrainedModel:
     return TrainedModel(info, weights)
 
 
-def write_model_info(exp, store, model_dir: Path, run: str | None = None) -> None:
+def write_model_info(exp: Experiment, store: Store, model_dir: Path,
+                     run: str | None = None) -> None:
     """model.json of a model of ``exp`` trained on ``store``, with its run key."""
     info = model_info(exp, store.stats(), store.attrs["band_names"], store.attrs["crs"],
                       abs(store.attrs["transform"][1]), run)
     info.write(model_dir / "model.json")
 
 
-def model_info(exp, stats: dict, band_names, crs, resolution, run: str | None = None
-               ) -> ModelInfo:
+def model_info(exp: Experiment, stats: Mapping[str, ArrayLike], band_names: Sequence[str],
+               crs: str | None, resolution: float | None, run: str | None = None) -> ModelInfo:
     """The model.json of a model of ``exp`` trained on data with ``stats``."""
     from ..contracts.raster import parse_colour
 
@@ -152,7 +164,7 @@ def model_info(exp, stats: dict, band_names, crs, resolution, run: str | None = 
                      stats={k: np.asarray(v).tolist() for k, v in stats.items()}, run=run)
 
 
-def load_saved(plugin, path, compile: bool = False):
+def load_saved(plugin: ModelPlugin, path: StrPath, compile: bool = False) -> KerasModel:
     """The model ``plugin`` saved at ``path``: through the plugin's own ``load`` where it has
     one, else through Keras with ``safe_mode=True`` (a file whose layers carry code, such as a
     Lambda, is refused instead of run: model files are data, see docs/crash-safety.md)."""
@@ -165,7 +177,7 @@ def load_saved(plugin, path, compile: bool = False):
                                    compile=compile, safe_mode=True)
 
 
-def load_model(registry, name: str, weights: Path):
+def load_model(registry: Registry, name: str, weights: Path) -> tuple[ModelPlugin, KerasModel]:
     """(model plugin, model) of the model plugin ``name`` saved at ``weights``."""
     from .pretrained import load_problem
 

@@ -14,19 +14,26 @@ file bands / model bands so the activations keep their size). Keras is imported 
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, overload
 
 import numpy as np
 
 from ..errors import DeepSegError
+
+if TYPE_CHECKING:
+    from ..contracts.model import KerasModel
+
+Arrays = dict[str, list[np.ndarray]]  # layer name -> its variables
 
 log = logging.getLogger(__name__)
 
 SUFFIXES = (".keras", ".h5")
 
 
-def load_problem(error) -> str:
+def load_problem(error: BaseException) -> str:
     """Why a model file did not load, in the user's words: Keras' text for a file that holds
     code advises ``safe_mode=False``, which DeepSeg never passes (model files are data)."""
     text = str(error)
@@ -36,7 +43,13 @@ def load_problem(error) -> str:
     return text
 
 
-def check_weights_path(value, key: str = "model parameter weights") -> str | None:
+@overload
+def check_weights_path(value: str | Path, key: str = ...) -> str: ...
+@overload
+def check_weights_path(value: None, key: str = ...) -> None: ...
+
+
+def check_weights_path(value: object, key: str = "model parameter weights") -> str | None:
     """``value`` as an existing .keras/.h5 path (``~`` expanded); DeepSegError otherwise."""
     if value is None:
         return None
@@ -77,17 +90,17 @@ class LoadReport:
         return out
 
 
-def _text(value) -> str:
+def _text(value: str | bytes) -> str:
     return value.decode("utf8") if isinstance(value, bytes) else str(value)
 
 
-def legacy_layers(root) -> dict[str, list[np.ndarray]]:
+def legacy_layers(root: Any) -> Arrays:  # an h5py File or Group
     """{layer name: arrays} of a legacy Keras h5 group with a ``layer_names`` attribute.
 
     A nested model is one group whose weight names carry the inner layers' names
     (``rpn_model`` holds ``rpn_conv_shared/kernel:0`` ...): those become their own layers.
     """
-    found: dict[str, list[np.ndarray]] = {}
+    found: Arrays = {}
     for name in map(_text, root.attrs["layer_names"]):
         group = root[name]
         for wname in map(_text, group.attrs.get("weight_names", [])):
@@ -97,9 +110,10 @@ def legacy_layers(root) -> dict[str, list[np.ndarray]]:
     return found
 
 
-def named_layers(model) -> dict:
+def named_layers(model: KerasModel) -> dict[str, Any]:
     """{name: layer} of all layers inside ``model``, nested models included."""
-    found, stack = {}, list(getattr(model, "layers", []))
+    found: dict[str, Any] = {}
+    stack = list(getattr(model, "layers", []))
     while stack:
         layer = stack.pop(0)
         found.setdefault(layer.name, layer)
@@ -107,20 +121,20 @@ def named_layers(model) -> dict:
     return found
 
 
-def own_variables(layer) -> list[np.ndarray]:
+def own_variables(layer: Any) -> list[np.ndarray]:
     """The layer's own variables (numpy) in its save order."""
-    store: dict = {}
+    store: dict[str, Any] = {}
     layer.save_own_variables(store)
     return [np.asarray(store[str(i)]) for i in range(len(store))]
 
 
-def model_layers(model) -> dict[str, list[np.ndarray]]:
+def model_layers(model: KerasModel) -> Arrays:
     """{name: arrays} of every layer of ``model`` that has variables."""
     return {name: values for name, layer in named_layers(model).items()
             if (values := own_variables(layer))}
 
 
-def read_named(path: str, custom_objects: dict | None = None) -> dict | None:
+def read_named(path: str, custom_objects: dict[str, Any] | None = None) -> Arrays | None:
     """{layer name: arrays} stored in ``path``; None for a Keras 3 store without layer names."""
     import h5py
 
@@ -151,11 +165,11 @@ def adapt_bands(kernel: np.ndarray, nbands: int) -> np.ndarray:
     return (np.concatenate([keep, extra], axis=2) * (have / nbands)).astype(kernel.dtype)
 
 
-def _shapes(values) -> str:
+def _shapes(values: Iterable[np.ndarray]) -> str:
     return ", ".join(str(tuple(np.shape(v))) for v in values)
 
 
-def copy_named(model, source: dict, path: str, nbands: int | None = None,
+def copy_named(model: KerasModel, source: Arrays, path: str, nbands: int | None = None,
                report: LoadReport | None = None) -> LoadReport:
     """Copy ``source`` ({name: arrays}) into the same-named layers of ``model``."""
     report = report or LoadReport(path)
@@ -189,8 +203,8 @@ def copy_named(model, source: dict, path: str, nbands: int | None = None,
     return report
 
 
-def load_weights(model, path: str, nbands: int | None = None,
-                 custom_objects=None) -> LoadReport:
+def load_weights(model: KerasModel, path: str, nbands: int | None = None,
+                 custom_objects: dict[str, Any] | None = None) -> LoadReport:
     """Load ``path`` into ``model`` by layer name (positional for a nameless Keras 3 file),
     report what was loaded (:func:`show`) and return the report."""
     source = read_named(path, custom_objects)

@@ -5,8 +5,10 @@ and its weights, so a U-Net-shaped model plugin provides only its defaults and b
 from __future__ import annotations
 
 import abc
+from collections.abc import Callable
+from typing import Any
 
-from ..contracts.model import SemanticModel
+from ..contracts.model import KerasModel, Params, SemanticModel
 from ..errors import DeepSegError
 from .encoders import ENCODER_DEPTH, check_encoder
 
@@ -22,14 +24,14 @@ class UNetFamily(SemanticModel):
                 "encoder_weights": None}
 
     @abc.abstractmethod
-    def builder(self):
+    def builder(self) -> Callable[..., KerasModel]:
         """The network function (imported there: Keras loads only when a model is built)."""
 
-    def validate(self, nbands, nclasses, tilesize, params):
+    def validate(self, nbands: int, nclasses: int, tilesize: int, params: Params) -> None:
         super().validate(nbands, nclasses, tilesize, params)
         check_unet(self.params(params), params, tilesize)
 
-    def network(self, nbands, nclasses, **params):
+    def network(self, nbands: int, nclasses: int, **params: Any) -> KerasModel:
         weights = params.pop("encoder_weights", None)
         model = self.builder()(nbands, nclasses, **params)
         if weights:
@@ -39,7 +41,7 @@ class UNetFamily(SemanticModel):
         return model
 
 
-def check_unet(merged: dict, given: dict, tilesize: int) -> None:
+def check_unet(merged: Params, given: Params, tilesize: int) -> None:
     """The U-Net family's parameter checks: ``filters``, ``depth`` and ``dropout`` of the
     merged parameters, the encoder (below), and the depth an encoder fixes (``given``: the
     parameters the user set)."""
