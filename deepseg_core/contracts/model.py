@@ -57,7 +57,7 @@ class Instance:
         r, c = (int(v) for v in self.origin)
         return box[0] + r, box[1] + c, box[2] + r, box[3] + c
 
-    def full_mask(self, shape: tuple[int, int]) -> np.ndarray:
+    def full_mask(self, shape: tuple[int, ...]) -> np.ndarray:
         """The mask over a whole ``shape`` tile."""
         rows, cols = self.window()
         if min(rows.start, cols.start) < 0 or rows.stop > shape[0] or cols.stop > shape[1]:

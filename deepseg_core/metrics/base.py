@@ -11,14 +11,19 @@ one match flag per prediction. Only numpy is imported at module level; report li
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Literal, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
 import numpy as np
 
 from ..errors import DeepSegError
 
+if TYPE_CHECKING:
+    from numpy.typing import ArrayLike
+
 SEMANTIC, INSTANCE = "semantic", "instance"
+State = dict[str, Any]  # a metric's state: JSON types only
 
 
 @runtime_checkable
@@ -27,7 +32,7 @@ class Metric(Protocol):
 
     applies_to: Literal["semantic", "instance"]
 
-    def update(self, truth, prediction, **extra) -> None:
+    def update(self, truth: ArrayLike, prediction: Any, **extra: Any) -> None:
         """Add one tile or image.
 
         Semantic: ``truth`` and ``prediction`` are integer class arrays of the same shape
@@ -40,10 +45,10 @@ class Metric(Protocol):
         and ``classes`` ``{id: value}``. ``valid`` as above.
         """
 
-    def state(self) -> dict[str, Any]:
+    def state(self) -> State:
         """Everything accumulated so far, JSON-serializable (saved per fold)."""
 
-    def merge(self, states: list[dict[str, Any]]) -> Metric:
+    def merge(self, states: list[State]) -> Metric:
         """A new metric of the same kind holding the combination of ``states`` (a classmethod
         on the built-ins, so callable on the factory or on any instance)."""
 
@@ -54,7 +59,16 @@ class Metric(Protocol):
         """Write the metric's report files named ``stem...`` into ``folder``; their paths."""
 
 
-def check_class_names(class_names, minimum: int = 2) -> list[str]:
+class MetricFactory(Protocol):
+    """What ``registry.add_metric(name, factory)`` expects of ``factory``: a fresh metric
+    from ``factory(class_names, ignore_label)``, merged states from ``factory.merge``."""
+
+    def __call__(self, class_names: Sequence[str], ignore_label: int | None = None) -> Metric: ...
+
+    def merge(self, states: list[State]) -> Metric: ...
+
+
+def check_class_names(class_names: Sequence[object], minimum: int = 2) -> list[str]:
     """Class names as a list of distinct strings (at least ``minimum``)."""
     names = [str(n) for n in class_names]
     if len(names) < minimum:
@@ -64,15 +78,16 @@ def check_class_names(class_names, minimum: int = 2) -> list[str]:
     return names
 
 
-def labelled_pairs(truth, prediction, nclasses: int, ignore_label: int | None = None,
-                   valid=None) -> tuple[np.ndarray, np.ndarray]:
+def labelled_pairs(truth: ArrayLike, prediction: ArrayLike, nclasses: int,
+                   ignore_label: int | None = None,
+                   valid: ArrayLike | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Flat int64 (truth, prediction) of the pixels that count (not ignored, inside ``valid``)."""
-    truth, prediction = np.asarray(truth), np.asarray(prediction)
-    if truth.shape != prediction.shape:
-        raise DeepSegError(f"truth {truth.shape} and prediction {prediction.shape} differ in shape")
-    keep = keep_mask(truth, ignore_label, valid)
-    t = truth[keep].astype(np.int64, copy=False)
-    p = prediction[keep].astype(np.int64, copy=False)
+    true, pred = np.asarray(truth), np.asarray(prediction)
+    if true.shape != pred.shape:
+        raise DeepSegError(f"truth {true.shape} and prediction {pred.shape} differ in shape")
+    keep = keep_mask(true, ignore_label, valid)
+    t = true[keep].astype(np.int64, copy=False)
+    p = pred[keep].astype(np.int64, copy=False)
     for what, values in (("truth", t), ("prediction", p)):
         if values.size and (values.min() < 0 or values.max() >= nclasses):
             bad = values[(values < 0) | (values >= nclasses)][0]
@@ -81,18 +96,18 @@ def labelled_pairs(truth, prediction, nclasses: int, ignore_label: int | None = 
     return t, p
 
 
-def keep_mask(truth: np.ndarray, ignore_label: int | None, valid) -> np.ndarray:
+def keep_mask(truth: np.ndarray, ignore_label: int | None, valid: ArrayLike | None) -> np.ndarray:
     """Boolean array of the pixels of ``truth`` that count."""
     keep = np.ones(truth.shape, bool) if ignore_label is None else truth != ignore_label
     if valid is not None:
-        valid = np.asarray(valid, bool)
-        if valid.shape != truth.shape:
-            raise DeepSegError(f"valid mask {valid.shape} and truth {truth.shape} differ in shape")
-        keep &= valid
+        inside = np.asarray(valid, bool)
+        if inside.shape != truth.shape:
+            raise DeepSegError(f"valid mask {inside.shape} and truth {truth.shape} differ in shape")
+        keep &= inside
     return keep
 
 
-def as_float(value) -> float:
+def as_float(value: Any) -> float:
     """A float from a statistic (pycm writes 'None' or a string where it is undefined)."""
     try:
         result = float(value)
@@ -101,7 +116,7 @@ def as_float(value) -> float:
     return result if math.isfinite(result) else math.nan
 
 
-def check_state(state: dict, kind: str, class_names: list[str] | None = None) -> dict:
+def check_state(state: State, kind: str, class_names: list[str] | None = None) -> State:
     """``state`` after checking it comes from metric ``kind`` with the same class names."""
     if not isinstance(state, dict) or state.get("kind") != kind:
         got = state.get("kind") if isinstance(state, dict) else type(state).__name__
@@ -112,7 +127,7 @@ def check_state(state: dict, kind: str, class_names: list[str] | None = None) ->
     return state
 
 
-def merged_metric(cls, states: list[dict]):
+def merged_metric(cls: Any, states: list[State]) -> tuple[Any, list[State]]:
     """A fresh ``cls`` metric for merging ``states``, and the states checked against it."""
     if not states:
         raise DeepSegError("merging metric states needs at least one state")

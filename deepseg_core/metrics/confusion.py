@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from .base import labelled_pairs
 
+if TYPE_CHECKING:
+    from numpy.typing import ArrayLike
 
-def confusion_counts(truth, prediction, nclasses: int, ignore_label: int | None = None,
-                     valid=None) -> np.ndarray:
+
+def confusion_counts(truth: ArrayLike, prediction: ArrayLike, nclasses: int,
+                     ignore_label: int | None = None,
+                     valid: ArrayLike | None = None) -> np.ndarray:
     """``(nclasses, nclasses)`` int64 counts, rows = truth (reference), columns = prediction."""
     t, p = labelled_pairs(truth, prediction, nclasses, ignore_label, valid)
     flat = np.bincount(t * nclasses + p, minlength=nclasses * nclasses)

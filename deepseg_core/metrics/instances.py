@@ -10,7 +10,9 @@ each IoU threshold are kept, plus the number of truth objects; never masks.
 from __future__ import annotations
 
 import csv
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -19,6 +21,16 @@ from ..io.atomic import staged
 from . import matching
 from .base import INSTANCE, check_class_names, keep_mask, merged_metric
 from .matching import IOU_THRESHOLDS
+
+if TYPE_CHECKING:
+    from _typeshed import StrPath
+    from numpy.typing import ArrayLike
+
+    from ..contracts.model import Instance
+    from .base import State
+
+#: an id -> value mapping of objects (keys ints, or strings after a JSON round trip)
+ById = Mapping[int, Any] | Mapping[str, Any]
 
 ALL = "all"  # the one group of the class-agnostic metric
 
@@ -30,15 +42,15 @@ class InstanceMetric:
     kind = "instances"
     class_aware = False
 
-    def __init__(self, class_names, ignore_label: int | None = None):
+    def __init__(self, class_names: Sequence[str], ignore_label: int | None = None) -> None:
         self.class_names = check_class_names(class_names, minimum=1)
         self.ignore_label = ignore_label  # instance ids use 0 for background; pass `valid`
-        self.groups: dict[str, dict] = {}
+        self.groups: dict[str, dict[str, Any]] = {}
 
-    def _group(self, key: str) -> dict:
+    def _group(self, key: str) -> dict[str, Any]:
         return self.groups.setdefault(key, {"ntruth": 0, "scores": [], "tp": []})
 
-    def _key(self, class_id) -> str:
+    def _key(self, class_id: int | None) -> str:
         if not self.class_aware:
             return ALL
         if class_id is None:
@@ -47,13 +59,15 @@ class InstanceMetric:
         c = int(class_id)
         return self.class_names[c] if 0 <= c < len(self.class_names) else str(c)
 
-    def update(self, truth, prediction, truth_classes=None, scores=None, classes=None,
-               valid=None, **extra) -> None:
+    def update(self, truth: ArrayLike, prediction: np.ndarray | Sequence[Instance],
+               truth_classes: ById | None = None, scores: ById | None = None,
+               classes: ById | None = None, valid: ArrayLike | None = None,
+               **extra: Any) -> None:
         """Match one tile's predictions (Instance list or id array) with its truth id array."""
-        truth = np.asarray(truth)
-        keep = keep_mask(truth, None, valid)
-        ids, dense = matching.truth_objects(np.where(keep, truth, 0))
-        masks, pred_scores, pred_classes = _predictions(prediction, truth.shape, keep, scores,
+        true = np.asarray(truth)
+        keep = keep_mask(true, None, valid)
+        ids, dense = matching.truth_objects(np.where(keep, true, 0))
+        masks, pred_scores, pred_classes = _predictions(prediction, true.shape, keep, scores,
                                                         classes)
         ious = matching.mask_ious(dense, len(ids), masks)
         truth_keys = [self._key(_lookup(truth_classes, i)) for i in ids]
@@ -62,9 +76,9 @@ class InstanceMetric:
             same = np.array(pred_keys, object)[:, None] == np.array(truth_keys, object)[None, :]
             ious = np.where(same, ious, 0.0)
         tp = np.stack([matching.greedy_match(ious, pred_scores, t) for t in IOU_THRESHOLDS])
-        pred_keys = np.array(pred_keys, object)
+        pred_key = np.array(pred_keys, object)
         for key in set(truth_keys) | set(pred_keys):
-            group, chosen = self._group(key), pred_keys == key
+            group, chosen = self._group(key), pred_key == key
             group["ntruth"] += truth_keys.count(key)
             group["scores"].append(pred_scores[chosen])
             group["tp"].append(tp[:, chosen])
@@ -76,7 +90,7 @@ class InstanceMetric:
               else np.zeros((IOU_THRESHOLDS.size, 0), bool))
         return group["ntruth"], scores, tp
 
-    def state(self) -> dict:
+    def state(self) -> State:
         """Per group (class name, or 'all'): truth count, prediction scores and TP flags."""
         groups = {}
         for key in sorted(self.groups):
@@ -88,7 +102,7 @@ class InstanceMetric:
                 "groups": groups}
 
     @classmethod
-    def merge(cls, states: list[dict]) -> InstanceMetric:
+    def merge(cls, states: list[State]) -> InstanceMetric:
         """A metric holding the predictions and truth counts of all ``states`` (e.g. folds)."""
         metric, states = merged_metric(cls, states)
         for state in states:
@@ -100,7 +114,7 @@ class InstanceMetric:
                 group["tp"].append(tp)
         return metric
 
-    def table(self) -> list[dict]:
+    def table(self) -> list[dict[str, Any]]:
         """One row per group and IoU threshold: TP, FP, FN, precision, recall, F1, AP."""
         rows = []
         for key in sorted(self.groups):
@@ -132,7 +146,7 @@ class InstanceMetric:
                 result[f"AP50[{key}]"], result[f"AP[{key}]"] = float(values[0]), _nanmean(values)
         return result
 
-    def write_report(self, folder, stem: str) -> list[Path]:
+    def write_report(self, folder: StrPath, stem: str) -> list[Path]:
         """A CSV per group and threshold, a text summary and a precision-recall PNG."""
         from .plots import plot_pr_curves
 
@@ -166,7 +180,9 @@ class ClassAwareInstanceMetric(InstanceMetric):
     class_aware = True
 
 
-def _predictions(prediction, shape, keep, scores, classes):
+def _predictions(prediction: np.ndarray | Sequence[Instance], shape: tuple[int, ...],
+                 keep: np.ndarray, scores: ById | None, classes: ById | None,
+                 ) -> tuple[list[np.ndarray], np.ndarray, list[Any]]:
     """Masks (inside ``keep``, empty ones dropped), scores and classes of the predictions."""
     if isinstance(prediction, np.ndarray):
         if prediction.shape != shape:
@@ -185,13 +201,13 @@ def _predictions(prediction, shape, keep, scores, classes):
     return masks, np.array(pred_scores, float), pred_classes
 
 
-def _lookup(mapping, object_id, default=None):
+def _lookup(mapping: ById | None, object_id: Any, default: Any = None) -> Any:
     """``mapping[id]`` whether its keys are ints or strings (as after a JSON round trip)."""
-    mapping = mapping or {}
-    return mapping.get(int(object_id), mapping.get(str(int(object_id)), default))
+    table: Mapping[Any, Any] = mapping or {}
+    return table.get(int(object_id), table.get(str(int(object_id)), default))
 
 
-def _nanmean(values) -> float:
-    values = np.asarray(values, float)
-    values = values[~np.isnan(values)]
-    return float(values.mean()) if values.size else float("nan")
+def _nanmean(values: ArrayLike) -> float:
+    array = np.asarray(values, float)
+    array = array[~np.isnan(array)]
+    return float(array.mean()) if array.size else float("nan")

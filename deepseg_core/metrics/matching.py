@@ -8,7 +8,13 @@ any higher recall) read at recall 0, 0.01, ..., 1 and averaged.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
 import numpy as np
+
+if TYPE_CHECKING:
+    from numpy.typing import ArrayLike
 
 #: COCO's IoU thresholds .50:.05:.95.
 IOU_THRESHOLDS = np.round(np.linspace(0.5, 0.95, 10), 2)
@@ -16,7 +22,7 @@ IOU_THRESHOLDS = np.round(np.linspace(0.5, 0.95, 10), 2)
 RECALL_POINTS = np.linspace(0.0, 1.0, 101)
 
 
-def truth_objects(truth_ids) -> tuple[np.ndarray, np.ndarray]:
+def truth_objects(truth_ids: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
     """The ids (> 0) present in an instance-id array and ``dense``: the array as 0..g indices."""
     ids, dense = np.unique(np.asarray(truth_ids), return_inverse=True)
     dense = dense.reshape(np.shape(truth_ids))
@@ -25,7 +31,7 @@ def truth_objects(truth_ids) -> tuple[np.ndarray, np.ndarray]:
     return ids, dense + 1  # no background pixel in the tile: shift so that 0 stays free
 
 
-def mask_ious(dense_truth: np.ndarray, ntruth: int, masks) -> np.ndarray:
+def mask_ious(dense_truth: np.ndarray, ntruth: int, masks: Sequence[np.ndarray]) -> np.ndarray:
     """IoU ``(npred, ntruth)`` of boolean masks with the objects of a dense 0..g id array."""
     truth_area = np.bincount(dense_truth.ravel(), minlength=ntruth + 1)[1:]
     ious = np.zeros((len(masks), ntruth))
@@ -36,7 +42,7 @@ def mask_ious(dense_truth: np.ndarray, ntruth: int, masks) -> np.ndarray:
     return ious
 
 
-def greedy_match(ious: np.ndarray, scores, threshold: float) -> np.ndarray:
+def greedy_match(ious: np.ndarray, scores: ArrayLike, threshold: float) -> np.ndarray:
     """True-positive flag of each prediction (input order) after one-to-one greedy matching."""
     npred, ntruth = ious.shape
     tp = np.zeros(npred, bool)
@@ -51,7 +57,7 @@ def greedy_match(ious: np.ndarray, scores, threshold: float) -> np.ndarray:
     return tp
 
 
-def pr_curve(scores, tp, ntruth: int) -> tuple[np.ndarray, np.ndarray]:
+def pr_curve(scores: ArrayLike, tp: ArrayLike, ntruth: int) -> tuple[np.ndarray, np.ndarray]:
     """Recall and precision after each prediction, in descending score order."""
     order = np.argsort(-np.asarray(scores, float), kind="mergesort")
     hits = np.asarray(tp, bool)[order]
@@ -62,7 +68,7 @@ def pr_curve(scores, tp, ntruth: int) -> tuple[np.ndarray, np.ndarray]:
     return recall, precision
 
 
-def interpolated_precision(scores, tp, ntruth: int) -> np.ndarray:
+def interpolated_precision(scores: ArrayLike, tp: ArrayLike, ntruth: int) -> np.ndarray:
     """Precision envelope read at COCO's 101 recall points (0 beyond the highest recall)."""
     recall, precision = pr_curve(scores, tp, ntruth)
     envelope = np.maximum.accumulate(precision[::-1])[::-1] if precision.size else precision
@@ -73,7 +79,7 @@ def interpolated_precision(scores, tp, ntruth: int) -> np.ndarray:
     return sampled
 
 
-def average_precision(scores, tp, ntruth: int) -> float:
+def average_precision(scores: ArrayLike, tp: ArrayLike, ntruth: int) -> float:
     """COCO 101-point interpolated AP; nan without truth objects, 0 without predictions."""
     if not ntruth:
         return float("nan")
@@ -82,7 +88,7 @@ def average_precision(scores, tp, ntruth: int) -> float:
 
 def detection_scores(tp: int, fp: int, fn: int) -> tuple[float, float, float]:
     """Precision, recall and F1 = 2TP / (2TP + FP + FN) from counts (nan where undefined)."""
-    def ratio(a, b):
+    def ratio(a: float, b: float) -> float:
         return a / b if b else float("nan")
 
     return ratio(tp, tp + fp), ratio(tp, tp + fn), ratio(2 * tp, 2 * tp + fp + fn)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +13,8 @@ from .confusion import row_normalized
 ANNOTATE_MAX = 20
 
 
-def plot_confusion(counts, class_names, path, title: str | None = None) -> Path:
+def plot_confusion(counts: np.ndarray, class_names: Sequence[str], path: Path,
+                   title: str | None = None) -> Path:
     """A PNG of the confusion matrix: counts and row-normalized (producer's accuracy)."""
     from matplotlib.figure import Figure
 
@@ -44,7 +46,7 @@ def plot_confusion(counts, class_names, path, title: str | None = None) -> Path:
     return path
 
 
-def plot_pr_curves(curves: dict[str, tuple[np.ndarray, np.ndarray]], path,
+def plot_pr_curves(curves: dict[str, tuple[np.ndarray, np.ndarray]], path: Path,
                    title: str | None = None) -> Path:
     """A PNG of (interpolated) precision-recall curves, ``{label: (recall, precision)}``."""
     from matplotlib.figure import Figure

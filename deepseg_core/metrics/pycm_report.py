@@ -8,8 +8,10 @@ accuracy (per predicted class), recall the producer's accuracy (per reference cl
 from __future__ import annotations
 
 import warnings
+from collections.abc import Iterable, Sequence
 from functools import partial
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -17,6 +19,12 @@ from ..errors import DeepSegError
 from ..io.atomic import staged
 from .base import SEMANTIC, as_float, check_class_names, merged_metric
 from .confusion import as_pycm_matrix, confusion_counts
+
+if TYPE_CHECKING:
+    from _typeshed import StrPath
+    from numpy.typing import ArrayLike
+
+    from .base import State
 
 #: pycm's per-class statistic for each per-class summary key.
 CLASS_STATS = {"F1": "F1", "IoU": "J", "precision": "PPV", "recall": "TPR"}
@@ -28,24 +36,25 @@ class PycmMetric:
     applies_to = SEMANTIC
     kind = "pycm"
 
-    def __init__(self, class_names, ignore_label: int | None = None):
+    def __init__(self, class_names: Sequence[str], ignore_label: int | None = None) -> None:
         self.class_names = check_class_names(class_names)
         self.ignore_label = ignore_label
         n = len(self.class_names)
         self.counts = np.zeros((n, n), np.int64)
 
-    def update(self, truth, prediction, valid=None, **extra) -> None:
+    def update(self, truth: ArrayLike, prediction: ArrayLike, valid: ArrayLike | None = None,
+               **extra: Any) -> None:
         """Add the pixels of one tile (ignored pixels and ``valid == False`` left out)."""
         self.counts += confusion_counts(truth, prediction, len(self.class_names),
                                         self.ignore_label, valid)
 
-    def state(self) -> dict:
+    def state(self) -> State:
         """Class names, ignore label and the counts matrix (rows = truth), as JSON types."""
         return {"kind": self.kind, "class_names": list(self.class_names),
                 "ignore_label": self.ignore_label, "counts": self.counts.tolist()}
 
     @classmethod
-    def merge(cls, states: list[dict]) -> PycmMetric:
+    def merge(cls, states: list[State]) -> PycmMetric:
         """A metric whose counts are the sum of the counts of ``states`` (e.g. all folds)."""
         metric, states = merged_metric(cls, states)
         for state in states:
@@ -56,7 +65,7 @@ class PycmMetric:
             metric.counts += counts.astype(np.int64)
         return metric
 
-    def confusion_matrix(self):
+    def confusion_matrix(self) -> Any:
         """The counts as a ``pycm.ConfusionMatrix`` (rows = reference, columns = mapped)."""
         import pycm
 
@@ -75,7 +84,7 @@ class PycmMetric:
             result.update({f"{key}[{name}]": value for name, value in values.items()})
         return result
 
-    def write_report(self, folder, stem: str) -> list[Path]:
+    def write_report(self, folder: StrPath, stem: str) -> list[Path]:
         """pycm HTML, CSV (statistics and matrix) and stat text, plus a confusion-matrix PNG."""
         from .plots import plot_confusion
 
@@ -100,6 +109,6 @@ class PycmMetric:
         return paths
 
 
-def _nanmean(values) -> float:
-    values = np.array([v for v in values if not np.isnan(v)], float)
-    return float(values.mean()) if values.size else float("nan")
+def _nanmean(values: Iterable[float]) -> float:
+    kept = np.array([v for v in values if not np.isnan(v)], float)
+    return float(kept.mean()) if kept.size else float("nan")

@@ -4,15 +4,20 @@ from __future__ import annotations
 
 import csv
 import math
+from collections.abc import Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ..io.atomic import staged
 from .base import as_float
 
+if TYPE_CHECKING:
+    from _typeshed import StrPath
 
-def fold_statistics(summaries: dict) -> dict[str, dict]:
+
+def fold_statistics(summaries: Mapping[str, Mapping[str, float]]) -> dict[str, dict[str, Any]]:
     """``{statistic: {'folds': [...], 'mean': m, 'std': s}}`` over ``{fold: summary}``.
 
     Statistics missing from a fold count as nan; nan values are left out of mean and std.
@@ -31,7 +36,8 @@ def fold_statistics(summaries: dict) -> dict[str, dict]:
     return table
 
 
-def fold_summary(summaries: dict, folder, stem: str = "folds", digits: int = 4) -> list[Path]:
+def fold_summary(summaries: Mapping[str, Mapping[str, float]], folder: StrPath,
+                 stem: str = "folds", digits: int = 4) -> list[Path]:
     """Write ``stem.csv`` and ``stem.md`` tables of the statistics per fold and mean ± std."""
     folder = Path(folder)
     folds = [str(f) for f in summaries]

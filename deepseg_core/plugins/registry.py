@@ -16,6 +16,7 @@ if TYPE_CHECKING:
 
     from ..contracts.model import ModelPlugin
     from ..contracts.raster import RasterReader, RasterWriter, Window
+    from ..metrics.base import MetricFactory
 
 Kind = Literal["reader", "writer", "tiler", "model", "augmenter", "metric", "command"]
 KINDS: tuple[Kind, ...] = ("reader", "writer", "tiler", "model", "augmenter", "metric", "command")
@@ -83,7 +84,7 @@ class Registry:
         self._check("augmenter", name, factory)
         self._add("augmenter", name, factory, override)
 
-    def add_metric(self, name: str, factory: Callable[..., Any], override: bool = False) -> None:
+    def add_metric(self, name: str, factory: MetricFactory, override: bool = False) -> None:
         """Register a metric factory as ``name``; ``override=True`` replaces an existing one."""
         self._check("metric", name, factory)
         self._add("metric", name, factory, override)
@@ -130,6 +131,8 @@ class Registry:
     def get(self, kind: Literal["tiler"], name: str) -> Tiler: ...
     @overload
     def get(self, kind: Literal["command"], name: str) -> click.Command: ...
+    @overload
+    def get(self, kind: Literal["metric"], name: str) -> MetricFactory: ...
     @overload
     def get(self, kind: Kind, name: str) -> Any: ...
 
