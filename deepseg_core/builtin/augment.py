@@ -8,23 +8,28 @@ from __future__ import annotations
 
 import math
 import numbers
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from deepseg_core import hookimpl
 from deepseg_core.errors import DeepSegError
 
+if TYPE_CHECKING:
+    from ..plugins.registry import Registry
+
 SHAPE_KEEPING = (0, 2, 4, 6)  # the dihedral transforms that keep a non-square tile's shape
 
 
-def _number(augmenter: str, name: str, value, low: float, high: float = math.inf) -> float:
+def _number(augmenter: str, name: str, value: object, low: float,
+            high: float = math.inf) -> float:
     """``value`` as a float in [low, high], else a DeepSegError naming the parameter."""
-    if (isinstance(value, bool) or not isinstance(value, numbers.Real)
-            or not low <= value <= high or math.isnan(value)):
+    number = float(value) if isinstance(value, numbers.Real) else math.nan
+    if isinstance(value, bool) or not low <= number <= high or math.isnan(number):
         expected = f"a number >= {low}" if high == math.inf else f"a number in [{low}, {high}]"
         raise DeepSegError(f"augmenter {augmenter!r}: parameter {name}={value!r}: "
                            f"expected {expected}")
-    return float(value)
+    return number
 
 
 def dihedral(array: np.ndarray, k: int) -> np.ndarray:
@@ -41,10 +46,11 @@ class FlipRotate:
     that keep its shape.
     """
 
-    def __init__(self, p: float = 1.0):
+    def __init__(self, p: float = 1.0) -> None:
         self.p = _number("flips", "p", p, 0.0, 1.0)
 
-    def __call__(self, image: np.ndarray, label: np.ndarray, rng: np.random.Generator):
+    def __call__(self, image: np.ndarray, label: np.ndarray,
+                 rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
         """The transformed (image, label)."""
         if self.p < 1.0 and rng.random() >= self.p:
             return image, label
@@ -66,18 +72,19 @@ class RadiometricJitter:
     """
 
     def __init__(self, brightness: float = 0.1, contrast: float = 0.1, noise: float = 0.02,
-                 p: float = 1.0):
+                 p: float = 1.0) -> None:
         self.brightness = _number("jitter", "brightness", brightness, 0.0)
         self.contrast = _number("jitter", "contrast", contrast, 0.0, 1.0)
         self.noise = _number("jitter", "noise", noise, 0.0)
         self.p = _number("jitter", "p", p, 0.0, 1.0)
 
-    def __call__(self, image: np.ndarray, label: np.ndarray, rng: np.random.Generator):
+    def __call__(self, image: np.ndarray, label: np.ndarray,
+                 rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
         """The jittered image (float32) and the unchanged label."""
         if self.p < 1.0 and rng.random() >= self.p:
             return image, label
         image = np.asarray(image, dtype=np.float32)
-        bands = image.shape[-1]
+        bands: int = image.shape[-1]
         shift = rng.uniform(-self.brightness, self.brightness, bands).astype(np.float32)
         scale = rng.uniform(1 - self.contrast, 1 + self.contrast, bands).astype(np.float32)
         mean = image.mean(axis=(0, 1), dtype=np.float32)
@@ -88,6 +95,6 @@ class RadiometricJitter:
 
 
 @hookimpl(tryfirst=True)  # built-ins register first: others may override
-def deepseg_register_augmenters(registry):
+def deepseg_register_augmenters(registry: Registry) -> None:
     registry.add_augmenter("flips", FlipRotate)
     registry.add_augmenter("jitter", RadiometricJitter)

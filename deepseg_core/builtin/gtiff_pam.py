@@ -10,6 +10,8 @@ raster through its temporary name.
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
+from collections.abc import Iterator, Mapping, Sequence
+from os import PathLike
 from pathlib import Path
 from xml.sax.saxutils import escape
 
@@ -24,7 +26,10 @@ ROWS_HERE = "rows-follow"  # placeholder row replaced by the streamed rows
 USAGE = {"Generic": 0, "Name": 2, "MinMax": 5, "Red": 6, "Green": 7, "Blue": 8, "Alpha": 9}
 
 
-def sidecar_path(path) -> Path:
+StrPath = str | PathLike[str]
+
+
+def sidecar_path(path: StrPath) -> Path:
     """The PAM sidecar GDAL reads beside ``path``."""
     return Path(f"{path}.aux.xml")
 
@@ -32,14 +37,16 @@ def sidecar_path(path) -> Path:
 def attribute_rows(info: RasterInfo) -> list[tuple[int, tuple[int, int, int, int], str]]:
     """(value, rgba, class name) for each value 0..n-1 that has a colour or a name."""
     names = list(info.class_names or ())
-    colours = {int(k): tuple(int(v) for v in c) for k, c in (info.colormap or {}).items()}
+    colours = {int(k): _rgba(c) for k, c in (info.colormap or {}).items()}
     n = max(len(names), max(colours, default=-1) + 1)
-    rows = []
-    for value in range(n):
-        rgba = colours.get(value, (0, 0, 0, 0))
-        rgba = tuple(rgba) + (255,) * (4 - len(rgba))
-        rows.append((value, rgba, names[value] if value < len(names) else ""))
-    return rows
+    return [(value, colours.get(value, (0, 0, 0, 0)), names[value] if value < len(names) else "")
+            for value in range(n)]
+
+
+def _rgba(colour: Sequence[int]) -> tuple[int, int, int, int]:
+    """A colour table entry as (r, g, b, a), opaque where it has no alpha."""
+    r, g, b, *alpha = (int(v) for v in colour)
+    return r, g, b, alpha[0] if alpha else 255
 
 
 def _field(table: ET.Element, index: int, name: str, kind: int, usage: str) -> None:
@@ -70,7 +77,7 @@ def band_element(info: RasterInfo) -> ET.Element:
     return band
 
 
-def table_element(columns: dict) -> ET.Element:
+def table_element(columns: Mapping[str, np.ndarray]) -> ET.Element:
     """The field definitions of a thematic ``GDALRasterAttributeTable`` of ``{name: values}``
     (rows are streamed by :func:`write_table_sidecar`); ``ClassName`` gets usage Name."""
     table = ET.Element("GDALRasterAttributeTable", tableType="thematic")
@@ -83,14 +90,14 @@ def table_element(columns: dict) -> ET.Element:
     return table
 
 
-def _rows(columns: dict):
+def _rows(columns: Mapping[str, np.ndarray]) -> Iterator[str]:
     arrays = [np.asarray(v) for v in columns.values()]
     for r in range(max((len(v) for v in arrays), default=0)):
         cells = "".join(f"<F>{escape(str(v[r])) if r < len(v) else ''}</F>" for v in arrays)
         yield f'<Row index="{r}">{cells}</Row>\n'
 
 
-def write_table_sidecar(path, columns: dict) -> Path:
+def write_table_sidecar(path: StrPath, columns: Mapping[str, np.ndarray]) -> Path:
     """Put ``columns`` as band 1's attribute table into ``path.aux.xml`` (other content kept).
     Rows are written as a stream: an instance raster's table has a row per instance."""
     target = _update_band1(path, [table_element(columns)])
@@ -104,7 +111,7 @@ def write_table_sidecar(path, columns: dict) -> Path:
     return target
 
 
-def write_class_sidecar(path, info: RasterInfo) -> Path | None:
+def write_class_sidecar(path: StrPath, info: RasterInfo) -> Path | None:
     """Write (or update) ``path.aux.xml`` with band 1's class names; None when there are none.
 
     A sidecar GDAL wrote itself is kept, only band 1's names and table are replaced. The
@@ -115,7 +122,7 @@ def write_class_sidecar(path, info: RasterInfo) -> Path | None:
     return _update_band1(path, list(band_element(info)))
 
 
-def _update_band1(path, elements: list[ET.Element]) -> Path:
+def _update_band1(path: StrPath, elements: list[ET.Element]) -> Path:
     """Replace band 1's CategoryNames/attribute table in ``path.aux.xml`` by ``elements``."""
     target = sidecar_path(path)
     root = None

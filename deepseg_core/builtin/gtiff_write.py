@@ -13,7 +13,9 @@ import contextlib
 import json
 import os
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import rasterio
@@ -28,6 +30,7 @@ from deepseg_core.errors import DeepSegError, io_error
 from ..contracts.raster import RasterInfo, SinkBase, Window
 from .gtiff_pam import write_class_sidecar, write_table_sidecar
 
+StrPath = str | os.PathLike[str]  # a file, or a GDAL path such as /vsimem/...
 CLASS_NAMES_TAG = "CLASS_NAMES"  # band 1: JSON list, index = pixel value (DeepSeg's reader);
 # GDAL and QGIS get the names from the .aux.xml sidecar (gtiff_pam)
 LAYER_TYPE_TAG = "LAYER_TYPE"  # band 1: 'thematic' (the KEA/GDAL convention)
@@ -46,7 +49,7 @@ def reason(exc: BaseException) -> str:
 
 
 @contextlib.contextmanager
-def quiet():
+def quiet() -> Iterator[None]:
     """Silence rasterio's warning for rasters without georeference (info.crs None says it)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", NotGeoreferencedWarning)
@@ -62,12 +65,13 @@ def auto_overviews(width: int, height: int, blocksize: int) -> list[int]:
     return factors
 
 
-def _settings(path, info: RasterInfo, options: dict, cog: bool) -> tuple[dict, dict]:
+def _settings(path: StrPath, info: RasterInfo, options: dict[str, Any],
+              cog: bool) -> tuple[dict[str, Any], dict[str, Any]]:
     """Validated writer options and the remaining GDAL creation options."""
     opts = {**_DEFAULTS, "overviews": "auto" if cog else None, **options}
     s = {k: opts.pop(k) for k in _DEFAULTS}
 
-    def bad(name, expected):
+    def bad(name: str, expected: str) -> DeepSegError:
         return DeepSegError(f"{path}: writer option {name}={s[name]!r}: expected {expected}")
 
     size = s["blocksize"]
@@ -77,7 +81,8 @@ def _settings(path, info: RasterInfo, options: dict, cog: bool) -> tuple[dict, d
         raise bad("tiled", "true (a COG is always tiled)" if cog else "true or false")
     if s["compress"] is not None and not isinstance(s["compress"], str):
         raise bad("compress", "a GDAL compression name such as 'deflate', or none")
-    s["compress"] = None if str(s["compress"]).lower() == "none" else s["compress"].lower()
+    compress = s["compress"]
+    s["compress"] = None if compress is None or compress.lower() == "none" else compress.lower()
     if str(s["bigtiff"]).upper() not in ("YES", "NO", "IF_NEEDED", "IF_SAFER"):
         raise bad("bigtiff", "YES, NO, IF_NEEDED or IF_SAFER")
     s["bigtiff"] = s["bigtiff"].upper()
@@ -87,7 +92,7 @@ def _settings(path, info: RasterInfo, options: dict, cog: bool) -> tuple[dict, d
     if ovr in (None, False) or (isinstance(ovr, str) and ovr.lower() == "none"):
         s["overviews"] = []
     elif isinstance(ovr, str) and ovr.lower() == "auto":
-        s["overviews"] = "auto" if cog else auto_overviews(info.width, info.height, size)
+        s["overviews"] = "auto" if cog else auto_overviews(info.width, info.height, int(size))
     elif not isinstance(ovr, (list, tuple)) or not all(
             isinstance(f, int) and not isinstance(f, bool) and f >= 2 for f in ovr):
         raise bad("overviews", "none, 'auto' or a list of integer factors >= 2")
@@ -100,7 +105,7 @@ def _settings(path, info: RasterInfo, options: dict, cog: bool) -> tuple[dict, d
     return s, {k.lower(): v for k, v in opts.items()}
 
 
-def _profile(info: RasterInfo, s: dict, extra: dict) -> dict:
+def _profile(info: RasterInfo, s: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
     profile = dict(driver="GTiff", width=info.width, height=info.height, count=info.count,
                    dtype=info.dtype, crs=info.crs, nodata=info.nodata, bigtiff=s["bigtiff"],
                    transform=None if info.transform == Affine.identity() else info.transform)
@@ -113,7 +118,7 @@ def _profile(info: RasterInfo, s: dict, extra: dict) -> dict:
     return {**profile, **extra}
 
 
-def _write_extras(ds, info: RasterInfo) -> None:
+def _write_extras(ds: Any, info: RasterInfo) -> None:
     """Band descriptions, colour table, class names and metadata tags."""
     for band, text in enumerate(info.descriptions[:info.count], start=1):
         if text:
@@ -132,9 +137,11 @@ def _write_extras(ds, info: RasterInfo) -> None:
 class GTiffSink(SinkBase):
     """A GeoTIFF being written window by window; ``close()`` builds its overviews."""
 
-    def __init__(self, path, info: RasterInfo, target: str, profile: dict, settings: dict):
+    def __init__(self, path: StrPath, info: RasterInfo, target: str, profile: dict[str, Any],
+                 settings: dict[str, Any]) -> None:
         self.path, self.info = Path(path), info
-        self._target, self._settings, self._ds = target, settings, None
+        self._target, self._settings = target, settings
+        self._ds: Any = None  # the open rasterio dataset
         if "://" not in str(path) and not str(path).startswith("/vsi"):
             self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
@@ -173,6 +180,7 @@ class GTiffSink(SinkBase):
                 ds.build_overviews(list(factors), Resampling[self._settings["resampling"]])
 
     def abort(self) -> None:
+        """Close the file without finishing it."""
         if self._ds is not None:
             self._ds.close()
             self._ds = None
@@ -180,7 +188,8 @@ class GTiffSink(SinkBase):
 class CogSink(GTiffSink):
     """Writes a temporary tiled GeoTIFF, converted to a Cloud Optimized GeoTIFF at close."""
 
-    def __init__(self, path, info: RasterInfo, settings: dict, extra: dict):
+    def __init__(self, path: StrPath, info: RasterInfo, settings: dict[str, Any],
+                 extra: dict[str, Any]) -> None:
         self._extra = extra
         temp = Path(path).with_name(f".{Path(path).name}.partial.tif")
         quick = {**settings, "compress": "deflate", "predictor": None, "tiled": True}
@@ -211,7 +220,7 @@ class CogSink(GTiffSink):
 
 
 class _Tables:
-    def add_attribute_table(self, path, columns: dict) -> None:
+    def add_attribute_table(self, path: StrPath, columns: dict[str, np.ndarray]) -> None:
         """Give a finished raster band 1's attribute table ``{name: values}`` (in .aux.xml)."""
         try:
             write_table_sidecar(path, columns)
@@ -224,7 +233,7 @@ class GTiffWriter(_Tables):
 
     extensions: tuple[str, ...] = (".tif", ".tiff")
 
-    def create(self, path, info: RasterInfo, **options) -> GTiffSink:
+    def create(self, path: StrPath, info: RasterInfo, **options: Any) -> GTiffSink:
         """Start writing ``path`` (options: see the module docstring)."""
         settings, extra = _settings(path, info, options, cog=False)
         return GTiffSink(path, info, str(path), _profile(info, settings, extra), settings)
@@ -235,7 +244,7 @@ class CogWriter(_Tables):
 
     extensions: tuple[str, ...] = ()  # writes .tif too, but only when asked by name
 
-    def create(self, path, info: RasterInfo, **options) -> CogSink:
+    def create(self, path: StrPath, info: RasterInfo, **options: Any) -> CogSink:
         """Start writing ``path`` (options: see the module docstring)."""
         settings, extra = _settings(path, info, options, cog=True)
         return CogSink(path, info, settings, extra)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import rasterio
@@ -21,6 +22,11 @@ from deepseg_core.errors import DeepSegError
 from ..contracts.raster import RasterInfo, SourceBase, Window
 from .gtiff_write import CLASS_NAMES_TAG, LAYER_TYPE_TAG, CogWriter, GTiffWriter, quiet, reason
 
+if TYPE_CHECKING:
+    from _typeshed import StrPath
+
+    from ..plugins.registry import Registry
+
 __all__ = ["GdalReader", "GdalSource", "GTiffWriter", "CogWriter"]
 
 # Windows stream through once (twice where tiles overlap): GDAL's default block cache of 5 %
@@ -28,13 +34,13 @@ __all__ = ["GdalReader", "GdalSource", "GTiffWriter", "CogWriter"]
 os.environ.setdefault("GDAL_CACHEMAX", "64")
 
 
-def _open(path):
+def _open(path: StrPath) -> Any:  # a rasterio dataset
     """rasterio.open, quietly: no georeference is reported as info.crs None instead."""
     with quiet():
         return rasterio.open(str(path))
 
 
-def _colormap(ds, keep: int) -> dict[int, tuple[int, int, int, int]] | None:
+def _colormap(ds: Any, keep: int) -> dict[int, tuple[int, int, int, int]] | None:
     """Band 1's colour table without the unset black entries GDAL pads it with."""
     try:
         cmap = ds.colormap(1)
@@ -42,7 +48,8 @@ def _colormap(ds, keep: int) -> dict[int, tuple[int, int, int, int]] | None:
         return None
     last = max((v for v, rgba in cmap.items() if tuple(rgba[:3]) != (0, 0, 0)), default=-1)
     last = max(last, keep - 1)
-    return {int(v): tuple(int(c) for c in rgba) for v, rgba in cmap.items() if v <= last} or None
+    return {int(v): (int(rgba[0]), int(rgba[1]), int(rgba[2]), int(rgba[3]))
+            for v, rgba in cmap.items() if v <= last} or None
 
 
 def _class_names(tags: dict[str, str]) -> tuple[str, ...] | None:
@@ -53,7 +60,7 @@ def _class_names(tags: dict[str, str]) -> tuple[str, ...] | None:
     return tuple(str(n) for n in names) if isinstance(names, list) else None
 
 
-def _info(ds) -> RasterInfo:
+def _info(ds: Any) -> RasterInfo:
     """RasterInfo of an open rasterio dataset."""
     band_tags = ds.tags(1) if ds.count else {}
     class_names = _class_names(band_tags)
@@ -70,7 +77,7 @@ def _info(ds) -> RasterInfo:
 class GdalSource(SourceBase):
     """An open raster read through rasterio; windows reaching outside it are padded."""
 
-    def __init__(self, path):
+    def __init__(self, path: StrPath) -> None:
         self.path = Path(path)
         try:
             self._ds = _open(path)
@@ -100,7 +107,8 @@ class GdalSource(SourceBase):
             out = np.full((len(bands), window.height, window.width), fill, dtype=info.dtype)
             if inner.height and inner.width:
                 placed = inner.shift(-window.row_off, -window.col_off)
-                out[(slice(None), *placed.slices)] = self._read(bands, inner)
+                rows, cols = placed.slices
+                out[:, rows, cols] = self._read(bands, inner)
             return out
         except Exception as exc:  # GDAL raises several unrelated types for a damaged file
             raise DeepSegError(f"{self.path}: cannot read pixels of {window} (truncated or "
@@ -121,7 +129,7 @@ class GdalReader:
 
     extensions: tuple[str, ...] = ()
 
-    def can_open(self, path) -> bool:
+    def can_open(self, path: StrPath) -> bool:
         """True when GDAL recognises the file (a missing or non-raster file: False)."""
         text = str(path)
         if "://" not in text and not text.startswith("/vsi") and not Path(text).exists():
@@ -132,17 +140,17 @@ class GdalReader:
         except (RasterioError, OSError, ValueError):
             return False
 
-    def open(self, path) -> GdalSource:
+    def open(self, path: StrPath) -> GdalSource:
         """Open ``path`` for windowed reads."""
         return GdalSource(path)
 
 
 @hookimpl(tryfirst=True)  # built-ins register first: others may override
-def deepseg_register_readers(registry):
+def deepseg_register_readers(registry: Registry) -> None:
     registry.add_reader("gdal", GdalReader())
 
 
 @hookimpl(tryfirst=True)  # built-ins register first: others may override
-def deepseg_register_writers(registry):
+def deepseg_register_writers(registry: Registry) -> None:
     registry.add_writer("gtiff", GTiffWriter())
     registry.add_writer("cog", CogWriter())

@@ -9,16 +9,21 @@ that tiles own for prediction come from :func:`deepseg_core.geo.tiling.tile_core
 from __future__ import annotations
 
 import operator
+from typing import TYPE_CHECKING, Any
 
 from deepseg_core import hookimpl
 from deepseg_core.errors import DeepSegError
 
 from ..contracts.raster import Window
 
+if TYPE_CHECKING:
+    from ..plugins.registry import Registry
 
-def _check(width, height, tilesize, overlap) -> tuple[int, int, int, int]:
-    values = {"width": width, "height": height, "tilesize": tilesize, "overlap": overlap}
-    for name, value in values.items():
+
+def _check(width: Any, height: Any, tilesize: Any, overlap: Any) -> tuple[int, int, int, int]:
+    given = {"width": width, "height": height, "tilesize": tilesize, "overlap": overlap}
+    values: dict[str, int] = {}
+    for name, value in given.items():
         if isinstance(value, bool):
             raise DeepSegError(f"grid tiler: {name} must be an integer, got {value!r}")
         try:
@@ -52,5 +57,5 @@ def grid_tiles(width: int, height: int, tilesize: int, overlap: int) -> list[Win
 
 
 @hookimpl(tryfirst=True)  # built-ins register first: others may override
-def deepseg_register_tilers(registry):
+def deepseg_register_tilers(registry: Registry) -> None:
     registry.add_tiler("grid", grid_tiles)

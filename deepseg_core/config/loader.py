@@ -149,7 +149,7 @@ def load_raw(path: Path, chain: tuple[Path, ...] = ()) -> dict:
 
 def _check_files(path: Path, exp: Experiment) -> list[str]:
     problems = []
-    groups = [("images", exp.images, exp.labels, "labels")] if not exp.scenes else [
+    groups = [("images", exp.images or [], exp.labels, "labels")] if not exp.scenes else [
         (f"scenes[{n}].images", scene.images, scene.labels, f"scenes[{n}].labels")
         for n, scene in enumerate(exp.scenes)] + [("images", [], exp.labels, "labels")]
     for where, images, labels, lwhere in groups:

@@ -30,6 +30,7 @@ from ..errors import DeepSegError
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
+    from types import TracebackType
 
     from _typeshed import StrPath
     from numpy.typing import ArrayLike
@@ -108,7 +109,8 @@ class RasterSource(Protocol):
 
     def __enter__(self) -> RasterSource: ...
 
-    def __exit__(self, *exc: object) -> None: ...
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None: ...
 
 
 class RasterSink(Protocol):
@@ -124,7 +126,8 @@ class RasterSink(Protocol):
 
     def __enter__(self) -> RasterSink: ...
 
-    def __exit__(self, *exc: object) -> None: ...
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None: ...
 
 
 class RasterReader(Protocol):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import rasterio
@@ -19,6 +20,8 @@ from shapely import affinity
 from shapely.geometry import LineString, Point, Polygon, box
 
 from .render import render
+
+Geometry = Any  # a shapely geometry (shapely ships no types)
 
 CRS = "EPSG:2193"  # NZTM
 RESOLUTION = 0.5
@@ -38,7 +41,7 @@ class Scene:
     counts: dict[str, int]
 
 
-def _water(rng, extent: float):
+def _water(rng: np.random.Generator, extent: float) -> Geometry:
     """A meandering river across the scene and a lobed lake."""
     u = np.linspace(-0.2 * extent, 1.2 * extent, 90)
     v = rng.uniform(0.25, 0.75) * extent + 0.12 * extent * np.sin(
@@ -52,7 +55,7 @@ def _water(rng, extent: float):
     return shapely.union(river, Polygon(np.column_stack([cx + r * np.cos(a), cy + r * np.sin(a)])))
 
 
-def _roads(rng, extent: float):
+def _roads(rng: np.random.Generator, extent: float) -> tuple[list[LineString], Geometry]:
     """Centre lines (every other one curved) and their union, 5 to 7 m wide."""
     lines = []
     for k in range(2 + int(extent // 250)):
@@ -68,10 +71,13 @@ def _roads(rng, extent: float):
     return lines, roads
 
 
-def _buildings(rng, extent: float, lines, blocked):
+def _buildings(rng: np.random.Generator, extent: float, lines: list[LineString],
+               blocked: Geometry) -> tuple[list[Polygon], np.ndarray]:
     """Rectangles (mostly facing a road), clear of roads, water and each other."""
     shapely.prepare(blocked)
-    want, placed, kept = max(2, int(extent**2 / 3500)), [], []
+    want = max(2, int(extent**2 / 3500))
+    placed: list[Polygon] = []
+    kept: list[tuple[float, ...]] = []
     for _ in range(want * 40):
         if len(placed) >= want:
             break
@@ -97,7 +103,8 @@ def _buildings(rng, extent: float, lines, blocked):
     return placed, np.array(kept).reshape(-1, 5)  # cx, cy, ridge normal x/y, height
 
 
-def _trees(rng, extent: float, blocked):
+def _trees(rng: np.random.Generator, extent: float,
+           blocked: Geometry) -> tuple[list[Polygon], np.ndarray]:
     """Crowns of radius 2-8 m, mostly in clumps, clear of buildings, roads and water."""
     shapely.prepare(blocked)
     want = max(8, int(extent**2 / 700))
@@ -117,7 +124,7 @@ def _trees(rng, extent: float, blocked):
     return [Point(x, y).buffer(r, quad_segs=12) for x, y, r in crowns], crowns
 
 
-def make_scene(folder, size: int = 1024, seed: int = 0) -> Scene:
+def make_scene(folder: str | Path, size: int = 1024, seed: int = 0) -> Scene:
     """Generate the scene into ``folder``: scene.tif (tiled GeoTIFF) and labels.gpkg."""
     import geopandas as gpd
 

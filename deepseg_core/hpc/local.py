@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import os
+from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
@@ -13,7 +14,7 @@ from ..errors import DeepSegError
 log = logging.getLogger(__name__)
 
 
-def _limit_threads(threads: int, gpus: list[str] = (), slots=None, workers: int = 1) -> None:
+def _limit_threads(threads: int, gpus: Sequence[str] = (), slots=None, workers: int = 1) -> None:
     """Worker start-up: share the cores, and the GPUs one share each (read when TensorFlow
     starts); the shard's messages shown as the CLI shows them, without progress bars."""
     from ..io.messages import show

@@ -9,6 +9,7 @@ own commands, whatever the experiment file holds.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 from ..errors import DeepSegError
@@ -146,7 +147,7 @@ def body(exp, job: str, stages: list[str], shards: int) -> tuple[list[str], list
     return head, ['deepseg merge "$EXPERIMENT"']
 
 
-def multiworker_commands(exp, run: list[str], tasks: tuple[int, int], gpus) -> list[str]:
+def multiworker_commands(exp, run: Sequence[str], tasks: tuple[int, int], gpus) -> list[str]:
     """dataprep once, ``srun deepseg train`` (one task per worker), then crossval once."""
     nodes, per_node = tasks
     deepseg = "deepseg"

@@ -22,7 +22,8 @@ from ..errors import DeepSegError
 if TYPE_CHECKING:
     from numpy.typing import ArrayLike
 
-SEMANTIC, INSTANCE = "semantic", "instance"
+SEMANTIC: Literal["semantic"] = "semantic"
+INSTANCE: Literal["instance"] = "instance"
 State = dict[str, Any]  # a metric's state: JSON types only
 
 
@@ -30,7 +31,9 @@ State = dict[str, Any]  # a metric's state: JSON types only
 class Metric(Protocol):
     """An accumulating evaluation metric over tiles, images and folds."""
 
-    applies_to: Literal["semantic", "instance"]
+    @property
+    def applies_to(self) -> Literal["semantic", "instance"]:
+        """Which segmentation type the metric scores."""
 
     def update(self, truth: ArrayLike, prediction: Any, **extra: Any) -> None:
         """Add one tile or image.
