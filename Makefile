@@ -26,5 +26,7 @@ TEST_WORKERS ?= $(shell $(PYTHON) -c 'import os; print(min(4, len(os.sched_getaf
 test: venv
 	$(VENV)/bin/python -m pytest -n $(TEST_WORKERS) --dist loadgroup
 
+# ruff over the repository, mypy over deepseg_core (pyproject.toml [tool.mypy]): seconds
 lint: venv
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy

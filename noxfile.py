@@ -29,9 +29,10 @@ def tests(session):
 
 @nox.session(reuse_venv=True)
 def lint(session):
-    """Ruff over the repository."""
-    session.install("ruff>=0.5")
+    """Ruff over the repository, then mypy over deepseg_core (pyproject.toml [tool.mypy])."""
+    session.install("-e", ".[lint]")
     session.run("ruff", "check", ".")
+    session.run("mypy")
 
 
 def plugin_session(name: str, folder: str):
