@@ -17,16 +17,14 @@ import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, overload
+from typing import Any, overload
 
 import numpy as np
 
 from ..errors import DeepSegError
 
-if TYPE_CHECKING:
-    from ..contracts.model import KerasModel
-
 Arrays = dict[str, list[np.ndarray]]  # layer name -> its variables
+KerasModel = Any  # a keras.Model (contracts.model's KerasModel, which imports this module)
 
 log = logging.getLogger(__name__)
 
