@@ -9,6 +9,8 @@ and trained on only where it overlaps no held-out tile.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
+
 import numpy as np
 
 
@@ -25,10 +27,10 @@ def overlap_pairs(rows: np.ndarray, cols: np.ndarray, size: int) -> list[tuple[i
     return pairs
 
 
-def _components(n: int, pairs) -> np.ndarray:
+def _components(n: int, pairs: Iterable[tuple[int, int]]) -> np.ndarray:
     parent = np.arange(n)
 
-    def find(a):
+    def find(a: int) -> int:
         while parent[a] != a:
             parent[a] = parent[parent[a]]
             a = parent[a]
@@ -53,7 +55,8 @@ def _balance(groups: np.ndarray, k: int) -> np.ndarray:
     return np.array([fold_of[g] for g in groups], dtype=np.int16)
 
 
-def assign_folds(rows, cols, size: int, k: int, block: int | None = None) -> np.ndarray:
+def assign_folds(rows: np.ndarray, cols: np.ndarray, size: int, k: int,
+                 block: int | None = None) -> np.ndarray:
     """Fold per tile (0..k-1, or -1 for buffer tiles)."""
     rows, cols = np.asarray(rows), np.asarray(cols)
     n = len(rows)
@@ -78,7 +81,8 @@ def assign_folds(rows, cols, size: int, k: int, block: int | None = None) -> np.
     return folds
 
 
-def split(folds: np.ndarray, rows, cols, size: int, held_out) -> tuple[np.ndarray, np.ndarray]:
+def split(folds: np.ndarray, rows: np.ndarray, cols: np.ndarray, size: int,
+          held_out: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
     """Indices of (training, held-out) tiles: training tiles overlap no held-out tile."""
     folds = np.asarray(folds)
     test = np.flatnonzero(np.isin(folds, list(held_out)))
@@ -91,7 +95,7 @@ def split(folds: np.ndarray, rows, cols, size: int, held_out) -> tuple[np.ndarra
     return train, test
 
 
-def assign_scene_folds(rows, cols, scenes, size: int, k: int,
+def assign_scene_folds(rows: np.ndarray, cols: np.ndarray, scenes: np.ndarray, size: int, k: int,
                        by_scene: bool = False) -> np.ndarray:
     """Fold per tile over several scenes (``scenes``: the scene index of each tile).
 
@@ -119,7 +123,8 @@ def assign_scene_folds(rows, cols, scenes, size: int, k: int,
     return folds
 
 
-def most_folds(rows, cols, scenes, size: int, k: int, by_scene: bool = False) -> int:
+def most_folds(rows: np.ndarray, cols: np.ndarray, scenes: np.ndarray, size: int, k: int,
+               by_scene: bool = False) -> int:
     """The largest fold count <= ``k`` that leaves no fold without tiles (0: no tiles)."""
     for n in range(k, 0, -1):
         folds = assign_scene_folds(rows, cols, scenes, size, n, by_scene)

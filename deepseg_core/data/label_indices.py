@@ -7,7 +7,12 @@ class or instance id. Any other index maps back to a value the tile already held
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
+
+if TYPE_CHECKING:
+    from numpy.typing import DTypeLike
 
 
 def to_indices(label: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -18,7 +23,8 @@ def to_indices(label: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return values, (inverse.reshape(label.shape) + 1).astype(dtype)
 
 
-def from_indices(indices: np.ndarray, values: np.ndarray, label_fill, dtype) -> np.ndarray:
+def from_indices(indices: np.ndarray, values: np.ndarray, label_fill: float,
+                 dtype: DTypeLike) -> np.ndarray:
     """The label back from indices; index 0 (outside) is ``label_fill``."""
     table = np.concatenate([np.array([label_fill], dtype=values.dtype), values])
     return table[np.clip(indices, 0, len(values))].astype(dtype, copy=False)

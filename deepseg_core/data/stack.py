@@ -73,7 +73,7 @@ class _File:
     """One open raster of a source and how it maps onto the grid."""
 
     def __init__(self, handle: RasterSource, grid: Grid, bands: list[int] | None,
-                 nodata: float | None, resampling: str, reproject: bool, where: str):
+                 nodata: float | None, resampling: str, reproject: bool, where: str) -> None:
         self.handle, self.info = handle, handle.info
         self.bands = bands or list(range(1, self.info.count + 1))
         if max(self.bands) > self.info.count or min(self.bands) < 1:
@@ -152,7 +152,8 @@ class ImageStack:
     """The experiment's image sources stacked band-wise; ``read(window)`` -> (data, valid)."""
 
     def __init__(self, images: Sequence[ImageSource], registry: Registry, crs: str | None = None,
-                 resolution: float | None = None, key: str = "images", grid: Grid | None = None):
+                 resolution: float | None = None, key: str = "images",
+                 grid: Grid | None = None) -> None:
         self._handles: list[RasterSource] = []
         self.sources: list[tuple[ImageSource, list[_File]]] = []
         self.key = key

@@ -11,9 +11,14 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..errors import io_error
+
+if TYPE_CHECKING:
+    from _typeshed import StrPath
 
 
 def fsync_dir(folder: Path) -> None:
@@ -46,18 +51,18 @@ def temporary(path: Path) -> Path:
 
 
 @contextlib.contextmanager
-def replacing(path, what: str = "cannot write"):
+def replacing(path: StrPath, what: str = "cannot write") -> Iterator[Path]:
     """``with replacing(path) as tmp:`` write ``tmp`` (any library); it replaces ``path`` only
     when the block succeeds, durably; OSError becomes one DeepSegError line naming ``path``."""
-    path = Path(path)
-    tmp = temporary(path)
+    target = Path(path)
+    tmp = temporary(target)
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        target.parent.mkdir(parents=True, exist_ok=True)
         yield tmp
-        commit(tmp, path)
+        commit(tmp, target)
     except OSError as exc:
         discard(tmp)
-        raise io_error(path, exc, what) from None
+        raise io_error(target, exc, what) from None
     except BaseException:
         discard(tmp)
         raise
@@ -94,7 +99,7 @@ def replace_durably(tmp: Path, path: Path) -> None:
     fsync_dir(Path(path).parent)
 
 
-def write_bytes(path, data: bytes) -> Path:
+def write_bytes(path: StrPath, data: bytes) -> Path:
     """Write ``data`` to ``path`` atomically (see the module docstring)."""
     with replacing(path) as tmp, open(tmp, "wb") as handle:
         handle.write(data)
@@ -102,27 +107,27 @@ def write_bytes(path, data: bytes) -> Path:
     return Path(path)
 
 
-def write_text(path, text: str, encoding: str = "utf-8") -> Path:
+def write_text(path: StrPath, text: str, encoding: str = "utf-8") -> Path:
     """Write ``text`` to ``path`` atomically."""
     return write_bytes(path, text.encode(encoding))
 
 
 @contextlib.contextmanager
-def staged(folder, label: str):
+def staged(folder: StrPath, label: str) -> Iterator[Path]:
     """``with staged(folder, stem) as stage:`` write several files into ``stage``; they are
     moved into ``folder`` only when all of them were written (reports: no half-written HTML
     next to a complete CSV). OSError becomes one DeepSegError naming ``folder/label``."""
-    folder = Path(folder)
-    stage = folder / f".staging-{os.getpid()}"
+    target = Path(folder)
+    stage = target / f".staging-{os.getpid()}"
     try:
         stage.mkdir(parents=True, exist_ok=True)
         yield stage
         for name in sorted(p.name for p in stage.iterdir()):
-            commit(stage / name, folder / name)
+            commit(stage / name, target / name)
         stage.rmdir()
     except OSError as exc:
         shutil.rmtree(stage, ignore_errors=True)
-        raise io_error(folder / label, exc) from None
+        raise io_error(target / label, exc) from None
     except BaseException:
         shutil.rmtree(stage, ignore_errors=True)
         raise

@@ -15,6 +15,7 @@ import logging
 import os
 import sys
 import tempfile
+from collections.abc import Iterator
 
 from ..errors import DeepSegError
 
@@ -23,11 +24,11 @@ SIGNALLED = "GDAL signalled an error"
 
 
 class _Keep(logging.Handler):
-    def __init__(self):
+    def __init__(self) -> None:
         super().__init__(logging.INFO)
         self.messages: list[str] = []
 
-    def emit(self, record):
+    def emit(self, record: logging.LogRecord) -> None:
         message = record.getMessage()
         if record.levelno >= logging.ERROR or SIGNALLED in message:
             self.messages.append(" ".join(message.split()))
@@ -42,7 +43,7 @@ def cause_of(messages: list[str]) -> str:
 
 
 @contextlib.contextmanager
-def _stderr_captured():
+def _stderr_captured() -> Iterator[list[str]]:
     """fd 2 into a temporary file for the block; yields a list that receives its lines."""
     lines: list[str] = []
     sys.stderr.flush()
@@ -60,7 +61,7 @@ def _stderr_captured():
 
 
 @contextlib.contextmanager
-def gdal_errors(path):
+def gdal_errors(path: object) -> Iterator[None]:
     """Raise one DeepSegError after the block when GDAL reported an error writing ``path``."""
     import rasterio
 

@@ -7,13 +7,13 @@ import contextlib
 import warnings
 
 
-def is_virtual(path) -> bool:
+def is_virtual(path: object) -> bool:
     """True for a GDAL virtual file system path or a URL (never resolved against a folder)."""
     text = str(path)
     return text.startswith("/vsi") or "://" in text
 
 
-def gdal_open_problem(path) -> str | None:
+def gdal_open_problem(path: object) -> str | None:
     """None when GDAL opens ``path`` as a raster or a vector dataset, else GDAL's reason."""
     import pyogrio
     import rasterio

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import sys
 import time
+from typing import TextIO
 
 from tqdm import tqdm
 
@@ -25,8 +26,9 @@ class Progress:
     'bar' or 'plain'. ``enabled=False`` prints nothing but still counts; by default it shows
     when progress is wanted (:func:`deepseg_core.io.messages.progress_shown`)."""
 
-    def __init__(self, total: int, label: str, enabled: bool | None = None, stream=None,
-                 mode: str = "auto", interval: float = PLAIN_INTERVAL, unit: str = "tile"):
+    def __init__(self, total: int, label: str, enabled: bool | None = None,
+                 stream: TextIO | None = None, mode: str = "auto",
+                 interval: float = PLAIN_INTERVAL, unit: str = "tile") -> None:
         if mode not in ("auto", "bar", "plain"):
             raise ValueError(f"progress mode {mode!r}: expected auto, bar or plain")
         self.total, self.label, self.done = max(total, 0), label, 0

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from ...data.folds import assign_scene_folds, most_folds
 from ...errors import DeepSegError
 
+if TYPE_CHECKING:
+    from ...config.schema import Experiment
 
-def scene_folds(exp, rows, cols, scenes, nscenes: int) -> np.ndarray:
+
+def scene_folds(exp: Experiment, rows: np.ndarray, cols: np.ndarray, scenes: np.ndarray,
+                nscenes: int) -> np.ndarray:
     """Fold per tile for ``exp`` (``folds``, ``fold_by``); DeepSegError saying how many folds
     the data allows when one would be empty."""
     k, by_scene = exp.folds, exp.fold_by == "scenes"
