@@ -8,12 +8,17 @@ from __future__ import annotations
 
 import shutil
 import time
+from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from .. import hookimpl
 from ..errors import DeepSegError
+
+if TYPE_CHECKING:
+    from ..plugins.registry import Registry
 
 DEFAULT_SIZE = 1024
 DEFAULT_EPOCHS = 9
@@ -34,8 +39,9 @@ def prepare_workdir(folder: Path) -> None:
     folder.mkdir(parents=True, exist_ok=True)
 
 
-def run_demo(workdir, size: int = DEFAULT_SIZE, epochs: int = DEFAULT_EPOCHS, seed: int = 0,
-             vectors: bool = True, crossval_folds=(0, 1, 2)) -> dict:
+def run_demo(workdir: str | Path, size: int = DEFAULT_SIZE, epochs: int = DEFAULT_EPOCHS,
+             seed: int = 0, vectors: bool = True,
+             crossval_folds: Sequence[int] = (0, 1, 2)) -> dict[str, Any]:
     """Generate the scene, write experiment.yaml, run the four stages; returns the summary."""
     from ..config import STAGES
     from ..stages import load, run_stage
@@ -66,7 +72,7 @@ def run_demo(workdir, size: int = DEFAULT_SIZE, epochs: int = DEFAULT_EPOCHS, se
     return summary
 
 
-def print_summary(s: dict) -> None:
+def print_summary(s: dict[str, Any]) -> None:
     """Where every output is, and the cross-validated accuracy."""
     minutes, seconds = divmod(round(s["seconds"]), 60)
     vectors = ", ".join(str(p) for p in s["vectors"]) or "not written (vectorization disabled)"
@@ -88,7 +94,7 @@ def print_summary(s: dict) -> None:
     click.echo("\n".join(lines))
 
 
-def _folds(ctx, param, value: str) -> list[int]:
+def _folds(ctx: click.Context, param: click.Parameter, value: str) -> list[int]:
     folds = [f.strip() for f in value.split(",") if f.strip()]
     if not folds or any(f not in ("0", "1", "2") for f in folds) or len(set(folds)) < len(folds):
         raise click.BadParameter(f"expected distinct folds of 0,1,2 such as '0' or '0,1,2', "
@@ -107,12 +113,13 @@ def _folds(ctx, param, value: str) -> list[int]:
 @click.option("--crossval-folds", default="0,1,2", show_default=True, callback=_folds,
               help="crossval folds to run, of 0,1,2 (fewer: a quicker demo)")
 @click.option("--no-vectors", is_flag=True, help="do not vectorize the prediction")
-def demo(workdir, size, epochs, seed, crossval_folds, no_vectors):
+def demo(workdir: Path, size: int, epochs: int, seed: int, crossval_folds: list[int],
+         no_vectors: bool) -> None:
     """Run every stage on a generated NZTM scene: no data needed."""
     run_demo(workdir, size, epochs, seed, not no_vectors, crossval_folds)
 
 
 @hookimpl(tryfirst=True)  # built-ins register first: others may override
-def deepseg_register_commands(registry):
+def deepseg_register_commands(registry: Registry) -> None:
     """``deepseg demo``."""
     registry.add_command("demo", demo)

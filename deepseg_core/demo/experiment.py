@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 from .scene import CLASSES
@@ -59,8 +60,8 @@ predict:
 """
 
 
-def write_experiment(folder, size: int, epochs: int, seed: int = 0, vectors: bool = True,
-                     crossval_folds=(0, 1, 2)) -> Path:
+def write_experiment(folder: str | Path, size: int, epochs: int, seed: int = 0,
+                     vectors: bool = True, crossval_folds: Sequence[int] = (0, 1, 2)) -> Path:
     """Write ``folder/experiment.yaml`` for the scene of ``make_scene(folder, size, seed)``."""
     path = Path(folder) / "experiment.yaml"
     classes = "".join(f'  - {{name: {name}, color: "{colour}", value: {name}}}\n'

@@ -7,10 +7,16 @@ the sun. Shapes are burned at pixel centres, as dataprep rasterizes their labels
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
 import numpy as np
 import rasterio.features
 from affine import Affine
 from shapely import affinity
+
+if TYPE_CHECKING:
+    from numpy.typing import ArrayLike
 
 SUN = np.array([-0.57, 0.82])  # towards the sun: north-west, as at noon in New Zealand
 GRASS, SOIL = (80, 112, 58, 175), (138, 116, 88, 100)  # (red, green, blue, NIR)
@@ -32,7 +38,7 @@ def smooth_noise(rng: np.random.Generator, size: int, cell: float) -> np.ndarray
     return rows[:, i] * (1 - f) + rows[:, i + 1] * f
 
 
-def _burn(geoms, size: int, transform) -> np.ndarray:
+def _burn(geoms: Sequence[Any], size: int, transform: Affine) -> np.ndarray:
     """1-based index of the last geometry covering each pixel centre, 0 elsewhere."""
     if not geoms:
         return np.zeros((size, size), np.int32)
@@ -40,15 +46,17 @@ def _burn(geoms, size: int, transform) -> np.ndarray:
                                        transform=transform, dtype="int32")
 
 
-def _paint(img, ids, colours, shade_of):
+def _paint(img: np.ndarray, ids: np.ndarray, colours: ArrayLike,
+           shade_of: Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]) -> None:
     """Paint the pixels of each shape with its (4, n) colour times ``shade_of(rows, cols, k)``."""
     rr, cc = np.nonzero(ids)
     k = ids[rr, cc] - 1
     img[:, rr, cc] = np.asarray(colours, np.float32)[:, k] * shade_of(rr, cc, k)
 
 
-def render(rng, size: int, resolution: float, water, roads, buildings, houses, trees,
-           crowns) -> np.ndarray:
+def render(rng: np.random.Generator, size: int, resolution: float, water: Any, roads: Any,
+           buildings: Sequence[Any], houses: np.ndarray, trees: Sequence[Any],
+           crowns: np.ndarray) -> np.ndarray:
     """The (4, size, size) uint8 image of the scene's geometry (metres from the lower left)."""
     extent = size * resolution
     transform = Affine(resolution, 0, 0, 0, -resolution, extent)
@@ -64,10 +72,12 @@ def render(rng, size: int, resolution: float, water, roads, buildings, houses, t
                + [affinity.translate(t, *(-SUN * r * 1.1)) for t, r in zip(trees, crowns[:, 2])])
     img[:, _burn(shadows, size, transform) > 0] *= np.array(SHADOW, np.float32)[:, None]
 
-    def centre_offset(rr, cc, k, table):
+    def centre_offset(rr: np.ndarray, cc: np.ndarray, k: np.ndarray,
+                      table: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         return (cc + 0.5) * resolution - table[k, 0], extent - (rr + 0.5) * resolution - table[k, 1]
 
-    def gable(rr, cc, k):  # the roof plane facing the sun is the brighter one
+    def gable(rr: np.ndarray, cc: np.ndarray, k: np.ndarray) -> np.ndarray:
+        # the roof plane facing the sun is the brighter one
         du, dv = centre_offset(rr, cc, k, houses)
         side = np.sign(du * houses[k, 2] + dv * houses[k, 3])
         return 1 + 0.22 * side * (houses[k, 2] * SUN[0] + houses[k, 3] * SUN[1])
@@ -77,7 +87,8 @@ def render(rng, size: int, resolution: float, water, roads, buildings, houses, t
            gable)
     leaves = smooth_noise(rng, size, 2.5)
 
-    def crown(rr, cc, k):  # a lit dome with leaf-clump texture
+    def crown(rr: np.ndarray, cc: np.ndarray, k: np.ndarray) -> np.ndarray:
+        # a lit dome with leaf-clump texture
         du, dv = (d / crowns[k, 2] for d in centre_offset(rr, cc, k, crowns))
         return (1 + 0.35 * (du * SUN[0] + dv * SUN[1]) - 0.3 * (du**2 + dv**2)) * (
             1 + 0.12 * leaves[rr, cc])

@@ -9,15 +9,17 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 
-from ..contracts.model import TrainSettings
+from ..contracts.model import ModelPlugin, Params, TrainSettings
 from ..errors import DeepSegError
 from ..models.folder import load_saved
 
 
-def squares(n: int, size: int = 32, seed: int = 0):
+def squares(n: int, size: int = 32, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """Bright squares (class 1) on dark noise (class 0): 3-band images and their labels."""
     rng = np.random.default_rng(seed)
     images = rng.normal(0.0, 0.3, (n, size, size, 3)).astype("float32")
@@ -31,7 +33,7 @@ def squares(n: int, size: int = 32, seed: int = 0):
     return images, labels
 
 
-def check_forward(plugin, params: dict, sizes=(32, 48)) -> None:
+def check_forward(plugin: ModelPlugin, params: Params, sizes: Sequence[int] = (32, 48)) -> None:
     """Probabilities of the right shape, summing to 1, on any tile size the model takes."""
     model = plugin.build(5, 3, sizes[0], params)
     for size in sizes:
@@ -40,7 +42,8 @@ def check_forward(plugin, params: dict, sizes=(32, 48)) -> None:
         np.testing.assert_allclose(probs.sum(axis=-1), 1.0, atol=1e-5)
 
 
-def check_mixed_precision(plugin, params: dict, logits_layer: str = "logits") -> None:
+def check_mixed_precision(plugin: ModelPlugin, params: Params,
+                          logits_layer: str = "logits") -> None:
     """float16 compute inside, float32 probabilities out."""
     import keras
 
@@ -53,7 +56,7 @@ def check_mixed_precision(plugin, params: dict, logits_layer: str = "logits") ->
     assert model.output.dtype == "float32"
 
 
-def check_save_load(plugin, params: dict, folder) -> None:
+def check_save_load(plugin: ModelPlugin, params: Params, folder: Path) -> None:
     """After a training step, a saved and reloaded model predicts bit for bit the same."""
     model = plugin.build(4, 3, 32, params)
     plugin.compile(model, TrainSettings(nclasses=3))
@@ -64,7 +67,7 @@ def check_save_load(plugin, params: dict, folder) -> None:
     np.testing.assert_array_equal(loaded.predict_on_batch(images), model.predict_on_batch(images))
 
 
-def check_registered(name: str, cls) -> None:
+def check_registered(name: str, cls: type) -> None:
     """The entry point registers exactly this model under ``name``."""
     from ..plugins.manager import load_plugins
 
@@ -81,7 +84,7 @@ def check_lazy_import(module: str) -> None:
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
-def check_rejects(plugin, params: dict, nclasses: int, tilesize: int = 64) -> str:
+def check_rejects(plugin: ModelPlugin, params: Params, nclasses: int, tilesize: int = 64) -> str:
     """The DeepSegError message ``plugin`` gives for bad settings (fails if none)."""
     try:
         plugin.validate(3, nclasses, tilesize, params)
@@ -90,7 +93,7 @@ def check_rejects(plugin, params: dict, nclasses: int, tilesize: int = 64) -> st
     raise AssertionError(f"{params} with {nclasses} classes at {tilesize} px was accepted")
 
 
-def check_learns_squares(plugin, params: dict, epochs: int = 10) -> float:
+def check_learns_squares(plugin: ModelPlugin, params: Params, epochs: int = 10) -> float:
     """Train on bright squares; mean IoU on held-out tiles (callers assert a threshold)."""
     import keras
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any
+
 import h5py
 
 from deepseg_core.models.pretrained import own_variables
@@ -10,7 +13,7 @@ NAMES = {"Conv2D": ("kernel", "bias"),
          "BatchNormalization": ("gamma", "beta", "moving_mean", "moving_variance")}
 
 
-def write_keras_apps_h5(path, model) -> None:
+def write_keras_apps_h5(path: str | Path, model: Any) -> None:
     """``layer_names`` and one group per layer with ``weight_names``, as
     ``resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5`` has them."""
     with h5py.File(path, "w") as f:
