@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
 from ..errors import ConfigError, DeepSegError
 from .schema import Experiment
 
+if TYPE_CHECKING:
+    from ..plugins.registry import Kind, Registry
 
-def check_registry(exp: Experiment, registry) -> None:
+
+def check_registry(exp: Experiment, registry: Registry) -> None:
     """Every registered name the experiment uses exists; the model accepts its settings."""
     where = str(exp.source or "experiment")
     problems = []
 
-    def lookup(kind, name, key):
+    def lookup(kind: Kind, name: str, key: str) -> Any:
         try:
             return registry.get(kind, name)
         except DeepSegError as exc:
@@ -54,7 +60,7 @@ def check_registry(exp: Experiment, registry) -> None:
         raise ConfigError(problems)
 
 
-def unknown_parameters(factory, params: dict) -> str | None:
+def unknown_parameters(factory: Callable[..., Any], params: dict[str, Any]) -> str | None:
     """A message naming the parameters ``factory`` does not take and the ones it does."""
     import difflib
     import inspect

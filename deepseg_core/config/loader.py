@@ -176,7 +176,7 @@ def _missing(path: Path, key: str, value: str) -> list[str]:
     return [f"{path}: {key}: GDAL cannot open {value}: {why}"] if why else []
 
 
-def expand_paths(value) -> list[str]:
+def expand_paths(value: str | list[str]) -> list[str]:
     """A path, glob or list of them as a sorted list of paths (a missing plain path stays)."""
     items = value if isinstance(value, list) else [value]
     out = []
@@ -187,7 +187,7 @@ def expand_paths(value) -> list[str]:
     return out
 
 
-def load_experiment(path=None, check_files: bool = True) -> Experiment:
+def load_experiment(path: str | Path | None = None, check_files: bool = True) -> Experiment:
     """Load and validate an experiment (``DEEPSEG_EXPERIMENT`` when ``path`` is None)."""
     if path is None:
         path = os.environ.get(ENV_VAR)

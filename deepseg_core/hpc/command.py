@@ -19,7 +19,7 @@ EXPERIMENT = click.argument("experiment", required=False, type=click.Path(dir_ok
 @click.option("--shards", type=click.IntRange(1), help="prediction array size "
               "(default: hpc.shards)")
 @click.option("--submit", is_flag=True, help="submit the jobs with their dependencies")
-def sbatch(experiment, stages, shards, submit):
+def sbatch(experiment: str | None, stages: str | None, shards: int | None, submit: bool) -> None:
     """Write the Slurm job scripts of an experiment (and submit them)."""
     from ..stages import load
     from .files import count_files
@@ -59,7 +59,7 @@ def sbatch(experiment, stages, shards, submit):
 @click.option("--shards", type=click.IntRange(1), help="shards (default: hpc.shards)")
 @click.option("--workers", type=click.IntRange(1), default=2, show_default=True,
               help="processes predicting at once")
-def shards(experiment, shards, workers):
+def shards(experiment: str | None, shards: int | None, workers: int) -> None:
     """Predict in shards with a pool of processes, then merge (Slurm arrays without Slurm)."""
     from ..plugins.manager import get_registry
     from ..stages import load
@@ -71,7 +71,7 @@ def shards(experiment, shards, workers):
 
 @click.command()
 @EXPERIMENT
-def files(experiment):
+def files(experiment: str | None) -> None:
     """Count the files and folders an experiment created (inode quotas)."""
     from ..config import load_experiment
     from .files import count_files, describe

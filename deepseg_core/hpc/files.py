@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ..config.schema import Experiment
 
 
 def count_entries(folder: Path) -> dict[str, int]:
@@ -17,7 +21,7 @@ def count_entries(folder: Path) -> dict[str, int]:
     return counts
 
 
-def count_files(exp) -> dict[str, int]:
+def count_files(exp: Experiment) -> dict[str, int]:
     """Entries the experiment created under its outdir, by folder, plus its store and total."""
     from ..store.identity import store_path
 
@@ -29,7 +33,7 @@ def count_files(exp) -> dict[str, int]:
     return counts
 
 
-def describe(exp, counts: dict[str, int]) -> list[str]:
+def describe(exp: Experiment, counts: dict[str, int]) -> list[str]:
     """Lines reporting ``count_files``: one per folder, the store, the total."""
     from ..store.identity import store_path
 

@@ -8,8 +8,13 @@ import os
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..errors import DeepSegError
+
+if TYPE_CHECKING:
+    from ..config.schema import Experiment
+    from ..plugins.registry import Registry
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +45,7 @@ def _predict_shard(experiment: str, shard: str) -> str:
     return shard
 
 
-def run_shards(exp, registry, shards: int, workers: int) -> Path:
+def run_shards(exp: Experiment, registry: Registry, shards: int, workers: int) -> Path:
     """Predict ``shards`` shards with ``workers`` processes, then merge; returns the output."""
     from ..stages import predict
 
