@@ -31,10 +31,10 @@ from ..errors import DeepSegError
 if TYPE_CHECKING:
     from collections.abc import Sequence
     from types import TracebackType
+    from typing import Self
 
     from _typeshed import StrPath
     from numpy.typing import ArrayLike
-    from typing_extensions import Self
 
 
 @dataclass(frozen=True)

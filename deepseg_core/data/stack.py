@@ -21,8 +21,9 @@ from ..contracts.raster import RasterSource, Window
 from ..errors import DeepSegError
 
 if TYPE_CHECKING:
+    from typing import Self
+
     from numpy.typing import DTypeLike
-    from typing_extensions import Self
 
     from ..config.base import ImageSource
     from ..plugins.registry import Registry

@@ -13,8 +13,9 @@ from ..errors import DeepSegError
 from .checksums import damage
 
 if TYPE_CHECKING:
+    from typing import Self
+
     from _typeshed import StrPath
-    from typing_extensions import Self
 
 
 class Store:
