@@ -4,24 +4,28 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..errors import DeepSegError
 from .quoting import shell_word
 
+if TYPE_CHECKING:
+    from ..config.schema import Experiment
 
-def absolute(exp, value: str) -> Path:
+
+def absolute(exp: Experiment, value: str) -> Path:
     """A path of the hpc section: relative ones are relative to the experiment file."""
     path = Path(value).expanduser()
     base = exp.source.parent if exp.source else Path.cwd()
     return path if path.is_absolute() else (base / path).resolve()
 
 
-def logs_folder(exp) -> Path:
+def logs_folder(exp: Experiment) -> Path:
     """Where the jobs' logs go: ``hpc.logs`` or ``<outdir>/slurm-logs``."""
     return absolute(exp, exp.hpc.logs) if exp.hpc.logs else exp.outdir.resolve() / "slurm-logs"
 
 
-def venv_folder(exp) -> Path | None:
+def venv_folder(exp: Experiment) -> Path | None:
     """``hpc.venv``; else, without a container, the virtual environment running now."""
     if exp.hpc.venv:
         return absolute(exp, exp.hpc.venv)
@@ -32,14 +36,14 @@ def venv_folder(exp) -> Path | None:
     return None
 
 
-def experiment_path(exp) -> Path:
+def experiment_path(exp: Experiment) -> Path:
     """The experiment file the jobs run (absolute)."""
     if exp.source is None:
         raise DeepSegError("deepseg sbatch: the experiment must be loaded from a yaml file")
     return exp.source.resolve()
 
 
-def binds_word(exp) -> str:
+def binds_word(exp: Experiment) -> str:
     """The container's ``--bind`` list as one shell word."""
     return shell_word("apptainer --bind", ",".join(str(p) for p in bind_folders(exp)))
 

@@ -22,7 +22,7 @@ PLAIN = re.compile(r"[A-Za-z0-9_.,:/%=+@-]+")  # a word sbatch takes as it is
 DELIMITER = "YAML"
 
 
-def checked(key: str, value) -> str:
+def checked(key: str, value: object) -> str:
     """``value`` as text, or a DeepSegError naming ``key`` when it holds a control character."""
     text = str(value)
     why = control_problem(text)
@@ -31,12 +31,12 @@ def checked(key: str, value) -> str:
     return text
 
 
-def shell_word(key: str, value) -> str:
+def shell_word(key: str, value: object) -> str:
     """``value`` as one bash word that expands nothing (``$(...)``, backticks, ``;``, blanks)."""
     return shlex.quote(checked(key, value))
 
 
-def sbatch_word(key: str, value) -> str:
+def sbatch_word(key: str, value: object) -> str:
     """``value`` as one argument of an ``#SBATCH`` line, as sbatch parses it."""
     text = checked(key, value)
     if PLAIN.fullmatch(text):
@@ -44,7 +44,7 @@ def sbatch_word(key: str, value) -> str:
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-def log_folder(key: str, folder) -> str:
+def log_folder(key: str, folder: object) -> str:
     """A folder as the fixed part of a Slurm file pattern (a literal ``%`` is ``%%``)."""
     return checked(key, folder).replace("%", "%%")
 

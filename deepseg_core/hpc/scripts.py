@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from ..errors import DeepSegError
 from ..io.atomic import write_text
@@ -18,13 +19,16 @@ from .paths import absolute, binds_word, experiment_path, logs_folder, venv_fold
 from .quoting import checked, log_folder, sbatch_word, shell_word, yaml_heredoc
 from .submit import submit_lines
 
+if TYPE_CHECKING:
+    from ..config.schema import Experiment
+
 
 def gpu_count(gpus: str | None) -> int:
     """GPUs in a request such as 'A100:2' (0 for None)."""
     return int(str(gpus).rsplit(":", 1)[-1]) if gpus else 0
 
 
-def jobs_for(exp, stages: list[str]) -> list[str]:
+def jobs_for(exp: Experiment, stages: Sequence[str]) -> list[str]:
     """The jobs that run ``stages``, in submission order."""
     jobs = []
     array = exp.hpc.crossval_array and "crossval" in stages
@@ -37,14 +41,15 @@ def jobs_for(exp, stages: list[str]) -> list[str]:
     return jobs
 
 
-def train_tasks(exp) -> tuple[int, int]:
+def train_tasks(exp: Experiment) -> tuple[int, int]:
     """(nodes, workers per node) of a multi-worker training job: one worker per GPU."""
     gpus = gpu_count(exp.hpc.train_gpus or exp.hpc.gpus)
     return exp.hpc.train_nodes, exp.hpc.train_tasks_per_node or max(1, gpus)
 
 
-def header(exp, job: str, what: str, time: str, gpus: str | None, array: str | None = None,
-           requeue: bool = False, tasks: tuple[int, int] | None = None) -> list[str]:
+def header(exp: Experiment, job: str, what: str, time: str, gpus: str | None,
+           array: str | None = None, requeue: bool = False,
+           tasks: tuple[int, int] | None = None) -> list[str]:
     """The comment and '#SBATCH' lines that open a job script."""
     hpc, name = exp.hpc, exp.name  # the name is a safe word (config.safety)
     lines = ["#!/bin/bash", f"# DeepSeg job: {what}",
@@ -65,7 +70,7 @@ def header(exp, job: str, what: str, time: str, gpus: str | None, array: str | N
     return lines
 
 
-def environment(exp) -> list[str]:
+def environment(exp: Experiment) -> list[str]:
     """Shell lines that load modules, activate the venv or set up the container."""
     hpc, lines = exp.hpc, ["", "set -eo pipefail"]
     if hpc.modules:
@@ -101,7 +106,8 @@ def tasks(var: str, all_items: str) -> list[str]:
             "done"]
 
 
-def body(exp, job: str, stages: list[str], shards: int) -> tuple[list[str], list[str]]:
+def body(exp: Experiment, job: str, stages: Sequence[str],
+         shards: int) -> tuple[list[str], list[str]]:
     """(header, commands) of one job."""
     hpc = exp.hpc
     folds = exp.crossval.folds if exp.crossval.folds is not None else list(range(exp.folds))
@@ -147,7 +153,8 @@ def body(exp, job: str, stages: list[str], shards: int) -> tuple[list[str], list
     return head, ['deepseg merge "$EXPERIMENT"']
 
 
-def multiworker_commands(exp, run: Sequence[str], tasks: tuple[int, int], gpus) -> list[str]:
+def multiworker_commands(exp: Experiment, run: Sequence[str], tasks: tuple[int, int],
+                         gpus: str | None) -> list[str]:
     """dataprep once, ``srun deepseg train`` (one task per worker), then crossval once."""
     nodes, per_node = tasks
     deepseg = "deepseg"
@@ -170,7 +177,7 @@ def multiworker_commands(exp, run: Sequence[str], tasks: tuple[int, int], gpus) 
     return lines
 
 
-def fold_yaml(exp, fold: str | None, indent: str = "") -> list[str]:
+def fold_yaml(exp: Experiment, fold: str | None, indent: str = "") -> list[str]:
     """Lines writing a copy of the experiment that runs crossval on ``fold`` (a checked shell
     number; None: no fold, the report over finished folds) and running crossval on it.
 
@@ -180,7 +187,7 @@ def fold_yaml(exp, fold: str | None, indent: str = "") -> list[str]:
     """
     folder = shell_word("workdir", exp.outdir.resolve() / "slurm")
     target = f'{folder}/"fold{fold}.yaml"' if fold else f"{folder}/crossval-report.yaml"
-    settings = {"extends": checked("the experiment path", experiment_path(exp)),
+    settings: dict[str, Any] = {"extends": checked("the experiment path", experiment_path(exp)),
                 "name": exp.name, "workdir": checked("workdir", Path(exp.workdir).resolve())}
     if fold is None:
         settings["crossval"] = {"folds": []}
@@ -188,7 +195,8 @@ def fold_yaml(exp, fold: str | None, indent: str = "") -> list[str]:
     return [*yaml_heredoc(target, settings, indent, tail), f"{indent}deepseg crossval {target}"]
 
 
-def write_scripts(exp, stages: list[str], shards: int | None = None) -> dict[str, Path]:
+def write_scripts(exp: Experiment, stages: Sequence[str],
+                  shards: int | None = None) -> dict[str, Path]:
     """Write the job scripts of ``stages`` and ``submit.sh``; returns job -> script path."""
     shards = shards or exp.hpc.shards
     folder = exp.outdir.resolve() / "slurm"
