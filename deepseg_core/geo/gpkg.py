@@ -11,8 +11,8 @@ import geopandas as gpd
 import numpy as np
 import pyogrio
 
-from ..errors import DeepSegError
-from ..io.atomic import full_disk_hint
+from ..errors import DeepSegError, io_error
+from ..io.atomic import fsync_dir, fsync_file, full_disk_hint
 
 if TYPE_CHECKING:
     from _typeshed import StrPath
@@ -39,6 +39,7 @@ class GpkgAppender:
         self.chunk = chunk
         self.written = 0
         self._created = False
+        self._synced = False
         self._parts: list[tuple[np.ndarray, dict[str, ArrayLike]]] = []
         self._buffered = 0
 
@@ -77,6 +78,17 @@ class GpkgAppender:
         self._created = True
         self.written += len(frame)
         self._parts, self._buffered = [], 0
+
+    def sync(self) -> None:
+        """Make what is written durable: the file's data, and the folder's entry once (the
+        first flush created the file; SQLite's own syncs leave the entry to the folder)."""
+        try:
+            fsync_file(self.path)
+            if not self._synced:
+                fsync_dir(self.path.parent)
+                self._synced = True
+        except OSError as exc:
+            raise io_error(self.path, exc, f"cannot write layer {self.layer!r}") from None
 
     def close(self) -> int:
         """Write the rest; the number of features written in all."""

@@ -161,11 +161,14 @@ class Lock:
         record = holder_record()
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise io_error(self.path, exc, f"cannot write the lock of {self.what}") from None
+        try:
             fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
         except FileExistsError:
             return False
         except OSError as exc:
-            raise io_error(self.path, exc, f"cannot lock {self.what}") from None
+            raise io_error(self.path, exc, f"cannot write the lock of {self.what}") from None
         try:
             os.write(fd, json.dumps(record).encode())
             os.fsync(fd)
@@ -182,9 +185,12 @@ class Lock:
         seconds since the lock was last touched."""
         try:
             age = time.time() - os.stat(self.path, follow_symlinks=False).st_mtime
-            holder = json.loads(self.path.read_text())
         except FileNotFoundError:
             return None, 0.0
+        except OSError as exc:
+            raise io_error(self.path, exc, f"cannot read the lock of {self.what}") from None
+        try:
+            holder = json.loads(self.path.read_text())
         except (OSError, ValueError):
             return None, age
         return (holder if isinstance(holder, dict) else None), age

@@ -10,6 +10,7 @@ recorded error and deletes the file, which can never pass for complete.
 from __future__ import annotations
 
 import io
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -24,7 +25,9 @@ class GuardedIO(io.RawIOBase):
 
     def __init__(self, path: Path) -> None:
         super().__init__()
-        self.raw_file = open(path, "w+b", buffering=0)  # noqa: SIM115 - closed in close()
+        # a new file, never through a link planted at its name: closed in close()
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
+        self.raw_file = os.fdopen(fd, "w+b", buffering=0)
         self.error: OSError | None = None
 
     def readable(self) -> bool:

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..errors import DeepSegError
+from ..io.fingerprint import fingerprint
 from . import Store
 
 if TYPE_CHECKING:
@@ -20,32 +21,29 @@ DATA_KEYS = ("segmentation_type", "crs", "resolution", "tilesize", "overlap", "n
              "folds", "fold_by")
 
 
-def _fingerprint(path: str) -> list[str | int]:
-    p = Path(path)
-    return [str(p), p.stat().st_size, int(p.stat().st_mtime)] if p.exists() else [str(p)]
-
-
 def settings_hash(exp: Experiment) -> str:
-    """Hash of every setting (and input file) that changes the store's content."""
+    """Hash of every setting and input file (its fingerprint: path, size, mtime, sampled
+    content, deepseg_core.io.fingerprint) that changes the store's content."""
     from ..config import expand_paths
 
     data = exp.model_dump(mode="json", include=set(DATA_KEYS))
     sources = ([src for scene in exp.scenes for src in scene.images] if exp.scenes
                else exp.images or [])
-    files = [_fingerprint(p) for src in sources for p in expand_paths(src.path)]
+    files = [fingerprint(p) for src in sources for p in expand_paths(src.path)]
     for labels in [exp.labels, *(scene.labels for scene in exp.scenes or [])]:
         if labels is not None:
-            files += [_fingerprint(p) for p in (labels.path, labels.raster) if p]
+            files += [fingerprint(p) for p in (labels.path, labels.raster) if p]
     data["files"] = files
     data["compression"] = exp.store.compression
     return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
 
 
-def store_path(exp: Experiment) -> Path:
-    """The configured store, or ``<workdir>/stores/<hash>.h5`` shared by matching experiments."""
+def store_path(exp: Experiment, digest: str | None = None) -> Path:
+    """The configured store, or ``<workdir>/stores/<hash>.h5`` shared by matching experiments
+    (``digest``: the settings hash when the caller has it already)."""
     if exp.store.path:
         return Path(exp.store.path)
-    return Path(exp.workdir) / "stores" / f"{settings_hash(exp)[:16]}.h5"
+    return Path(exp.workdir) / "stores" / f"{(digest or settings_hash(exp))[:16]}.h5"
 
 
 def open_store(exp: Experiment) -> Store:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -38,7 +39,8 @@ class StoreWriter:
     def __init__(self, path: Path, tilesize: int, nbands: int, dtype: DTypeLike, instance: bool,
                  compression: str = "gzip") -> None:
         self.path = Path(path)
-        self.tmp = self.path.with_name(f"{self.path.name}.tmp-{os.getpid()}")
+        self.tmp = self.path.with_name(f"{self.path.name}.tmp-{os.getpid()}-"
+                                       f"{secrets.token_hex(4)}")
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self.file, self.guard = create_guarded(self.tmp)

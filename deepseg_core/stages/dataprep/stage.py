@@ -14,6 +14,8 @@ from ...data.scenes import Scene, place_scenes, training_scenes
 from ...data.stack import ImageStack
 from ...errors import DeepSegError
 from ...geo.tiling import relative, tile_cores
+from ...io.atomic import glob_escape
+from ...io.lock import Lock
 from ...io.progress import Progress
 from ...store import StoreWriter
 from ...store.identity import settings_hash, store_path
@@ -32,17 +34,27 @@ R = TypeVar("R")
 
 
 def run(exp: Experiment, registry: Registry) -> Path:
-    """Build (or reuse) the experiment's store and return its path."""
+    """Build (or reuse) the experiment's store and return its path.
+
+    One process writes a store at a time: another experiment of the same data settings (they
+    share the store) waits for it, then reuses what it built."""
     scenes = training_scenes(exp)
-    digest, path = settings_hash(exp), store_path(exp)
+    digest = settings_hash(exp)
+    path = store_path(exp, digest)
+    with Lock(path, "the store", wait=True):
+        return _run(exp, registry, scenes, digest, path)
+
+
+def _run(exp: Experiment, registry: Registry, scenes: list[Scene], digest: str,
+         path: Path) -> Path:
     # a store named by its hash is ours to rebuild; one named by store.path may be another's
     replace = exp.store.replace or not exp.store.path
     if existing_store(path, digest, replace) == "reuse":
         log.info(f"reusing store {path} (built from the same data settings, checksums "
                  "verified)")
         return path
-    for stale in path.parent.glob(f"{path.name}.tmp-*"):
-        stale.unlink(missing_ok=True)
+    for stale in path.parent.glob(f"{glob_escape(path.name)}.tmp-*"):
+        stale.unlink(missing_ok=True)  # a killed writer's: the lock says no one writes now
     frame = place_scenes(exp, registry, scenes)
     writer: StoreWriter | None = None
     try:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import zlib
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -20,6 +21,7 @@ from ...contracts.raster import RasterInfo, Window
 from ...errors import DeepSegError, io_error
 from ...io.atomic import full_disk_hint, replace_durably
 from ...io.sidecars import remove_output
+from .cover import Cover
 from .partials import blocks, check_complete
 
 if TYPE_CHECKING:
@@ -104,17 +106,31 @@ def final_name(tmp: Path) -> Path:
     return tmp.with_name(tmp.name.replace(".incomplete", "", 1))
 
 
-def assemble(parts: list[tuple[Path, dict[str, Any]]], layer: str, writer: RasterWriter,
-             reader_for: ReaderFor, out: Path, info: RasterInfo,
-             options: dict[str, Any] | None = None) -> Path:
+@dataclass(frozen=True)
+class Part:
+    """One shard's partial as the assembly reads it: its files' base name, the key it must
+    have been made under, its name ('i/N') and the raster rows [first, end) it owns."""
+
+    base: Path
+    key: dict[str, Any]
+    shard: str
+    rows: tuple[int, int]
+
+
+def assemble(parts: list[Part], layer: str, writer: RasterWriter, reader_for: ReaderFor,
+             out: Path, info: RasterInfo, options: dict[str, Any] | None = None) -> Path:
     """Copy ``layer`` of every partial (row bands of one raster) into the verified temporary
-    of ``out``; returns the temporary (see ``publish``)."""
-    for base, key in parts:
-        check_complete(base, key)
+    of ``out``, each shard's blocks checked to cover its rows exactly; returns the temporary
+    (see ``publish``)."""
+    for part in parts:
+        check_complete(part.base, part.key, part.shard)
 
     def fill(write: Write) -> None:
-        for base, key in parts:
-            for window, array in blocks(base, key, layer):
+        for part in parts:
+            cover = Cover(*part.rows, info.width, part.shard)
+            for window, array in blocks(part.base, part.key, layer, part.shard):
+                cover.add(window)
                 write(array, window)
+            cover.finish()
 
     return write_output(out, writer, reader_for, info, fill, options)

@@ -12,15 +12,20 @@ A partial is two files beside the output:
     (temporary file, fsync, rename, fsync of the folder), and only after the log has been
     fsync'ed up to the bytes it names.
 
-A rerun reads the record; with the same settings it cuts the log back to the committed
-length (dropping whatever a killed run appended after its last commit) and goes on from the
-next tile. Whatever instant a run dies, the record names only durable, checksummed bytes.
+A rerun reads the record; with the same key (stages/predict/key.py: inputs, model, settings)
+it cuts the log back to the committed length (dropping whatever a killed run appended after
+its last commit) and goes on from the next tile; with another key it starts again and says
+what changed. Whatever instant a run dies, the record names only durable, checksummed bytes.
+The log is opened without following a symbolic link at its name (a link planted there in a
+shared folder cannot redirect the write).
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
+import stat
 import struct
 import zlib
 from collections.abc import Iterator
@@ -31,7 +36,10 @@ import numpy as np
 
 from ...contracts.raster import Window
 from ...errors import DeepSegError, io_error
-from ...io.atomic import fsync_dir, temporary, write_text
+from ...io.atomic import fsync_dir, temporaries, write_text
+from .key import mismatch
+
+log = logging.getLogger(__name__)
 
 MAGIC = b"DSB1"
 PREFIX = struct.Struct("<4sII")  # magic, header length, CRC-32 of the header
@@ -45,17 +53,22 @@ class Partial:
         self.log = base.with_name(base.name + ".blocks")
         self.record = base.with_name(base.name + ".commit.json")
         self.key = key
-        state = read_record(self.record, key)
+        found = load_record(self.record)
+        state = _state(found) if found is not None and found["key"] == key else None
+        if found is not None and state is None:
+            log.info(f"{self.log}: {mismatch('it', found['key'], key)}: predicting it again")
         try:
-            if state is not None and self.log.exists() and \
-                    self.log.stat().st_size >= state["bytes"]:
-                os.truncate(self.log, state["bytes"])
-                self.handle = open(self.log, "ab")
+            if state is not None and _regular_size(self.log) >= state["bytes"]:
+                fd = os.open(self.log, os.O_WRONLY | os.O_APPEND | os.O_NOFOLLOW)
+                os.ftruncate(fd, state["bytes"])
             else:
                 state = None
                 self.record.unlink(missing_ok=True)
                 self.log.parent.mkdir(parents=True, exist_ok=True)
-                self.handle = open(self.log, "wb")
+                self.log.unlink(missing_ok=True)  # a link at the name goes, not its target
+                fd = os.open(self.log, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW,
+                             0o644)
+            self.handle = os.fdopen(fd, "ab")
         except OSError as exc:
             raise io_error(self.log, exc, "cannot write the prediction") from None
         self.state: dict[str, Any] = state or {"tiles": 0, "bytes": 0, "complete": False}
@@ -114,30 +127,51 @@ class Partial:
             pass
 
 
-def read_record(path: Path, key: dict[str, Any]) -> dict[str, Any] | None:
-    """The commit record at ``path`` if it belongs to a run with settings ``key``."""
+def _regular_size(path: Path) -> int:
+    """The size of the regular file at ``path`` (-1 for none, or a link or other file)."""
+    try:
+        info = os.lstat(path)
+    except FileNotFoundError:
+        return -1
+    return info.st_size if stat.S_ISREG(info.st_mode) else -1
+
+
+def load_record(path: Path) -> dict[str, Any] | None:
+    """The commit record at ``path`` (with its ``key``), None when there is none readable."""
     try:
         state = json.loads(path.read_text())
     except (OSError, ValueError):
         return None
-    if not isinstance(state, dict) or state.get("format") != FORMAT or state.get("key") != key:
+    if not isinstance(state, dict) or state.get("format") != FORMAT or "key" not in state:
         return None
-    return {k: v for k, v in state.items() if k not in ("format", "key")}
-
-
-def check_complete(base: Path, key: dict[str, Any]) -> dict[str, Any]:
-    """The commit record of a complete partial (an error naming it otherwise)."""
-    state = read_record(base.with_name(base.name + ".commit.json"), key)
-    if state is None or not state["complete"]:
-        raise DeepSegError(f"{base}.blocks: prediction shard missing, unfinished or from "
-                           "other settings; run its 'deepseg predict --shard' first")
     return state
 
 
-def blocks(base: Path, key: dict[str, Any], layer: str) -> Iterator[tuple[Window, np.ndarray]]:
+def _state(record: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in record.items() if k not in ("format", "key")}
+
+
+def check_complete(base: Path, key: dict[str, Any], shard: str) -> dict[str, Any]:
+    """The commit record of the complete partial of ``shard`` ('i/N'); a one-line error
+    saying it is missing, unfinished, or made under another key (which parts changed)."""
+    found = load_record(base.with_name(base.name + ".commit.json"))
+    redo = f"run 'deepseg predict --shard {shard}' first"
+    if found is None:
+        raise DeepSegError(f"{base}.blocks: prediction shard {shard} missing; {redo}")
+    if found["key"] != key:
+        what = mismatch(f"prediction shard {shard}", found["key"], key)
+        raise DeepSegError(f"{base}.blocks: {what}; {redo}")
+    if not found.get("complete"):
+        raise DeepSegError(f"{base}.blocks: prediction shard {shard} unfinished "
+                           f"({found.get('tiles', 0)} tiles committed); {redo}")
+    return _state(found)
+
+
+def blocks(base: Path, key: dict[str, Any], layer: str,
+           shard: str) -> Iterator[tuple[Window, np.ndarray]]:
     """Yield ``(window, array)`` of ``layer`` from a complete partial, checksums verified."""
     log = base.with_name(base.name + ".blocks")
-    state = check_complete(base, key)
+    state = check_complete(base, key, shard)
     try:
         with open(log, "rb") as handle:
             yield from _read_blocks(handle, log, state["bytes"], layer)
@@ -180,6 +214,6 @@ def _damaged(log: Path, offset: int) -> DeepSegError:
 def remove(base: Path) -> None:
     """Delete a partial's files (after its output is verified)."""
     record = base.with_name(base.name + ".commit.json")
-    for path in (record, temporary(record), base.with_name(base.name + ".blocks")):
+    for path in (record, *temporaries(record), base.with_name(base.name + ".blocks")):
         path.unlink(missing_ok=True)
     fsync_dir(base.parent)

@@ -11,7 +11,7 @@ import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from ...contracts.raster import RasterInfo, parse_colour
 from ...data.stack import ImageStack, same_crs
@@ -19,6 +19,7 @@ from ...errors import DeepSegError
 from ...geo.tiling import tile_cores
 from ...inference.pipeline import Flow
 from .instances.options import StitchOptions
+from .key import Key, prediction_key, publish_key
 
 if TYPE_CHECKING:
     from ...config.base import ImageSource
@@ -132,9 +133,8 @@ class Plan:
         self.nodata = 255 if dtype == "uint8" else 65535
         self.info = RasterInfo(grid.width, grid.height, 1, dtype, grid.crs, grid.transform,
                                self.nodata, ("class",), s.colours, s.classes, True)
-        self.key: dict[str, Any] = {"tilesize": s.tilesize, "overlap": s.overlap, "blend": s.blend,
-                    "probabilities": s.probabilities, "width": grid.width,
-                    "height": grid.height, "weights_mtime": trained.identity}
+        self.key: Key = prediction_key(s, self.stack, trained)
+        self.publish_key: Key = publish_key(s, self.key)
 
     def _check(self, info: ModelInfo) -> None:
         s, grid = self.settings, self.stack.grid
@@ -171,7 +171,7 @@ class Plan:
         out = self.settings.output
         return out.with_name(f"{out.name}.part-{i:04d}-of-{n:04d}")
 
-    def shard_key(self, i: int, n: int) -> dict[str, Any]:
+    def shard_key(self, i: int, n: int) -> Key:
         """The settings key of shard i of n (its partial is resumed only with the same)."""
         return {**self.key, "shard": [i, n]}
 

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ...io.sidecars import remove_output
-from .assemble import assemble, publish
+from .assemble import Part, assemble, publish
 from .partials import Partial, remove
 from .plan import Plan, Route, Shard
 from .writers import BlendWriter, CoreWriter, Encoding
@@ -56,7 +56,8 @@ def assemble_outputs(plan: Plan, registry: Registry, n: int) -> list[Path]:
     s = plan.settings
     out = s.output
     writer, reader_for = registry.writer_for(out, s.format), registry.reader_for
-    parts = [(plan.partial_base(i, n), plan.shard_key(i, n)) for i in range(n)]
+    parts = [Part(plan.partial_base(i, n), plan.shard_key(i, n), f"{i}/{n}",
+                  plan.shard(i, n).rows) for i in range(n)]
     written = [assemble(parts, "classes", writer, reader_for, out, plan.info)]
     try:
         if s.probabilities != "none":

@@ -9,8 +9,10 @@ from typing import TYPE_CHECKING, Any
 
 from ...inference.stream import tile_runner
 from ...io.atomic import write_text
+from ...io.lock import Lock
 from ...models.folder import trained_model
 from .instances.route import INSTANCES
+from .key import mismatch
 from .plan import Plan, Route, Settings, parse_shard
 from .semantic import SEMANTIC
 
@@ -30,7 +32,7 @@ def run(exp: Experiment, registry: Registry, shard: str | None = None,
     i, n = parse_shard(shard)
     plan = Plan(settings, registry, trained)
     try:
-        done = _published(plan)
+        done = _published(plan, say=True)
         if merge:
             found = plan.shards_found()
             if done is not None and found in (None, done["shards"]):  # merged already
@@ -38,10 +40,11 @@ def run(exp: Experiment, registry: Registry, shard: str | None = None,
             return _finish(plan, route, registry, plan.count_shards())
         if n == 1 and done is not None and done["shards"] == 1:
             return _finish(plan, route, registry, 1)
-        part = plan.shard(i, n)
-        run_tiles = tile_runner(registry, trained, plan.stack, part.windows, settings.flow,
-                                part.label)
-        written = route.predict_shard(plan, part, run_tiles)
+        with Lock(plan.partial_base(i, n), f"prediction shard {i}/{n}"):
+            part = plan.shard(i, n)
+            run_tiles = tile_runner(registry, trained, plan.stack, part.windows,
+                                    settings.flow, part.label)
+            written = route.predict_shard(plan, part, run_tiles)
         if n > 1:
             log.info(f"shard {i}/{n} done; run 'deepseg merge' when every shard is done")
             return written
@@ -53,14 +56,17 @@ def run(exp: Experiment, registry: Registry, shard: str | None = None,
 def _finish(plan: Plan, route: Route, registry: Registry, n: int) -> Path:
     """Assemble the ``n`` shards and publish the outputs, recording that they are; then
     delete the shards. The record stays: a rerun (after a kill while deleting, or after
-    the end) finds the published outputs and only finishes the deleting."""
-    record = _published_record(plan)
-    state = _published(plan)
-    if state is None or state["shards"] != n:
-        outputs = route.assemble(plan, registry, n)
-        state = {"key": plan.key, "shards": n, "outputs": [str(p) for p in outputs]}
-        write_text(record, json.dumps(state))
-    route.remove_shards(plan, state["shards"])
+    the end) finds the published outputs and only finishes the deleting. One process at a
+    time assembles an output (its lock)."""
+    with Lock(plan.settings.output, "the prediction"):
+        record = _published_record(plan)
+        state = _published(plan)
+        if state is None or state["shards"] != n:
+            outputs = route.assemble(plan, registry, n)
+            state = {"key": plan.publish_key, "shards": n,
+                     "outputs": [str(p) for p in outputs]}
+            write_text(record, json.dumps(state))
+        route.remove_shards(plan, state["shards"])
     log.info("prediction: " + ", ".join(state["outputs"]))
     return Path(state["outputs"][0])
 
@@ -70,13 +76,21 @@ def _published_record(plan: Plan) -> Path:
     return out.with_name(f".{out.name}.published.json")
 
 
-def _published(plan: Plan) -> dict[str, Any] | None:
-    """The record of outputs published but whose shards may not all be deleted yet."""
+def _published(plan: Plan, say: bool = False) -> dict[str, Any] | None:
+    """The record of outputs published (under this run's key) whose shards may not all be
+    deleted yet; ``say``: tell when outputs of other inputs or settings are there."""
     try:
         state = json.loads(_published_record(plan).read_text())
     except (OSError, ValueError):
         return None
-    outputs = [Path(p) for p in state.get("outputs", [])] if isinstance(state, dict) else []
-    if state.get("key") != plan.key or not outputs or not all(p.exists() for p in outputs):
+    if not isinstance(state, dict):
+        return None
+    outputs = [Path(p) for p in state.get("outputs", [])]
+    if not outputs or not all(p.exists() for p in outputs):
+        return None
+    if state.get("key") != plan.publish_key:
+        if say:
+            what = mismatch(f"the published {outputs[0]}", state.get("key"), plan.publish_key)
+            log.info(f"{what}: predicting again")
         return None
     return state

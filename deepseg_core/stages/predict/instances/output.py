@@ -137,6 +137,7 @@ class CandidateOutput:
         """Stripes up to ``stripe`` (the first ``tiles`` tiles) are complete."""
         if self.on_commit is not None:
             self.gpkg.flush()
+            self.gpkg.sync()  # durable before the record that names it
             self.on_commit(stripe, tiles)
 
     def close(self) -> dict[str, Any]:

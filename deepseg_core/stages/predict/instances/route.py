@@ -17,9 +17,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ....errors import DeepSegError, io_error
-from ....io.atomic import fsync_dir, replace_durably, temporary, write_text
+from ....io.atomic import fsync_dir, replace_durably, temporaries, write_text
 from ....io.sidecars import remove_output
 from ..assemble import Checked, incomplete, verify
+from ..key import mismatch
 from ..plan import Plan, Route, Shard
 from .merge import merge_shards
 from .output import read_candidates
@@ -72,10 +73,14 @@ def stitch_shard(plan: Plan, shard: Shard, run_tiles: TileRunner) -> Path:
     work = incomplete(final)
     kept = work.with_name(f"{work.stem}.resume.gpkg")
     progress = work.with_name(f"{work.stem}.progress.json")
-    key = {**plan.shard_key(i, n), "score_threshold": s.score_threshold}
-    if final.exists() and _load_progress(final.with_name(final.name + ".json"), key):
+    key, marker = plan.shard_key(i, n), final.with_name(final.name + ".json")
+    if final.exists() and _load_progress(marker, key):
         log.info(f"shard {i}/{n} already complete: {final}")
         return final
+    if final.exists():  # of other inputs or settings, or its marker never written
+        log.info(f"{final}: {mismatch('it', _marker_key(marker), key)}: predicting it again")
+        for path in (marker, final):
+            path.unlink(missing_ok=True)
     final.parent.mkdir(parents=True, exist_ok=True)
     state = _load_progress(progress, key) if work.exists() or kept.exists() else None
     if state is None:
@@ -103,9 +108,9 @@ def stitch_shard(plan: Plan, shard: Shard, run_tiles: TileRunner) -> Path:
         log.info(f"resuming shard {i}/{n} after {start} tiles")
     run_tiles(tile_consumer(s.score_threshold, stitcher, shard.cores), start)
     stitcher.finish()
-    write_text(final.with_name(final.name + ".json"), json.dumps({"key": key}))
     replace_durably(work, final)
-    for path in (progress, temporary(progress)):
+    write_text(marker, json.dumps({"key": key}))  # last: it says the final file is this key's
+    for path in (progress, *temporaries(progress)):
         path.unlink(missing_ok=True)
     return final
 
@@ -126,8 +131,8 @@ def shard_files(plan: Plan, i: int, n: int) -> list[Path]:
     work = incomplete(final)
     progress = work.with_name(f"{work.stem}.progress.json")
     marker = final.with_name(final.name + ".json")
-    return [final, marker, temporary(marker), work, work.with_name(f"{work.stem}.resume.gpkg"),
-            progress, temporary(progress)]
+    return [final, marker, *temporaries(marker), work,
+            work.with_name(f"{work.stem}.resume.gpkg"), progress, *temporaries(progress)]
 
 
 def _load_progress(path: Path, key: dict[str, Any]) -> dict[str, Any] | None:
@@ -138,14 +143,28 @@ def _load_progress(path: Path, key: dict[str, Any]) -> dict[str, Any] | None:
     return state if isinstance(state, dict) and state.get("key") == key else None
 
 
+def _marker_key(path: Path) -> dict[str, Any] | None:
+    try:
+        state = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return state.get("key") if isinstance(state, dict) else None
+
+
 def merge_instance_shards(plan: Plan, registry: Registry, n: int) -> list[Path]:
     """Merge every shard's candidates into the final GeoPackage and id raster."""
     s = plan.settings
     out = s.output
     paths = [candidates_path(plan, i, n) for i in range(n)]
-    missing = [str(p) for p in paths if not p.exists()]
-    if missing:
-        raise DeepSegError(f"prediction shards not finished: {', '.join(missing)}")
+    for i, path in enumerate(paths):
+        redo = f"run 'deepseg predict --shard {i}/{n}' first"
+        found = _marker_key(path.with_name(path.name + ".json"))
+        if not path.exists() or found is None:
+            raise DeepSegError(f"{path}: prediction shard {i}/{n} missing or unfinished; "
+                               f"{redo}")
+        if found != plan.shard_key(i, n):
+            what = mismatch(f"prediction shard {i}/{n}", found, plan.shard_key(i, n))
+            raise DeepSegError(f"{path}: {what}; {redo}")
     info = instance_info(plan)
     gpkg = out.with_suffix(".gpkg")
     tmp_raster, tmp_gpkg = incomplete(out), incomplete(gpkg)
