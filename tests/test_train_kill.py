@@ -144,7 +144,7 @@ def test_a_damaged_checkpoint_is_never_taken_for_the_committed_one(experiments, 
     assert record["epoch"] == 5 and model.optimizer.iterations.numpy() == record["iterations"]
 
 
-@pytest.mark.parametrize("size, culprit", [("20k", "logs/curves.png"),
+@pytest.mark.parametrize("size, culprit", [("24k", "logs/curves.png"),
                                            ("150k", "model/last.keras")])
 def test_a_full_disk_is_one_line_and_a_rerun_with_space_completes(experiments, tmp_path,
                                                                   size, culprit):

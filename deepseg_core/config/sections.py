@@ -26,7 +26,12 @@ class Training(Strict):
     validation_folds: list[int] | None = Field(None, description="folds held out for "
                                                "validation (default: the last fold)")
     seed: int = Field(42, description="seed for weights, shuffling and augmentation")
-    resume: bool = Field(False, description="continue from the last checkpoint")
+    resume: bool | Literal["auto"] = Field(
+        False, description="false: a fresh run (the previous run's model/ and logs/ are first "
+        "moved to previous/, one earlier run kept); true: continue the committed run of these "
+        "settings (epochs may be raised) from its last checkpoint, else stop saying what "
+        "differs; auto: continue it when there is one, else a fresh run (for jobs that may be "
+        "resubmitted)")
     early_stopping: int | None = Field(None, gt=0, description="patience in epochs")
     reduce_lr: int | None = Field(None, gt=0, description="patience before halving the rate")
     lr_schedule: Literal["constant", "cosine"] = Field(

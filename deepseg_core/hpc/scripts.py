@@ -127,6 +127,7 @@ def body(exp: Experiment, job: str, stages: Sequence[str],
                      "training.batch_size x GPUs."]
         elif "train" in run and gpu_count(gpus) > 1:
             notes = [f"# {gpus}: set training.distribute: mirrored to train on all of them."]
+        notes += resume_note(exp) if "train" in run else []
         return head, [*notes, f'deepseg run "$EXPERIMENT" --stages {",".join(run)}']
     if job == "crossval":
         array = ",".join(str(f) for f in folds)
@@ -153,6 +154,19 @@ def body(exp: Experiment, job: str, stages: Sequence[str],
     return head, ['deepseg merge "$EXPERIMENT"']
 
 
+def resume_note(exp: Experiment) -> list[str]:
+    """What submitting the training job again does, by training.resume."""
+    if exp.training.resume == "auto":
+        return ["# training.resume: auto: submitted again, this job continues its run from the "
+                "last committed epoch."]
+    if exp.training.resume:
+        return ["# training.resume: true: submitted again, this job continues its run from the "
+                "last committed epoch."]
+    return ["# training.resume: false: every submission trains afresh (the earlier run moves "
+            "to previous/);", "# set training.resume: auto so that a resubmitted job "
+            "continues it instead."]
+
+
 def multiworker_commands(exp: Experiment, run: Sequence[str], tasks: tuple[int, int],
                          gpus: str | None) -> list[str]:
     """dataprep once, ``srun deepseg train`` (one task per worker), then crossval once."""
@@ -163,9 +177,7 @@ def multiworker_commands(exp: Experiment, run: Sequence[str], tasks: tuple[int, 
     lines = [f"# training.distribute: multiworker: {nodes} node(s) x {per_node} worker(s), "
              f"each worker one share of the GPUs ({gpus or 'none: CPU'});",
              "# the global batch is training.batch_size x workers. The cluster comes from "
-             "srun (SlurmClusterResolver).",
-             "# A rerun with training.resume: true resumes every worker from the last "
-             "committed epoch."]
+             "srun (SlurmClusterResolver).", *resume_note(exp)]
     if "dataprep" in run:
         lines.append('deepseg dataprep "$EXPERIMENT"   # once, before the workers start')
     lines += ['if [[ -n "${SLURM_JOB_ID:-}" ]] && command -v srun >/dev/null; then',

@@ -1,6 +1,7 @@
 """The model folder's one home: ``model/model.json`` written after training and read with
-care, a weights file picked that is whole (best.keras, else last.keras, saying so), and the
-trained model loaded (Keras is imported only then)."""
+care, a weights file picked that is whole (best.keras, else last.keras, saying so) and of the
+run model.json names (by the checkpoint record, training/checkpoint.py), and the trained model
+loaded (Keras is imported only then)."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ import numpy as np
 
 from ..errors import DeepSegError, cause, io_error
 from ..io.atomic import write_text
+from ..training import checkpoint
 
 if TYPE_CHECKING:
     from _typeshed import StrPath
@@ -110,32 +112,56 @@ def damage(path: Path) -> str | None:
     return f"member {bad} is damaged" if bad else None
 
 
-def pick_weights(model_dir: Path) -> Path | None:
+def pick_weights(model_dir: Path, record: dict[str, Any] | None = None) -> Path | None:
     """best.keras if whole, else a whole last.keras (with a warning); None when neither exists.
-    A DeepSegError names both files when every one found is damaged."""
-    found = [p for p in (model_dir / "best.keras", model_dir / "last.keras") if p.exists()]
+    With a checkpoint record (state.json) "whole" means the file the record committed, by its
+    hash (final or still pending). A DeepSegError names the files when none found is whole."""
     problems: list[str] = []
-    for path in found:
-        why = damage(path)
-        if why is None:
-            if problems:
-                log.warning(f"{problems[0]}; using {path.name} instead")
-            return path
-        problems.append(f"{path} is damaged ({why})")
+    for name in ("best.keras", "last.keras"):
+        try:
+            path, why = _whole(model_dir, name, record)
+        except DeepSegError as exc:  # not the file the record committed
+            problems.append(str(exc).split(";")[0])
+            continue
+        if path is None:
+            continue
+        if why is not None:
+            problems.append(f"{path} is damaged ({why})")
+            continue
+        if problems:
+            log.warning(f"{problems[0]}; using {path.name} instead")
+        return path
     if problems:
         raise DeepSegError(f"{'; '.join(problems)}; rerun 'deepseg train'")
     return None
 
 
+def _whole(model_dir: Path, name: str,
+           record: dict[str, Any] | None) -> tuple[Path | None, str | None]:
+    """(the file holding ``name`` or None, why it is not whole or None)."""
+    if record is not None and "files" in record:
+        return checkpoint.committed(model_dir, record, name), None
+    path = model_dir / name
+    return (path, damage(path)) if path.exists() else (None, None)
+
+
 def trained_model(outdir: Path, nbands: int, classes: Iterable[str]) -> TrainedModel:
-    """The experiment's trained model: model.json and a whole weights file, checked against
-    the experiment's bands and classes."""
+    """The experiment's trained model: model.json and a whole weights file of the same run (by
+    the checkpoint record, where there is one), checked against the experiment's bands and
+    classes."""
     model_dir = outdir / "model"
     info_path = model_dir / "model.json"
-    weights = pick_weights(model_dir) if info_path.exists() else None
+    record = checkpoint.read_state(model_dir) if info_path.exists() else None
+    weights = pick_weights(model_dir, record) if info_path.exists() else None
     if weights is None:
         raise DeepSegError(f"no trained model in {model_dir}: run 'deepseg train' first")
     info = ModelInfo.read(info_path)
+    runs = [record["run"], *record.get("earlier", [])] if record and "run" in record else []
+    if runs and info.run and info.run not in runs:
+        raise DeepSegError(f"{info_path}: written by another training run ({info.run[:12]}) "
+                           f"than the checkpoints in {model_dir / checkpoint.STATE} "
+                           f"({runs[0][:12]}), so its normalization statistics are not the "
+                           "weights'; rerun 'deepseg train' with training.resume: auto")
     if info.nbands != nbands or info.classes != list(classes):
         raise DeepSegError(f"the model in {model_dir} was trained with nbands={info.nbands} "
                            f"and classes {info.classes}, the experiment has "

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from contextlib import nullcontext
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -17,6 +18,7 @@ if TYPE_CHECKING:
     from ..config.schema import Experiment
     from ..contracts.model import KerasModel
     from ..plugins.registry import Registry
+    from ..store.reader import Store
 
 log = logging.getLogger(__name__)
 
@@ -42,18 +44,28 @@ def run(exp: Experiment, registry: Registry) -> KerasModel:
 
 
 def _train(exp: Experiment, registry: Registry, outdir: Path) -> KerasModel:
-    from ..training.fit import fit, setup_runtime
+    from ..training.fit import setup_runtime
+    from ..training.runs import writing
 
-    if setup_runtime(exp).chief:  # the workers of a distributed run write nothing here
-        save_resolved(exp, outdir)
-    with open_store(exp) as store:
-        tiles = store.tiles
-        held = validation_folds(exp)
-        train_idx, val_idx = split(tiles["fold"], tiles["row"], tiles["col"], exp.tilesize, held)
-        if not held:
-            train_idx = np.arange(len(tiles))
-        log.info(f"training {exp.model.name} on {len(train_idx)} tiles, validating on "
-                 f"{len(val_idx)} (folds {held or 'none'})")
-        model = fit(exp, registry, store, train_idx, val_idx, outdir)
+    # one run at a time; without multiworker this process is the chief and locks the run
+    # before TensorFlow starts, so a second run stops within a second
+    with writing(outdir) if exp.training.distribute != "multiworker" else nullcontext():
+        chief = setup_runtime(exp).chief  # the workers of a distributed run write nothing
+        with writing(outdir, chief), open_store(exp) as store:
+            model = _fit(exp, registry, store, outdir)
     log.info(f"model: {outdir / 'model'}  curves: {outdir / 'logs' / 'curves.png'}")
     return model
+
+
+def _fit(exp: Experiment, registry: Registry, store: Store, outdir: Path) -> KerasModel:
+    from ..training.fit import fit
+
+    tiles = store.tiles
+    held = validation_folds(exp)
+    train_idx, val_idx = split(tiles["fold"], tiles["row"], tiles["col"], exp.tilesize, held)
+    if not held:
+        train_idx = np.arange(len(tiles))
+    log.info(f"training {exp.model.name} on {len(train_idx)} tiles, validating on "
+             f"{len(val_idx)} (folds {held or 'none'})")
+    return fit(exp, registry, store, train_idx, val_idx, outdir,
+               started=lambda: save_resolved(exp, outdir))  # once the run may start

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 import keras
 
 from ..errors import DeepSegError
+from ..io.fingerprint import content_hash
 from ..models.folder import load_saved
 from . import checkpoint
 from .curves import plot_curves
@@ -71,8 +72,8 @@ def cannot_write(path: Path, exc: Exception, epoch: int) -> DeepSegError:
     """The one-line error of a training output that could not be written."""
     reason = getattr(exc, "strerror", None) or str(exc).splitlines()[0]
     return DeepSegError(f"{path}: cannot write after epoch {epoch} ({reason}); "
-                        "free space and rerun (training.resume: true continues after the last "
-                        "committed epoch)")
+                        "free space and rerun with training.resume: auto (it continues after "
+                        "the last committed epoch)")
 
 
 def _number(value: Any) -> float | None:
@@ -88,9 +89,11 @@ class Checkpoints(keras.callbacks.Callback):
     """last.keras every epoch, best.keras when ``monitor`` improves, committed by state.json."""
 
     def __init__(self, model_dir: Path, monitor: str, mode: str, csv_path: Path | None,
-                 chief: bool, others: list[Any], record: dict[str, Any] | None = None) -> None:
+                 chief: bool, others: list[Any], record: dict[str, Any] | None = None,
+                 identity: dict[str, Any] | None = None) -> None:
         super().__init__()
         self.model_dir, self.monitor, self.mode = model_dir, monitor, mode
+        self.identity = identity or {}  # the run's key and settings, in every record
         self.csv_path, self.chief, self.others = csv_path, chief, others
         self.record, self._rolled = record, record is None
         self.best = (record or {}).get("best", math.inf if mode == "min" else -math.inf)
@@ -142,7 +145,7 @@ class Checkpoints(keras.callbacks.Callback):
 
     def _commit(self, epoch: int, files: dict[str, Path]) -> None:
         old = (self.record or {}).get("files", {})
-        hashes = {name: checkpoint.sha256(path) for name, path in files.items()}
+        hashes = {name: content_hash(path) for name, path in files.items()}
         if self.csv_path is not None and self.csv_path.exists():
             checkpoint.fsync_path(self.csv_path)
         counters = {type(cb).__name__: {k: _number(getattr(cb, k)) for k in COUNTERS
@@ -155,7 +158,7 @@ class Checkpoints(keras.callbacks.Callback):
             "files": {**old, **hashes},
             "csv_bytes": (self.csv_path.stat().st_size if self.csv_path is not None
                           and self.csv_path.exists() else 0),
-            "callbacks": counters}
+            "callbacks": counters, **self.identity}
         checkpoint.commit(self.model_dir, self.record, files)
 
 
@@ -170,8 +173,10 @@ def monitor_for(exp: Experiment, has_val: bool) -> tuple[str, str]:
 
 
 def callbacks_for(exp: Experiment, model_dir: Path, log_dir: Path, has_val: bool,
-                  chief: bool = True, record: dict[str, Any] | None = None) -> list[Any]:
-    """Every callback of a run, in the order they must fire (the checkpoint last)."""
+                  chief: bool = True, record: dict[str, Any] | None = None,
+                  identity: dict[str, Any] | None = None) -> list[Any]:
+    """Every callback of a run, in the order they must fire (the checkpoint last);
+    ``identity``: the run key and settings that every checkpoint record carries."""
     monitor, mode = monitor_for(exp, has_val)
     csv_path = log_dir / "training.csv"
     others: list[Any] = []
@@ -188,14 +193,15 @@ def callbacks_for(exp: Experiment, model_dir: Path, log_dir: Path, has_val: bool
                 keras.callbacks.TensorBoard(str(log_dir / "tensorboard"), write_graph=False,
                                             profile_batch=0)]
     checkpoints = Checkpoints(model_dir, monitor, mode, csv_path if chief else None, chief,
-                              others, record)
+                              others, record, identity)
     return [HeapSettings(), *logs, *others, checkpoints]
 
 
-def load_resume_state(model_dir: Path, plugin: ModelPlugin,
-                      chief: bool = True) -> tuple[KerasModel, dict[str, Any]]:
-    """(model with optimizer state, committed record) from the last committed checkpoint."""
-    record = checkpoint.read_state(model_dir)
+def load_resume_state(model_dir: Path, plugin: ModelPlugin, chief: bool = True,
+                      record: dict[str, Any] | None = None) -> tuple[KerasModel, dict[str, Any]]:
+    """(model with optimizer state, committed record) from the last committed checkpoint
+    (``record``, else the folder's)."""
+    record = record or checkpoint.read_state(model_dir)
     last = checkpoint.committed(model_dir, record, "last.keras") if record else None
     if record is None or last is None:
         raise DeepSegError(f"training.resume: no checkpoint to resume from in {model_dir} "

@@ -6,7 +6,7 @@ import dataclasses
 import logging
 import os
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -15,7 +15,6 @@ import numpy as np
 from ..contracts.model import TrainSettings
 from ..errors import DeepSegError
 from ..io.messages import progress_shown
-from ..models.folder import write_model_info
 
 if TYPE_CHECKING:
     from ..config.schema import Experiment
@@ -85,29 +84,44 @@ def augmenters(exp: Experiment, registry: Registry) -> list[Augmenter]:
 
 
 def fit(exp: Experiment, registry: Registry, store: Store, train_idx: Indices,
-        val_idx: Indices, outdir: Path) -> KerasModel:
+        val_idx: Indices, outdir: Path, started: Callable[[], None] | None = None) -> KerasModel:
     """Train the experiment's model on ``train_idx`` tiles; checkpoints and logs in ``outdir``.
 
-    Only the chief (the one process of an undistributed run) writes into ``outdir``.
+    Only the chief (the one process of an undistributed run) writes into ``outdir``, holding
+    its lock for the whole run; ``training.resume`` decides what the run starts from (runs.py).
+    The chief calls ``started`` once that is decided, before the run writes its first file
+    (a refused resume writes nothing).
     """
+    from .runs import writing
 
+    if len(train_idx) == 0:
+        raise DeepSegError(f"{exp.source}: no training tiles left after holding out the "
+                           "validation folds")
+    cluster = setup_runtime(exp)
+    with writing(outdir, cluster.chief):
+        return _fit(exp, registry, store, (train_idx, val_idx), outdir, cluster, started)
+
+
+def _fit(exp: Experiment, registry: Registry, store: Store, tiles: tuple[Indices, Indices],
+         outdir: Path, cluster: Cluster, started: Callable[[], None] | None) -> KerasModel:
     from . import checkpoint
     from .callbacks import callbacks_for, load_resume_state
     from .dataset import EpochSetter, Feed, StoreDataset
     from .distributed import distributed_input
-    from .reuse import run_key
+    from .reuse import key_of, run_settings
+    from .runs import name_run, start
     from .safe_callbacks import guard
     from .schedule import schedule_for
 
     plugin = registry.get("model", exp.model.name)
     model_dir, log_dir = outdir / "model", outdir / "logs"
-    if len(train_idx) == 0:
-        raise DeepSegError(f"{exp.source}: no training tiles left after holding out the "
-                           "validation folds")
-    cluster = setup_runtime(exp)
+    (train_idx, val_idx), settings = tiles, run_settings(exp, tiles[0])
     batch, rate, line = scaling(exp, cluster)
     log.info(line)
+    record = start(exp, outdir, settings, cluster.chief)  # before anything is written
     if cluster.chief:
+        if started is not None:
+            started()
         model_dir.mkdir(parents=True, exist_ok=True)
         log_dir.mkdir(parents=True, exist_ok=True)
     feed = Feed(plugin, batch, exp.model.params, exp.ignore_label)
@@ -115,23 +129,26 @@ def fit(exp: Experiment, registry: Registry, store: Store, train_idx: Indices,
         feed, augmenters=tuple(augmenters(exp, registry)), seed=exp.training.seed),
         shuffle=True, workers=exp.training.workers, steps=exp.training.steps_per_epoch)
     val = StoreDataset(store.path, val_idx, feed) if len(val_idx) else None
-    record: dict[str, Any] | None = None
     with cluster.strategy.scope():
-        if exp.training.resume:
-            model, record = load_resume_state(model_dir, plugin, cluster.chief)
+        if record is not None:
+            model, record = load_resume_state(model_dir, plugin, cluster.chief, record)
         else:
             model = plugin.build(exp.nbands, len(exp.classes), exp.tilesize, exp.model.params)
             plugin.compile(model, TrainSettings(
                 nclasses=len(exp.classes), learning_rate=rate,
                 loss=exp.training.loss, class_weights=class_weights(exp, store),
                 ignore_label=exp.ignore_label))
+    identity = {"run": key_of(settings), "settings": settings}
+    if cluster.chief:  # model.json (and a continued record) name this run before its epochs
+        record = name_run(exp, store, model_dir, record, identity)
+    identity.update({"earlier": record["earlier"]} if record and "earlier" in record else {})
     initial_epoch = int(record["epoch"]) if record else 0
     if initial_epoch >= exp.epochs or (record or {}).get("stopped"):
+        log.info(f"training: the run in {model_dir} has finished ({initial_epoch} epochs); "
+                 "nothing to train")
         if cluster.chief:
             checkpoint.roll_forward(model_dir, record)
         return model
-    if cluster.chief:
-        write_model_info(exp, store, model_dir, run=run_key(exp, train_idx))
     x: Any = train
     vx: Any = val
     steps: dict[str, Any] = {}
@@ -143,8 +160,8 @@ def fit(exp: Experiment, registry: Registry, store: Store, train_idx: Indices,
         steps = dict(steps_per_epoch=train.steps,
                      validation_steps=val.steps if val is not None else None)
     callbacks = guard([EpochSetter(train, val), *schedule_for(exp, rate, train.steps),
-                       *callbacks_for(
-        exp, model_dir, log_dir, has_val=val is not None, chief=cluster.chief, record=record)])
+                       *callbacks_for(exp, model_dir, log_dir, has_val=val is not None,
+                                      chief=cluster.chief, record=record, identity=identity)])
     verbose = (1 if os.isatty(2) else 2) if progress_shown() and cluster.chief else 0
     try:  # shuffle=False: the dataset shuffles, by seed and epoch (Python's random would not)
         model.fit(x, validation_data=vx, epochs=exp.epochs, initial_epoch=initial_epoch,

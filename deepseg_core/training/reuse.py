@@ -14,7 +14,7 @@ import hashlib
 import json
 import shutil
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -34,17 +34,27 @@ WATCH_ONLY = {"resume", "monitor", "validation_folds"}
 TAKEN = ("model/last.keras", "model/model.json", "logs/training.csv", "logs/curves.png")
 
 
-def run_key(exp: Experiment, train_idx: ArrayLike) -> str:
-    """Hash of everything that shapes a run's final weights: the store's data settings and
-    input files, the training tiles, the model, the training settings, the augmenters."""
+def run_settings(exp: Experiment, train_idx: ArrayLike) -> dict[str, Any]:
+    """Everything that shapes a run's final weights: the store's data settings and input files
+    (a hash), the training tiles (a hash), the model, the training settings, the augmenters.
+    Checkpoint records keep it, so a refused resume can name what differs."""
     from ..store.identity import settings_hash
 
     tiles = np.asarray(train_idx, dtype=np.int64)
-    data = {"store": settings_hash(exp), "tiles": hashlib.sha256(tiles.tobytes()).hexdigest(),
+    return {"store": settings_hash(exp), "tiles": hashlib.sha256(tiles.tobytes()).hexdigest(),
             "training": exp.training.model_dump(mode="json", exclude=WATCH_ONLY),
             **exp.model_dump(mode="json", include={"epochs", "learning_rate", "model",
                                                    "augmentation", "classes"})}
-    return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
+
+
+def key_of(settings: dict[str, Any]) -> str:
+    """The run key of ``run_settings``: what model.json and state.json record."""
+    return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()
+
+
+def run_key(exp: Experiment, train_idx: ArrayLike) -> str:
+    """The key of a run of ``exp`` on ``train_idx`` (see ``run_settings``)."""
+    return key_of(run_settings(exp, train_idx))
 
 
 def finished_run(exp: Experiment, run_dir: Path, train_idx: ArrayLike) -> Path | None:
@@ -60,7 +70,8 @@ def finished_run(exp: Experiment, run_dir: Path, train_idx: ArrayLike) -> Path |
         record = checkpoint.read_state(model_dir)
     except DeepSegError:
         return None  # none, or not readable: the fold trains its own
-    if info.run != run_key(exp, train_idx):
+    key = run_key(exp, train_idx)
+    if info.run != key or (record or {}).get("run", key) != key:
         return None
     if not record or record.get("stopped") or record["epoch"] != exp.epochs:
         return None

@@ -110,10 +110,13 @@ def _take_train_run(exp: Experiment, registry: Registry, last: Path, folder: Pat
     """The train stage's finished run as the fold's (training.reuse says when it is the same)."""
     from ...models.folder import load_model
     from ...training.reuse import take_run
+    from ...training.runs import set_aside, writing
 
     log.info(f"fold {fold}: the train stage's run ({last}) trained on this fold's training "
              "tiles with the same settings: taken for the fold, not trained again")
-    take_run(exp.outdir, last, folder)
+    with writing(folder):  # a fresh run of the fold's: its previous one is moved aside
+        set_aside(folder)
+        take_run(exp.outdir, last, folder)
     return load_model(registry, exp.model.name, folder / "model" / "last.keras")[1]
 
 
