@@ -31,7 +31,7 @@ from ...io.fingerprint import content_hash, fingerprint
 if TYPE_CHECKING:
     from ...data.stack import ImageStack
     from ...models.folder import TrainedModel
-    from .plan import Settings
+    from .settings import Settings
 
 Key = dict[str, Any]
 

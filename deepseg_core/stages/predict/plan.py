@@ -1,8 +1,7 @@
-"""What one prediction run does: its settings, the grid, tiles and cores, the shards.
+"""What one prediction run does: the grid, tiles and cores, the shards, the route.
 
-``Settings`` holds the few values of the experiment that prediction uses, so the layers
-below receive them instead of the whole experiment; ``Plan`` opens the image stack and lays
-the tile grid over it.
+``Plan`` opens the image stack of the run's :class:`~.settings.Settings` and lays the tile
+grid over it; ``Shard`` is one part of it, ``Route`` what the kind of model changes.
 """
 
 from __future__ import annotations
@@ -13,75 +12,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ...contracts.raster import RasterInfo, parse_colour
+from ...contracts.raster import RasterInfo
 from ...data.stack import ImageStack, same_crs
 from ...errors import DeepSegError
 from ...geo.tiling import tile_cores
-from ...inference.pipeline import Flow
-from .instances.options import StitchOptions
 from .key import Key, prediction_key, publish_key
+from .settings import Settings
 
 if TYPE_CHECKING:
-    from ...config.base import ImageSource
     from ...config.schema import Experiment
-    from ...config.sections import Vectorize
     from ...contracts.raster import Window
     from ...inference.stream import TileRunner
     from ...models.folder import ModelInfo, TrainedModel
     from ...plugins.registry import Registry
-
-
-@dataclass(frozen=True)
-class Settings:
-    """The experiment's prediction settings."""
-
-    source: Path | None  # the experiment file, for messages
-    output: Path
-    images: list[ImageSource]
-    images_key: str
-    crs: str | None
-    resolution: float | None
-    tiler: str
-    tilesize: int
-    overlap: int
-    classes: tuple[str, ...]
-    colours: dict[int, tuple[int, int, int, int]]
-    instance: bool
-    blend: bool = False
-    probabilities: str = "none"
-    batch_size: int = 8
-    queue_depth: int = 4
-    readers: int = 2
-    format: str | None = None
-    commit_seconds: float = 5.0
-    score_threshold: float = 0.5
-    stitch: StitchOptions = StitchOptions()  # instances: iou, ios
-    vectorize: Vectorize | None = None  # the experiment's predict.vectorize section
-
-    @property
-    def flow(self) -> Flow:
-        """How tiles flow past the model."""
-        return Flow(self.batch_size, self.queue_depth, self.readers)
-
-    @classmethod
-    def of(cls, exp: Experiment) -> Settings:
-        """The prediction settings of ``exp``."""
-        p = exp.predict
-        out = Path(p.output)
-        return cls(source=exp.source, output=out if out.is_absolute() else exp.outdir / out,
-                   images=p.images or exp.images or [],
-                   images_key="predict.images" if p.images else "images", crs=exp.crs,
-                   resolution=exp.resolution, tiler=exp.tiler, tilesize=exp.tilesize,
-                   overlap=exp.overlap, classes=tuple(exp.class_names),
-                   colours={i: parse_colour(c.color) for i, c in enumerate(exp.classes)},
-                   instance=exp.segmentation_type == "instance", blend=p.blend,
-                   probabilities=p.probabilities,
-                   batch_size=p.batch_size or exp.training.batch_size,
-                   queue_depth=p.queue_depth, readers=p.readers, format=p.format,
-                   commit_seconds=p.commit_seconds,
-                   score_threshold=p.score_threshold,
-                   stitch=StitchOptions(iou=p.merge_iou, ios=p.merge_ios),
-                   vectorize=p.vectorize)
 
 
 @dataclass(frozen=True)

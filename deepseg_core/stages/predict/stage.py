@@ -13,8 +13,9 @@ from ...io.lock import Lock
 from ...models.folder import trained_model
 from .instances.route import INSTANCES
 from .key import mismatch
-from .plan import Plan, Route, Settings, parse_shard
+from .plan import Plan, Route, parse_shard
 from .semantic import SEMANTIC
+from .settings import Settings
 
 if TYPE_CHECKING:
     from ...config.schema import Experiment
