@@ -2,8 +2,10 @@
 
 Along each axis the tile origins are 0, stride, 2*stride, ... (stride = tilesize - overlap) and
 the last origin snaps to ``size - tilesize`` so the last tile ends exactly at the raster edge.
-An axis shorter than a tile gets one tile at 0 reaching past the edge (padding). The cores
-that tiles own for prediction come from :func:`deepseg_core.geo.tiling.tile_cores`.
+An axis shorter than a tile gets one tile at 0 reaching past the edge (padding). The tiles
+are a :class:`deepseg_core.geo.grid.TileGrid`: a sequence computed from the origins, so 20
+million tiles cost two lists of a few thousand origins. The cores that tiles own for prediction come
+from :func:`deepseg_core.geo.tiling.tile_cores`.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from deepseg_core import hookimpl
 from deepseg_core.errors import DeepSegError
 
-from ..contracts.raster import Window
+from ..geo.grid import TileGrid
 
 if TYPE_CHECKING:
     from ..plugins.registry import Registry
@@ -48,12 +50,11 @@ def grid_origins(size: int, tilesize: int, overlap: int) -> list[int]:
     return list(range(0, size - tilesize, tilesize - overlap)) + [size - tilesize]
 
 
-def grid_tiles(width: int, height: int, tilesize: int, overlap: int) -> list[Window]:
+def grid_tiles(width: int, height: int, tilesize: int, overlap: int) -> TileGrid:
     """Square tiles covering a ``height`` x ``width`` raster, row-major."""
     width, height, tilesize, overlap = _check(width, height, tilesize, overlap)
-    cols = grid_origins(width, tilesize, overlap)
-    return [Window(r, c, tilesize, tilesize)
-            for r in grid_origins(height, tilesize, overlap) for c in cols]
+    return TileGrid.square(grid_origins(height, tilesize, overlap),
+                       grid_origins(width, tilesize, overlap), tilesize)
 
 
 @hookimpl(tryfirst=True)  # built-ins register first: others may override

@@ -13,6 +13,12 @@ A *writer* is registered with ``registry.add_writer(name, writer)``; ``writer`` 
 - ``extensions``: suffixes it writes by default (``(".tif", ".tiff")``);
 - ``create(path, info: RasterInfo, **options) -> RasterSink``.
 
+A *tiler* is registered with ``registry.add_tiler(name, tiler)``; ``tiler(width, height,
+tilesize, overlap) -> Sequence[Window]`` gives the tiles covering a raster, row-major: a list,
+or a sequence that computes them (the built-in grid's,
+:class:`deepseg_core.geo.grid.TileGrid`, so a raster of millions of tiles costs no list of
+them).
+
 Arrays are always band-first ``(bands, rows, cols)``; windows are pixel windows of the
 raster they belong to.
 """

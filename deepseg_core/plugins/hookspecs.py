@@ -67,8 +67,12 @@ def deepseg_register_tilers(registry: Registry) -> None:
     Parameter ``registry``: the :class:`~deepseg_core.plugins.registry.Registry` to fill.
     Since plugin API 1.
 
-    ``tiler(width, height, tilesize, overlap) -> list[Window]`` returns windows covering every
-    pixel of a ``height`` x ``width`` raster, row-major, each ``tilesize`` square.
+    ``tiler(width, height, tilesize, overlap) -> Sequence[Window]`` returns windows covering
+    every pixel of a ``height`` x ``width`` raster, row-major, each ``tilesize`` square: a list,
+    or any sequence (``len``, indexing, slicing, iteration). The built-in ``grid`` returns a
+    :class:`deepseg_core.geo.grid.TileGrid`, computed from its row and column origins, so 20
+    million tiles cost kilobytes; a list holds every window as an object (with their cores,
+    gigabytes at tens of millions of tiles) for the whole run.
     """
 
 

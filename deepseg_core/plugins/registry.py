@@ -11,6 +11,8 @@ from ..errors import DeepSegError, RegistryError
 from ..io.gdalpaths import is_virtual
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     import click
     from _typeshed import StrPath
 
@@ -20,8 +22,9 @@ if TYPE_CHECKING:
 
 Kind = Literal["reader", "writer", "tiler", "model", "augmenter", "metric", "command"]
 KINDS: tuple[Kind, ...] = ("reader", "writer", "tiler", "model", "augmenter", "metric", "command")
-#: a tiler: ``tiler(width, height, tilesize, overlap)`` -> the tile windows, row-major
-Tiler = Callable[[int, int, int, int], "list[Window]"]
+#: a tiler: ``tiler(width, height, tilesize, overlap)`` -> the tile windows (a sequence),
+#: row-major
+Tiler = Callable[[int, int, int, int], "Sequence[Window]"]
 #: the core's own ``deepseg`` commands (cli.py), which no plugin command may take
 CORE_COMMANDS = ("crossval", "dataprep", "init", "merge", "plugins", "predict", "run", "train",
                  "validate")

@@ -7,7 +7,7 @@ grid over it; ``Shard`` is one part of it, ``Route`` what the kind of model chan
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 from ...contracts.raster import RasterInfo
 from ...data.stack import ImageStack, same_crs
 from ...errors import DeepSegError
+from ...geo.grid import Take, row_origins, select
 from ...geo.tiling import tile_cores
 from .key import Key, prediction_key, publish_key
 from .settings import Settings
@@ -30,12 +31,12 @@ if TYPE_CHECKING:
 @dataclass(frozen=True)
 class Shard:
     """Shard ``i`` of ``n``: its tiles (owned rows plus context rows it only reads), each
-    tile's core by position in ``windows``, and the raster rows [first, end) it owns."""
+    tile's core at the same position, and the raster rows [first, end) it owns."""
 
     i: int
     n: int
-    windows: list[Window]
-    cores: dict[int, Window]
+    windows: Sequence[Window]
+    cores: Sequence[Window]
     rows: tuple[int, int]
 
     @property
@@ -94,20 +95,18 @@ class Plan:
 
     def shard(self, i: int, n: int) -> Shard:
         """Shard i of n: a band of whole tile rows, plus (blending a sharded run) one tile row
-        on each side that it reads but does not own."""
+        on each side that it reads but does not own. Its tiles and cores are views of the
+        plan's (geo.grid), never lists as long as the raster."""
         context = 1 if self.settings.blend and n > 1 else 0
-        starts = sorted({w.row_off for w in self.windows})
+        starts = row_origins(self.windows)
         lo, hi = len(starts) * i // n, len(starts) * (i + 1) // n
         if lo == hi:
-            return Shard(i, n, [], {}, (0, 0))
-        own = set(starts[lo:hi])
-        rows = set(starts[max(lo - context, 0):hi + context])
-        idx = [k for k, w in enumerate(self.windows) if w.row_off in rows]
-        owned = [k for k in idx if self.windows[k].row_off in own]
-        last = self.cores[owned[-1]]
-        return Shard(i, n, [self.windows[k] for k in idx],
-                     {pos: self.cores[k] for pos, k in enumerate(idx)},
-                     (self.cores[owned[0]].row_off, last.row_off + last.height))
+            return Shard(i, n, [], [], (0, 0))
+        owned = select(self.windows, starts[lo:hi])
+        first, last = self.cores[owned[0]], self.cores[owned[-1]]
+        tiles = select(self.windows, starts[max(lo - context, 0):hi + context])
+        return Shard(i, n, Take(self.windows, tiles), Take(self.cores, tiles),
+                     (first.row_off, last.row_off + last.height))
 
     def partial_base(self, i: int, n: int) -> Path:
         """The name a shard's working files start with."""

@@ -64,7 +64,7 @@ class CoreWriter:
     """Each tile writes only its core: no seams, no double writes. An all-nodata tile writes
     a nodata core, so the blocks of a finished partial cover every pixel of its rows."""
 
-    def __init__(self, partial: Partial, cores: dict[int, Window], encoding: Encoding) -> None:
+    def __init__(self, partial: Partial, cores: Sequence[Window], encoding: Encoding) -> None:
         self.partial, self.cores, self.encoding = partial, cores, encoding
         self.last = time.monotonic()
 
@@ -113,7 +113,7 @@ class BlendWriter(CoreWriter):
     reaches below the floor (``restart``) without writing final rows again.
     """
 
-    def __init__(self, partial: Partial, cores: dict[int, Window], encoding: Encoding,
+    def __init__(self, partial: Partial, cores: Sequence[Window], encoding: Encoding,
                  windows: Sequence[Window], width: int, rows: tuple[int, int]) -> None:
         """``rows``: (first, end) raster rows this shard owns."""
         super().__init__(partial, cores, encoding)

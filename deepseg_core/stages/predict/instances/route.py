@@ -28,6 +28,8 @@ from .stitcher import InstanceStitcher
 from .table import attach_instance_table
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from ....contracts.raster import RasterInfo, Window
     from ....inference.pipeline import Consume, TileJob
     from ....inference.stream import TileRunner
@@ -49,7 +51,7 @@ def candidates_path(plan: Plan, i: int, n: int) -> Path:
 
 
 def tile_consumer(threshold: float, stitcher: InstanceStitcher,
-                  cores: dict[int, Window]) -> Consume:
+                  cores: Sequence[Window]) -> Consume:
     """Feed each finished tile's instances (above the score threshold) to the stitcher."""
 
     def consume(job: TileJob) -> None:
