@@ -82,6 +82,10 @@ class Predict(Strict):
     probabilities: Literal["none", "uint8", "float32"] = Field(
         "none", description="also write per-class probabilities")
     blend: bool = Field(False, description="blend overlapping probabilities instead of cores")
+    stripe_width: int = Field(8192, ge=16, description="blending works through the raster in "
+                              "vertical stripes of this many px: its memory grows with the "
+                              "stripe, not the raster; tiles across a stripe edge are "
+                              "predicted once per stripe")
     queue_depth: int = Field(4, gt=0, description="batches read ahead / written behind")
     readers: int = Field(2, gt=0, description="threads reading tiles at once, each with its "
                          "own file handles (more feed a GPU faster)")

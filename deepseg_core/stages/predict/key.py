@@ -10,7 +10,7 @@ merged or reused, and the message says which part changed:
 ``model``   the content hash of the weights and of model.json (normalization, classes, run)
 ``tiles``   tiler, tile size, overlap, and the batch size (batches are aligned so that a
             resumed run feeds the model the same batches; another batch size may change the
-            last bits of the results)
+            last bits of the results); blending, the stripe width (it orders the tiles)
 ``output``  blending, probabilities, the number of classes; for instances the score threshold
             and the stitching options
 ``publish`` (published outputs only) format, class names and colours, vectorization
@@ -52,7 +52,8 @@ def prediction_key(settings: Settings, stack: ImageStack, trained: TrainedModel)
             "model": {"weights": content_hash(trained.weights),
                       "info": hashlib.sha256(info).hexdigest()},
             "tiles": {"tiler": s.tiler, "tilesize": s.tilesize, "overlap": s.overlap,
-                      "batch_size": s.batch_size},
+                      "batch_size": s.batch_size,
+                      **({"stripe_width": s.stripe_width} if s.blend else {})},
             "output": output}
 
 

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 from ...contracts.raster import RasterInfo
 from ...data.stack import ImageStack, same_crs
 from ...errors import DeepSegError
-from ...geo.grid import Take, row_origins, select
+from ...geo.grid import Stripe, Take, row_origins, select, striped
 from ...geo.tiling import tile_cores
 from .key import Key, prediction_key, publish_key
 from .settings import Settings
@@ -30,14 +30,16 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class Shard:
-    """Shard ``i`` of ``n``: its tiles (owned rows plus context rows it only reads), each
-    tile's core at the same position, and the raster rows [first, end) it owns."""
+    """Shard ``i`` of ``n``: its tiles (owned rows plus context rows it only reads; blending
+    takes them stripe by stripe, ``stripes``), each tile's core at the same position, and the
+    raster rows [first, end) it owns."""
 
     i: int
     n: int
     windows: Sequence[Window]
     cores: Sequence[Window]
     rows: tuple[int, int]
+    stripes: tuple[Stripe, ...] = ()
 
     @property
     def label(self) -> str:
@@ -94,19 +96,22 @@ class Plan:
                           f"{info.resolution}", stacklevel=3)
 
     def shard(self, i: int, n: int) -> Shard:
-        """Shard i of n: a band of whole tile rows, plus (blending a sharded run) one tile row
-        on each side that it reads but does not own. Its tiles and cores are views of the
-        plan's (geo.grid), never lists as long as the raster."""
-        context = 1 if self.settings.blend and n > 1 else 0
+        """Shard i of n: a band of whole tile rows; blending, also every tile row that reaches
+        into its rows, which it reads but does not own (two where the last row snaps to the
+        raster edge), and vertical stripes of ``stripe_width`` px, each with every tile that
+        reaches into it. Its tiles and cores are views of the plan's (geo.grid)."""
+        s, width = self.settings, self.info.width
         starts = row_origins(self.windows)
         lo, hi = len(starts) * i // n, len(starts) * (i + 1) // n
         if lo == hi:
             return Shard(i, n, [], [], (0, 0))
         owned = select(self.windows, starts[lo:hi])
         first, last = self.cores[owned[0]], self.cores[owned[-1]]
-        tiles = select(self.windows, starts[max(lo - context, 0):hi + context])
-        return Shard(i, n, Take(self.windows, tiles), Take(self.cores, tiles),
-                     (first.row_off, last.row_off + last.height))
+        rows = (first.row_off, last.row_off + last.height)
+        band = [r for r in starts if r < rows[1] and r + s.tilesize > rows[0]] if s.blend \
+            else starts[lo:hi]
+        tiles, stripes = striped(self.windows, band, width, s.stripe_width if s.blend else width)
+        return Shard(i, n, Take(self.windows, tiles), Take(self.cores, tiles), rows, stripes)
 
     def partial_base(self, i: int, n: int) -> Path:
         """The name a shard's working files start with."""

@@ -38,7 +38,7 @@ def predict_shard(plan: Plan, shard: Shard, run_tiles: TileRunner) -> Path:
         consume: CoreWriter
         if plan.settings.blend:
             consume = BlendWriter(partial, cores, encoding(plan), windows, plan.info.width,
-                                  shard.rows)
+                                  shard.rows, shard.stripes)
         else:
             consume = CoreWriter(partial, cores, encoding(plan))
         if start:

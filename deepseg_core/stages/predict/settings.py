@@ -40,6 +40,7 @@ class Settings:
     readers: int = 2
     format: str | None = None
     commit_seconds: float = 5.0
+    stripe_width: int = 8192  # blending: px of a vertical stripe (writers.BlendWriter)
     score_threshold: float = 0.5
     stitch: StitchOptions = StitchOptions()  # instances: iou, ios
     vectorize: Vectorize | None = None  # the experiment's predict.vectorize section
@@ -64,7 +65,7 @@ class Settings:
                    probabilities=p.probabilities,
                    batch_size=p.batch_size or exp.training.batch_size,
                    queue_depth=p.queue_depth, readers=p.readers, format=p.format,
-                   commit_seconds=p.commit_seconds,
+                   commit_seconds=p.commit_seconds, stripe_width=p.stripe_width,
                    score_threshold=p.score_threshold,
                    stitch=StitchOptions(iou=p.merge_iou, ios=p.merge_ios),
                    vectorize=p.vectorize)

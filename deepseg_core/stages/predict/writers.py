@@ -11,6 +11,7 @@ import numpy as np
 
 from ...contracts.raster import Window
 from ...errors import DeepSegError
+from ...geo.grid import Stripe
 from ...geo.tiling import relative
 
 if TYPE_CHECKING:
@@ -106,29 +107,52 @@ def blend_weights(size: int) -> np.ndarray:
 
 
 class BlendWriter(CoreWriter):
-    """Weighted blending of overlapping probabilities; holds only the tile rows in flight.
+    """Weighted blending of overlapping probabilities, one vertical stripe at a time; holds
+    only the current stripe's tile rows in flight, so memory grows with the stripe's width
+    (``predict.stripe_width``), never the raster's.
 
-    Rows above the current tile row are final and written; a commit is made there (with the
-    row floor: rows above it are written), and a resumed run recomputes every tile row that
-    reaches below the floor (``restart``) without writing final rows again.
+    The shard's tiles come stripe by stripe (``stripes``; a tile across a stripe edge once per
+    stripe), each stripe row-major. Blending adds a pixel's shares in tile order whatever the
+    stripes, so their width changes no result (for the same tile probabilities). Rows above
+    the current tile row of a stripe are final and written; a commit is made there (with the
+    row floor: the stripe's rows above it are written), and a resumed run recomputes every
+    tile row of that stripe that reaches below the floor (``restart``) without writing final
+    rows again. A stripe's end writes its last rows and commits at the next stripe's first
+    tile, the floor back at the shard's first row.
     """
 
     def __init__(self, partial: Partial, cores: Sequence[Window], encoding: Encoding,
-                 windows: Sequence[Window], width: int, rows: tuple[int, int]) -> None:
-        """``rows``: (first, end) raster rows this shard owns."""
+                 windows: Sequence[Window], width: int, rows: tuple[int, int],
+                 stripes: Sequence[Stripe] | None = None) -> None:
+        """``rows``: (first, end) raster rows this shard owns; ``stripes``: default one over
+        the whole ``width``."""
         super().__init__(partial, cores, encoding)
-        self.windows, self.width, self.row1 = windows, width, rows[1]
-        size = windows[0].height
-        self.weights = blend_weights(size)
-        self.top: int | None = None  # the raster row of the buffers' first row
-        self.acc = np.zeros((encoding.nclasses, 2 * size, width), np.float32)
-        self.wsum = np.zeros((2 * size, width), np.float32)
-        self.valid = np.zeros((2 * size, width), bool)
-        self.floor = max(int(partial.get("row_floor", 0)), rows[0])  # rows below: written
+        self.windows, self.rows = windows, rows
+        self.stripes = list(stripes) if stripes is not None else \
+            [Stripe(0, len(windows), 0, width)]
+        self.weights = blend_weights(windows[0].height if windows else 1)
         self.row_start = partial.done  # index of the first tile of the current tile row
+        at = next((k for k, st in enumerate(self.stripes) if st.end > self.row_start), 0)
+        self._open(at, max(int(partial.get("row_floor", 0)), rows[0]))
+
+    def _open(self, stripe: int, floor: int) -> None:
+        """Empty buffers for stripe ``stripe``, whose rows above ``floor`` are written."""
+        self.stripe, self.floor = stripe, floor
+        self.top: int | None = None  # the raster row of the buffers' first row
+        st = self.stripes[stripe] if self.stripes else Stripe(0, 0, 0, 0)
+        shape = (2 * self.weights.shape[0], st.x1 - st.x0)
+        self.acc = np.zeros((self.encoding.nclasses, *shape), np.float32)
+        self.wsum = np.zeros(shape, np.float32)
+        self.valid = np.zeros(shape, bool)
 
     def __call__(self, job: TileJob) -> None:
         w = job.window
+        if job.index >= self.stripes[self.stripe].end:  # the next stripe's first tile
+            self._close()
+            self._open(next(k for k, st in enumerate(self.stripes) if st.end > job.index),
+                       self.rows[0])
+            self.row_start = job.index
+            self.partial.commit(job.index, row_floor=self.floor)
         if self.top is None:
             self.top = w.row_off
         if w.row_off != self.windows[self.row_start].row_off:
@@ -138,24 +162,25 @@ class BlendWriter(CoreWriter):
         result = probabilities(job)
         if result is None:
             return
+        x0, x1 = self.stripes[self.stripe].x0, self.stripes[self.stripe].x1
         r = w.row_off - self.top
-        c0, c1 = max(w.col_off, 0), min(w.col_off + w.width, self.width)
+        c0, c1 = max(w.col_off, x0), min(w.col_off + w.width, x1)
         tr = slice(0, min(w.height, self.acc.shape[1] - r))
         tc = slice(c0 - w.col_off, c1 - w.col_off)
         weight = self.weights[tr, tc] * job.valid[tr, tc]
         probs = np.moveaxis(result[tr, tc], -1, 0)
-        rows = slice(r, r + tr.stop)
-        self.acc[:, rows, c0:c1] += probs * weight
-        self.wsum[rows, c0:c1] += weight
-        self.valid[rows, c0:c1] |= job.valid[tr, tc]
+        rows, cols = slice(r, r + tr.stop), slice(c0 - x0, c1 - x0)
+        self.acc[:, rows, cols] += probs * weight
+        self.wsum[rows, cols] += weight
+        self.valid[rows, cols] |= job.valid[tr, tc]
 
     def restart(self) -> int:
-        """Where a resumed run starts: the first tile of the first tile row that still adds
-        to unwritten rows (from the floor on). Usually the previous tile row; where the last
-        tile row is shifted up to fit the raster, three tile rows overlap and it is the one
-        before."""
-        i = self.row_start
-        while i > 0 and self.windows[i - 1].row_off + self.windows[i - 1].height > self.floor:
+        """Where a resumed run starts: the first tile of the stripe's first tile row that
+        still adds to unwritten rows (from the floor on). Usually the previous tile row; where
+        the last tile row is shifted up to fit the raster, three tile rows overlap and it is
+        the one before."""
+        i, first = self.row_start, self.stripes[self.stripe].first
+        while i > first and self.windows[i - 1].row_off + self.windows[i - 1].height > self.floor:
             i -= 1
         return i
 
@@ -163,13 +188,14 @@ class BlendWriter(CoreWriter):
         """Write the ``n`` rows from ``top`` (the buffers' first row), shift the buffers up;
         the new top."""
         start = max(self.floor - top, 0)
-        end = min(n, self.row1 - top)  # rows past the shard: the next one's
+        end = min(n, self.rows[1] - top)  # rows past the shard: the next one's
         if end > start:
+            x0 = self.stripes[self.stripe].x0
             probs = self.acc[:, start:end] / np.maximum(self.wsum[start:end], 1e-12)
             probs = np.moveaxis(probs, 0, -1)
-            for c0 in range(0, self.width, BLOCK_WIDTH):
-                c1 = min(c0 + BLOCK_WIDTH, self.width)
-                window = Window(top + start, c0, end - start, c1 - c0)
+            for c0 in range(0, self.acc.shape[2], BLOCK_WIDTH):
+                c1 = min(c0 + BLOCK_WIDTH, self.acc.shape[2])
+                window = Window(top + start, x0 + c0, end - start, c1 - c0)
                 self.encoding.write(self.partial, probs[:, c0:c1],
                                     self.valid[start:end, c0:c1], window)
             self.floor = top + end
@@ -178,10 +204,14 @@ class BlendWriter(CoreWriter):
             buf[..., buf.shape[-2] - n:, :] = 0
         return top + n
 
+    def _close(self) -> None:
+        """Write the current stripe's last rows."""
+        if self.top is not None:
+            self.top = self._finalize(self.top, min(self.rows[1] - self.top, self.acc.shape[1]))
+
     def maybe_commit(self, done: int) -> None:
-        """Commits happen only at tile-row boundaries (see __call__)."""
+        """Commits happen only at tile-row and stripe boundaries (see __call__)."""
 
     def finish(self, done: int) -> None:
-        if self.top is not None:
-            self.top = self._finalize(self.top, min(self.row1 - self.top, self.acc.shape[1]))
+        self._close()
         self.partial.commit(done, complete=True, row_floor=self.floor)
