@@ -118,10 +118,13 @@ def test_crossval_outputs_on_a_full_disk(scene, free, maps, named):
     folder, image, gpkg = scene
     name = f"cv{free}{maps}"
     outdir = folder / "runs" / name
+    # resume: auto, as a user reruns after freeing space: the fold's finished training is kept
     exp = experiment(folder, image, gpkg, folder / "store.h5", name=name,
-                     crossval={"folds": [0], "error_maps": maps})
+                     crossval={"folds": [0], "error_maps": maps},
+                     training={"batch_size": 4, "seed": 1, "steps_per_epoch": 2, "resume": "auto"})
     fold = outdir / "crossval" / "fold0"
-    specs = [("crossval/fold0", "1m", free), ("crossval/fold0/model", "8m", None),
+    # one page more: the fold's lock file (model.lock) takes it while the fold runs
+    specs = [("crossval/fold0", "1m", free + 4096), ("crossval/fold0/model", "8m", None),
              ("crossval/fold0/logs", "8m", None)]
     with mounts(outdir, specs):
         done = deepseg("crossval", exp)

@@ -46,10 +46,19 @@ def rename(src, dst, *args, **kwargs):
         if len(moved) == int(arg):
             os.kill(os.getpid(), signal.SIGKILL)
 
-os.replace, os.rename = replace, rename
+real_unlink, unlinked = os.unlink, []
+
+def unlink(path, *args, **kwargs):
+    real_unlink(path, *args, **kwargs)
+    if what == "unlink":
+        unlinked.append(path)
+        if len(unlinked) == int(arg):
+            os.kill(os.getpid(), signal.SIGKILL)
+
+os.replace, os.rename, os.unlink = replace, rename, unlink
 if sys.argv[1] == "set_aside":
     from pathlib import Path
-    from deepseg_core.training.runs import set_aside
+    from deepseg_core.training.aside import set_aside
     set_aside(Path(sys.argv[2]))
 else:
     sys.argv = ["deepseg", *sys.argv[1:]]
@@ -146,7 +155,7 @@ def test_a_fresh_run_killed_after_model_json_never_pairs_it_with_the_old_weights
                 f"{outdir / 'previous'}); set training.resume: auto (or false) to train afresh")
             assert [p.name for p in (outdir / "model").iterdir()] == ["model.json"]
     assert proc.returncode == 0, proc.stdout[-3000:]
-    assert f"deleted model/ and logs/ in {outdir}: a run that ended before its first " \
+    assert f"deleted model/ in {outdir}: a run that ended before its first " \
            "checkpoint" in proc.stdout
     assert hashes(outdir / "previous" / "model") == old  # the killed run did not replace it
     new = record(outdir)
@@ -164,27 +173,32 @@ def test_a_fresh_run_killed_after_model_json_never_pairs_it_with_the_old_weights
 def test_a_kill_while_a_run_is_moved_aside_is_finished_by_the_next_run(tmp_path, kills_at,
                                                                        committed):
     """The old run (model/ with a checkpoint, logs/) replaces the one in previous/; a run
-    killed before its first checkpoint is deleted instead. Killed after each rename of the
-    move, the next run's first step finishes it: nothing lost, nothing mixed."""
+    killed before its first checkpoint has its files deleted in place instead (a user's own
+    file stays). Killed after each rename of the move (each deletion), the next run's first
+    step finishes it: nothing lost, nothing mixed."""
     outdir = tmp_path / "run"
     files = {"previous/model/state.json": "Z", "previous/logs/training.csv": "Z",
-             "model/model.json": "A", "logs/training.csv": "A", "logs/tensorboard/ev": "A"}
+             "model/model.json": "A", "logs/training.csv": "A",
+             "logs/tensorboard/train/events.out.tfevents.1": "A", "model/notes.txt": "U"}
     if committed:
         files.update({"model/state.json": "A", "model/best.keras": "A"})
     for name, text in files.items():
         (outdir / name).parent.mkdir(parents=True, exist_ok=True)
         (outdir / name).write_text(f"{text} {name}")
-    proc = deepseg("set_aside", outdir, kill=f"rename:{kills_at}")
-    renames = 4 if committed else 2
-    assert proc.returncode == (-signal.SIGKILL if kills_at <= renames else 0), proc.stdout
-    from deepseg_core.training.runs import committed_record, finish_move
+    step = "rename" if committed else "unlink"
+    proc = deepseg("set_aside", outdir, kill=f"{step}:{kills_at}")
+    steps = 4 if committed else 3
+    assert proc.returncode == (-signal.SIGKILL if kills_at <= steps else 0), proc.stdout
+    from deepseg_core.training.aside import finish_move, set_aside
+    from deepseg_core.training.runs import committed_record
 
     assert committed_record(outdir) is None  # a run on its way out is no run to continue
     finish_move(outdir)
     if committed:
-        want = {f"previous/{k}": f"A {k}" for k, v in files.items() if v == "A"}
+        want = {f"previous/{k}": f"{v} {k}" for k, v in files.items() if v in "AU"}
     else:
-        want = {k: f"Z {k}" for k, v in files.items() if v == "Z"}
+        set_aside(outdir)  # the next fresh run: it deletes what the killed one left
+        want = {k: f"{v} {k}" for k, v in files.items() if v in "ZU"}
     assert {str(p.relative_to(outdir)): p.read_text() for p in sorted(outdir.rglob("*"))
             if p.is_file()} == want
 

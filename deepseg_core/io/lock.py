@@ -172,8 +172,11 @@ class Lock:
         try:
             os.write(fd, json.dumps(record).encode())
             os.fsync(fd)
-        finally:
+        except OSError as exc:  # a full disk: no lock left behind that names no one
             os.close(fd)
+            self.path.unlink(missing_ok=True)
+            raise io_error(self.path, exc, f"cannot write the lock of {self.what}") from None
+        os.close(fd)
         self.record = record
         self._beat = threading.Thread(target=self._heartbeat, daemon=True,
                                       name="deepseg-lock-heartbeat")

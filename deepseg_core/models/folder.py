@@ -120,8 +120,10 @@ def pick_weights(model_dir: Path, record: dict[str, Any] | None = None) -> Path 
     for name in ("best.keras", "last.keras"):
         try:
             path, why = _whole(model_dir, name, record)
-        except DeepSegError as exc:  # not the file the record committed
-            problems.append(str(exc).split(";")[0])
+        except DeepSegError as exc:  # not the file the record committed: damaged, or another
+            why = damage(model_dir / name) if (model_dir / name).exists() else None
+            problems.append(f"{model_dir / name} is damaged ({why})" if why
+                            else str(exc).split(";")[0])
             continue
         if path is None:
             continue

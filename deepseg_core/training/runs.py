@@ -16,26 +16,21 @@ Raising ``epochs`` (or lowering it to no fewer than the epochs done) continues a
 rate does not depend on the epoch count (``lr_schedule: constant``): on CPU the result equals
 an uninterrupted run of the new length. ``training.workers`` does not change the weights.
 
-The move is crash-safe: the folders are renamed into ``.previous.new/`` (or ``.previous.drop/``)
-one by one, then ``previous/`` is renamed to ``.previous.old/``, ``.previous.new/`` to
-``previous/``, and the leftovers deleted. Every run's chief first finishes a move that a kill
-interrupted, and every worker counts a run on its way out as no run, so all decide the same.
+How the previous run is moved aside, crash-safe, is aside.py's.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
-import os
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..errors import DeepSegError, io_error
-from ..io.atomic import fsync_dir
+from ..errors import DeepSegError
 from ..io.lock import Lock
 from . import checkpoint
+from .aside import DROPPING, KEEPING, PREVIOUS, finish_move, set_aside
 from .reuse import key_of
 
 if TYPE_CHECKING:
@@ -44,8 +39,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-MOVED = ("model", "logs")  # a run's files
-PREVIOUS, KEEPING, DROPPING, OLD = "previous", ".previous.new", ".previous.drop", ".previous.old"
 TOLERATED = {"training.workers"}  # settings that never change the weights
 _HELD: set[Path] = set()  # run dirs whose lock this process holds
 
@@ -178,54 +171,3 @@ def _changed(key: str, old: Any, new: Any) -> str:
         return text if len(text) <= 40 else text[:37] + "..."
 
     return f"{key} {shown(old)} -> {shown(new)}"
-
-
-def set_aside(outdir: Path) -> None:
-    """Move the previous run's files to ``previous/``, or delete them when it never committed
-    a checkpoint (the module docstring says how a kill in between is survived)."""
-    finish_move(outdir)
-    present = [name for name in MOVED if (outdir / name).exists()]
-    if not present:
-        return
-    model = outdir / "model"
-    keep = any((model / name).exists() for name in (checkpoint.STATE, *checkpoint.FILES))
-    replaced = (outdir / PREVIOUS).exists()
-    try:
-        (outdir / (KEEPING if keep else DROPPING)).mkdir(exist_ok=True)
-    except OSError as exc:
-        raise io_error(exc.filename or outdir, exc, "cannot move the previous run aside") \
-            from None
-    finish_move(outdir)
-    names = " and ".join(f"{name}/" for name in present)
-    if keep:
-        log.info(f"training: the previous run's {names} moved to {outdir / PREVIOUS}/"
-                 + (" (replacing the run kept there)" if replaced else ""))
-    else:
-        log.info(f"training: deleted {names} in {outdir}: a run that ended before its first "
-                 "checkpoint")
-
-
-def finish_move(outdir: Path) -> None:
-    """Finish (or do) the move that ``set_aside`` began: idempotent, so a kill anywhere in it
-    is finished by the next run without losing or mixing files."""
-    keeping, dropping, old = outdir / KEEPING, outdir / DROPPING, outdir / OLD
-    try:
-        for stage in (keeping, dropping):
-            if stage.exists():
-                for name in MOVED:
-                    if (outdir / name).exists():
-                        os.rename(outdir / name, stage / name)
-                fsync_dir(stage)
-        if keeping.exists():
-            if (outdir / PREVIOUS).exists():
-                shutil.rmtree(old, ignore_errors=True)
-                os.rename(outdir / PREVIOUS, old)
-            os.rename(keeping, outdir / PREVIOUS)
-            fsync_dir(outdir)
-        for leftover in (dropping, old):
-            if leftover.exists():
-                shutil.rmtree(leftover)
-        fsync_dir(outdir)
-    except OSError as exc:
-        raise io_error(exc.filename or outdir, exc, "cannot move the previous run aside") \
-            from None

@@ -26,6 +26,7 @@ from ...io.atomic import discard, write_text
 from ...io.gdal_errors import gdal_errors
 from ...metrics.summary import fold_statistics, fold_summary
 from ...store.identity import open_store
+from ...training.runs import writing
 from .tile_eval import TileEvaluator
 
 if TYPE_CHECKING:
@@ -61,7 +62,8 @@ def run(exp: Experiment, registry: Registry) -> dict[str, dict[str, Any]]:
         with open_store(exp) as store:
             for fold in chosen_folds(exp, store):
                 log.info(f"== crossval fold {fold}")
-                run_fold(exp, registry, store, fold, root / f"fold{fold}")
+                with writing(root / f"fold{fold}"):  # its one writer, training to reports
+                    run_fold(exp, registry, store, fold, root / f"fold{fold}")
         return summarize(exp, registry, root)
     except OSError as exc:  # a folder that cannot be made; the writers name their files
         raise io_error(exc.filename or root, exc) from None
@@ -109,8 +111,9 @@ def _take_train_run(exp: Experiment, registry: Registry, last: Path, folder: Pat
                     fold: int) -> KerasModel:
     """The train stage's finished run as the fold's (training.reuse says when it is the same)."""
     from ...models.folder import load_model
+    from ...training.aside import set_aside
     from ...training.reuse import take_run
-    from ...training.runs import set_aside, writing
+    from ...training.runs import writing
 
     log.info(f"fold {fold}: the train stage's run ({last}) trained on this fold's training "
              "tiles with the same settings: taken for the fold, not trained again")
