@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
+from ..backend import current, set_jit
 from ..io.progress import Progress
 from .pipeline import Consume, Flow, Read, TileJob, run_pipeline
 from .readers import TileReader
@@ -34,6 +35,7 @@ def stream(plugin: ModelPlugin, model: KerasModel, read: Read, windows: Sequence
            consume: Consume, flow: Flow, label: str, start: int = 0) -> None:
     """Predict ``windows[start:]`` with ``plugin.predict_tiles(model, ...)``; ``read(window)``
     gives (normalized image, valid), ``consume(job)`` receives each tile in order."""
+    set_jit(model, flow.jit_compile)
     bar = Progress(len(windows) - start, label)
     counts = {"tiles": 0, "skipped": 0}
     waits: dict[str, float] = {}
@@ -60,6 +62,9 @@ def tile_runner(registry: Registry, trained: TrainedModel, stack: ImageStack,
     """``run(consume, start)``: stream ``windows[start:]`` of the image ``stack`` through the
     trained model (deepseg_core.models.folder.TrainedModel) into ``consume``."""
     plugin, model = trained.load(registry)
+    trained_on, running = trained.info.backend or "tensorflow", current()
+    if trained_on != running:  # a saved model is backend-neutral
+        log.info(f"{label}: the model was trained on {trained_on}, predicting on {running}")
 
     def run(consume: Consume, start: int = 0) -> None:
         read = TileReader(stack, trained.info.stats)
