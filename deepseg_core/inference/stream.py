@@ -39,9 +39,12 @@ def stream(plugin: ModelPlugin, model: KerasModel, read: Read, windows: Sequence
     bar = Progress(len(windows) - start, label)
     counts = {"tiles": 0, "skipped": 0}
     waits: dict[str, float] = {}
+    first: list[float] = []  # when the first tiles came: a compiled model compiles first
 
     def write(tile: TileJob) -> None:
         consume(tile)
+        if not first:
+            first.append(bar.elapsed)
         bar.update()
         counts["tiles"] += 1
         counts["skipped"] += tile.result is None
@@ -54,7 +57,8 @@ def stream(plugin: ModelPlugin, model: KerasModel, read: Read, windows: Sequence
     log.info(f"{label}: {n - skipped} tiles predicted, {skipped} all-nodata tiles "
              f"skipped, {bar.elapsed:.1f} s ({n / max(bar.elapsed, 1e-9):.1f} tiles/s; "
              f"the model waited {waits.get('model_waited_s', 0.0):.1f} s for "
-             f"{flow.readers} reader{'s' * (flow.readers != 1)})")
+             f"{flow.readers} reader{'s' * (flow.readers != 1)}; the first tiles after "
+             f"{first[0] if first else 0.0:.1f} s)")
 
 
 def tile_runner(registry: Registry, trained: TrainedModel, stack: ImageStack,
