@@ -11,6 +11,18 @@ os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 SHARED_DATA = Path(__file__).resolve().parent.parent / "shared" / "data"
 
 
+def pytest_addoption(parser):
+    parser.addoption("--backend", choices=["tensorflow", "jax"], default=None,
+                     help="Keras backend of the tests and the processes they start "
+                          "(default: KERAS_BACKEND, else tensorflow)")
+
+
+def pytest_configure(config):
+    chosen = config.getoption("--backend")
+    if chosen:  # before any test module imports Keras
+        os.environ["KERAS_BACKEND"] = chosen
+
+
 @pytest.fixture(autouse=True)
 def deepseg_messages():
     """The engines' messages shown as the CLI shows them (tests read what a user reads)."""

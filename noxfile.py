@@ -1,4 +1,7 @@
-"""Nox sessions: the whole test suite, lint, and each plugin alone against the core."""
+"""Nox sessions: the whole test suite, lint, each plugin alone against the core, and the
+backend tests on JAX."""
+
+import os
 
 import nox
 
@@ -17,6 +20,24 @@ PLUGINS = {
 # and stays out of `tests`, which would otherwise downgrade NumPy for everything.
 IMGAUG = "plugins/deepseg_imgaug"
 IMGAUG_NUMPY = "numpy>=1.26,<2"
+# JAX's CPU build, as tested (pyproject.toml's jax extra allows the 0.10 and 0.11 lines)
+JAX_PINS = ("jax==0.10.2", "jaxlib==0.10.2")
+# what the suite proves, on JAX: training, resume after SIGKILL, runs, the schedule, losses
+# and metrics, crossval and its reuse, streaming prediction and its resume, shards and merge,
+# pretrained weights, the model plugins, and the backend tests themselves
+JAX_TESTS = (
+    "tests/test_backends.py", "tests/test_backends_losses.py",
+    "tests/test_backends_distributed.py", "tests/test_backends_cross.py", "tests/test_train.py",
+    "tests/test_train_kill.py", "tests/test_train_runs.py", "tests/test_lr_schedule.py",
+    "tests/test_crossval.py", "tests/test_crossval_reuse.py", "tests/test_predict.py",
+    "tests/test_predict_kill.py", "tests/test_hpc.py", "tests/test_conformance.py",
+    "tests/test_pretrained.py", "tests/test_plugins.py", "tests/test_cli.py",
+    "plugins/deepseg_unet64/tests", "plugins/deepseg_resunet/tests",
+)
+JAX_DESELECT = (  # TensorFlow's own: MirroredStrategy, and the model that runs on it only
+    "tests/test_hpc.py::test_distributed_training_runs_on_one_cpu_replica",
+    "tests/test_conformance.py::test_every_instance_model_builds_and_predicts_a_tiny_tile",
+)
 
 
 @nox.session(reuse_venv=True)
@@ -33,6 +54,24 @@ def lint(session):
     session.install("-e", ".[lint]")
     session.run("ruff", "check", ".")
     session.run("mypy")
+
+
+@nox.session(reuse_venv=True)
+def jax(session):
+    """The backend tests on JAX's CPU build, in an environment without TensorFlow, then the
+    GPU kit's CPU rehearsal (benchmarks/device/run.sh --small --rehearse)."""
+    editable = [arg for name in ("unet64", "resunet", "maskrcnn")
+                for arg in ("-e", PLUGINS[name])]
+    session.install("-e", ".[jax,test]", *JAX_PINS, *editable)
+    session.run("python", "-c", "import importlib.util as u, sys; "
+                "sys.exit('TensorFlow is installed' if u.find_spec('tensorflow') else 0)")
+    workers = str(min(4, len(os.sched_getaffinity(0))))
+    deselect = [arg for test in JAX_DESELECT for arg in ("--deselect", test)]
+    session.run("pytest", "--backend", "jax", "-n", workers, "--dist", "loadgroup",
+                *JAX_TESTS, *deselect, *session.posargs)
+    python = os.path.join(session.virtualenv.location, "bin", "python")
+    session.run("bash", "benchmarks/device/run.sh", "--small", "--rehearse", external=True,
+                env={"PYTHON": python, "OUT": os.path.join(session.create_tmp(), "gpu-results")})
 
 
 def plugin_session(name: str, folder: str):

@@ -2,16 +2,19 @@
 
     pip install -e ".[gpu]" -e plugins/deepseg_unet64 -e plugins/deepseg_resunet \
         -e plugins/deepseg_maskrcnn
-    python benchmarks/gpu.py [--out gpu-results] [--small]
+    python benchmarks/gpu.py [--out gpu-results] [--small] [--budget SECONDS]
 
-On a GPU (about 8 minutes): UNet64 and ResUNet at 1024 px, float32 and mixed precision,
-batch 4-32: bare ``predict`` tiles/s; end-to-end ``deepseg predict`` tiles/s on a generated
-20,480 x 20,480 px raster (pipeline cost = bare / end to end, the time the model waited on
-the readers, GPU utilisation and memory sampled with nvidia-smi); Mask R-CNN (resnet50,
-1024 px) prediction including stitching; one training epoch with and without mixed
-precision; what that implies for the 59,210-tile tree job on 1 and 16 GPUs, in Gpx/h per
-GPU beside published peer figures. Without a GPU (or with --small) the same steps run at
-tiny sizes, so the script never rots. Writes ``results.json`` and ``results.md`` to --out.
+or, on JAX (the GPU machines at hand: benchmarks/device/README.md), ``KERAS_BACKEND=jax``.
+On a GPU (about 8 minutes): UNet64 and ResUNet at 1024 px, float32 and mixed precision
+(TensorFlow: float16; JAX: bfloat16), batch 4-32: bare ``predict`` tiles/s; end-to-end
+``deepseg predict`` tiles/s on a generated 20,480 x 20,480 px raster (pipeline cost = bare /
+end to end, the time the model waited on the readers, GPU utilisation and memory sampled
+with nvidia-smi); Mask R-CNN (resnet50, 1024 px; TensorFlow only) prediction including
+stitching; one training epoch with and without mixed precision; what that implies for the
+59,210-tile tree job on 1 and 16 GPUs, in Gpx/h per GPU beside published peer figures.
+Without a GPU (or with --small) the same steps run at tiny sizes, so the script never rots.
+Writes ``results.json`` and ``results.md`` to --out after every step (a run stopped by its
+time limit leaves what it measured); ``--budget`` skips the steps that no longer fit.
 """
 
 from __future__ import annotations
@@ -19,15 +22,26 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import re
 import time
 from pathlib import Path
 
-import numpy as np
-from gpu_setup import GpuSampler, gpu_info, instance_experiment, semantic_experiment
-from gpu_table import markdown
+os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")  # JAX: memory as used
 
-import deepseg_core  # noqa: F401  (its TensorFlow defaults apply before TensorFlow starts)
+import numpy as np  # noqa: E402
+from gpu_setup import (  # noqa: E402
+    Clock,
+    GpuSampler,
+    gpu_info,
+    instance_experiment,
+    precisions,
+    semantic_experiment,
+    train_store,
+)
+from gpu_table import markdown  # noqa: E402
+
+import deepseg_core  # noqa: E402, F401  (its TensorFlow defaults apply before TensorFlow starts)
 
 TREE_JOB = {"tiles": 59_210, "width": 146_400, "height": 237_600}
 PEERS = {"DeepForest predict_tile, 2 GPUs": 8.0, "Deepness, GTX 1660 Ti": 3.3}  # Gpx/h
@@ -47,7 +61,6 @@ SIZES = {
                            "proposals_infer": 50, "rois_per_image": 16,
                            "detection_min_confidence": 0.05}},
 }
-PRECISIONS = ("float32", "mixed_float16")
 
 
 def set_precision(policy: str) -> None:
@@ -101,31 +114,47 @@ def predict_run(exp, registry, sampler) -> dict:
     line = re.search(r"(\d+) tiles predicted, (\d+) all-nodata.*?([\d.]+) s \(.*?model "
                      r"waited ([\d.]+) s", text)
     tiles, skipped, stream_s, waited = (float(v) for v in line.groups())
+    first = re.search(r"the first tiles after ([\d.]+) s", text)
+    first_s = float(first.group(1)) if first else 0.0  # the first batch: compiling is in it
+    batch = exp.predict.batch_size or exp.training.batch_size
+    steady = (tiles + skipped - batch) / max(stream_s - first_s, 1e-9)
     return {"tiles": int(tiles + skipped), "seconds": seconds, "stream_s": stream_s,
-            "tiles_per_s": (tiles + skipped) / seconds, "model_waited_s": waited, **gpu}
+            "tiles_per_s": (tiles + skipped) / seconds, "first_batch_s": first_s,
+            "steady_tiles_per_s": steady, "model_waited_s": waited, **gpu}
 
 
-def end_to_end(folder, registry, size, sampler, bare) -> list[dict]:
+def end_to_end(folder, registry, size, sampler, bare, policies, clock) -> list[dict]:
     rows = []
     for name, params in size["models"].items():
-        for policy in PRECISIONS:
+        for policy in policies:
             for readers in size["readers"]:
                 if readers != size["readers"][0] and (name, policy) != ("unet64", "float32"):
                     continue  # fewer readers once: what the model waits on one reader
+                if not clock.left(f"predict {name} {policy} readers={readers}"):
+                    continue
                 exp = semantic_experiment(folder, registry, name, params, size, policy,
                                           readers)
                 r = predict_run(exp, registry, sampler)
-                b = next(x["tiles_per_s"] for x in bare if x["model"] == name
-                         and x["precision"] == policy and x["batch"] == size["e2e_batch"])
+                b = next((x["tiles_per_s"] for x in bare if x["model"] == name
+                          and x["precision"] == policy and x["batch"] == size["e2e_batch"]),
+                         None)
                 rows.append({"model": name, "precision": policy, "readers": readers,
                              "batch": size["e2e_batch"], "bare_tiles_per_s": b,
-                             "pipeline_cost": b / r["tiles_per_s"], **r})
+                             "pipeline_cost": b / r["tiles_per_s"] if b else None,
+                             "steady_pipeline_cost": b / r["steady_tiles_per_s"] if b else None,
+                             **r})
                 print(f"predict {name} {policy} readers={readers}: "
                       f"{r['tiles_per_s']:.2f} tiles/s", flush=True)
     return rows
 
 
 def maskrcnn(folder, registry, size, sampler) -> dict:
+    from deepseg_core.backend import current
+
+    runs_on = getattr(registry.get("model", "maskrcnn"), "backends", None)
+    if runs_on and current() not in runs_on:
+        return {"model": "maskrcnn", "backbone": size["maskrcnn"]["backbone"],
+                "skipped": f"runs on {' and '.join(runs_on)} only, not on {current()}"}
     exp = instance_experiment(folder, registry, size)
     r = predict_run(exp, registry, sampler)
     return {"model": "maskrcnn", "backbone": size["maskrcnn"]["backbone"], **r}
@@ -133,16 +162,14 @@ def maskrcnn(folder, registry, size, sampler) -> dict:
 
 def train_epoch(folder, registry, size, policy) -> dict:
     """Tiles/s of one epoch of UNet64 fed from the HDF5 store (after a traced warm-up step)."""
-    from train import build_store
-
     from deepseg_core.contracts.model import TrainSettings
     from deepseg_core.store import Store
     from deepseg_core.training.dataset import Feed, StoreDataset
     from deepseg_core.training.fit import augmenters
 
     params = size["models"]["unet64"]
-    exp, registry, store_path = build_store(folder / "train", size["train_raster"],
-                                            size["tilesize"], params.get("filters", 64))
+    exp, store_path = train_store(folder / "train", registry, size["train_raster"],
+                                  size["tilesize"], params)
     plugin = registry.get("model", "unet64")
     with Store(store_path) as store:
         n = len(store)
@@ -164,7 +191,8 @@ def train_epoch(folder, registry, size, policy) -> dict:
 
 
 def tree_job(e2e: list[dict], size) -> list[dict]:
-    """The 59,210-tile job at each end-to-end rate (full readers), on 1 and 16 GPUs."""
+    """The 59,210-tile job at each end-to-end rate (full readers), on 1 and 16 GPUs; the
+    steady rate (after the first batch, which compiles the model) beside it."""
     gpx = TREE_JOB["width"] * TREE_JOB["height"] / 1e9
     rows = []
     for r in e2e:
@@ -173,7 +201,9 @@ def tree_job(e2e: list[dict], size) -> list[dict]:
         one = TREE_JOB["tiles"] / r["tiles_per_s"]
         rows.append({"model": r["model"], "precision": r["precision"],
                      "hours_1_gpu": one / 3600, "minutes_16_gpus": one / 16 / 60,
-                     "gpx_per_h_per_gpu": gpx / (one / 3600)})
+                     "gpx_per_h_per_gpu": gpx / (one / 3600),
+                     "gpx_per_h_per_gpu_steady": gpx * r["steady_tiles_per_s"] * 3600
+                     / TREE_JOB["tiles"]})
     return rows
 
 
@@ -182,27 +212,46 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("gpu-results"))
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/deepseg-bench-gpu"))
     parser.add_argument("--small", action="store_true", help="tiny sizes even on a GPU")
+    parser.add_argument("--budget", type=float, help="seconds: skip steps that no longer fit")
     args = parser.parse_args()
     from deepseg_core.plugins import get_registry
 
-    started = time.perf_counter()
     info = gpu_info()
     size = SIZES["small" if args.small or not info["gpus"] else "full"]
+    clock = Clock(args.budget, 40.0 if size is SIZES["full"] else 0.0)
     registry, sampler = get_registry(), GpuSampler(info["nvidia_smi"])
+    policies = precisions(info["backend"])
     args.workdir.mkdir(parents=True, exist_ok=True)
-    bare = [row for name, params in size["models"].items() for policy in PRECISIONS
-            for row in bare_predict(registry, name, params, size, policy)]
-    print(f"bare predict done ({time.perf_counter() - started:.0f} s)", flush=True)
-    e2e = end_to_end(args.workdir, registry, size, sampler, bare)
-    mrcnn = maskrcnn(args.workdir, registry, size, sampler)
-    train = [train_epoch(args.workdir, registry, size, p) for p in PRECISIONS]
     results = {"mode": "full" if size is SIZES["full"] else "small", **info, "sizes": size,
-               "bare_predict": bare, "end_to_end": e2e, "maskrcnn": mrcnn, "train": train,
-               "tree_job": tree_job(e2e, size), "peers_gpx_per_h": PEERS,
-               "seconds": time.perf_counter() - started}
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "results.json").write_text(json.dumps(results, indent=1, default=str))
-    (args.out / "results.md").write_text(markdown(results))
+               "precisions": list(policies), "bare_predict": [], "end_to_end": [],
+               "maskrcnn": {"model": "maskrcnn", "skipped": "not reached"}, "train": [],
+               "tree_job": [], "peers_gpx_per_h": PEERS, "skipped": clock.skipped}
+
+    def save() -> None:
+        results["seconds"] = clock.seconds()
+        results["tree_job"] = tree_job(results["end_to_end"], size)
+        args.out.mkdir(parents=True, exist_ok=True)
+        (args.out / "results.json").write_text(json.dumps(results, indent=1, default=str))
+        (args.out / "results.md").write_text(markdown(results))
+
+    e2e_first = sorted(size["models"].items(), key=lambda m: m[0] != "unet64")
+    for name, params in e2e_first:
+        for policy in policies:
+            if clock.left(f"bare {name} {policy}"):
+                results["bare_predict"] += bare_predict(registry, name, params, size, policy)
+                save()
+    print(f"bare predict done ({clock.seconds():.0f} s)", flush=True)
+    results["end_to_end"] = end_to_end(args.workdir, registry, size, sampler,
+                                       results["bare_predict"], policies, clock)
+    save()
+    if clock.left("maskrcnn"):
+        results["maskrcnn"] = maskrcnn(args.workdir, registry, size, sampler)
+        save()
+    for policy in policies:
+        if clock.left(f"train {policy}"):
+            results["train"].append(train_epoch(args.workdir, registry, size, policy))
+            save()
+    save()
     print((args.out / "results.md").read_text())
 
 

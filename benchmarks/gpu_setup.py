@@ -1,10 +1,12 @@
-"""gpu.py's helpers: which GPUs TensorFlow sees, nvidia-smi sampling, benchmark experiments."""
+"""gpu.py's helpers: the GPUs the Keras backend sees, nvidia-smi sampling, benchmark
+experiments and the training store (labels as a raster: no vector libraries needed)."""
 
 from __future__ import annotations
 
 import shutil
 import subprocess
 import threading
+import time
 
 import yaml
 from common import synthetic_raster
@@ -14,8 +16,22 @@ STATS = {"count": [1] * 3, "mean": [100.0] * 3, "std": [50.0] * 3, "min": [0] * 
 
 
 def gpu_info() -> dict:
-    """The GPUs TensorFlow sees (memory growth on, so nvidia-smi shows what is used)."""
+    """The backend, its version and the GPUs it sees (TensorFlow: memory growth on, so
+    nvidia-smi shows what is used; JAX: XLA_PYTHON_CLIENT_PREALLOCATE=false, set by gpu.py)."""
     import keras
+
+    from deepseg_core.backend import current, version
+
+    name = current()
+    info = {"backend": name, "backend_version": version(name), "keras": keras.__version__,
+            "tensorflow": version("tensorflow") if name == "tensorflow" else None,
+            "nvidia_smi": shutil.which("nvidia-smi")}
+    if name == "jax":
+        import jax
+
+        devices = jax.devices()
+        return {**info, "gpus": [d.device_kind for d in devices if d.platform != "cpu"],
+                "devices": [str(d) for d in devices], "jax_platform": jax.default_backend()}
     import tensorflow as tf
 
     gpus = tf.config.list_physical_devices("GPU")
@@ -23,9 +39,13 @@ def gpu_info() -> dict:
         tf.config.experimental.set_memory_growth(gpu, True)
     names = [tf.config.experimental.get_device_details(g).get("device_name", g.name)
              for g in gpus]
-    return {"tensorflow": tf.__version__, "keras": keras.__version__, "gpus": names,
-            "built_with_cuda": tf.test.is_built_with_cuda(),
-            "nvidia_smi": shutil.which("nvidia-smi")}
+    return {**info, "gpus": names, "built_with_cuda": tf.test.is_built_with_cuda()}
+
+
+def precisions(backend: str) -> tuple[str, ...]:
+    """float32 and the half precision the backend trains in on a GPU (JAX: bfloat16, which
+    the A100 and H100 run natively and which needs no loss scaling)."""
+    return ("float32", "mixed_bfloat16" if backend == "jax" else "mixed_float16")
 
 
 class GpuSampler:
@@ -63,6 +83,23 @@ class GpuSampler:
         util = [r[0] for r in rows]
         return {"gpu_util_mean": sum(util) / len(util), "gpu_util_max": max(util),
                 "gpu_mem_max_mib": max(r[1] for r in rows), "gpu_samples": len(self._rows)}
+
+
+class Clock:
+    """The run's time budget: a step starts only while its share is left (None: no limit)."""
+
+    def __init__(self, budget: float | None, need: float):
+        self.start, self.budget, self.need, self.skipped = time.perf_counter(), budget, need, []
+
+    def seconds(self) -> float:
+        return time.perf_counter() - self.start
+
+    def left(self, step: str) -> bool:
+        if self.budget is None or self.seconds() + self.need <= self.budget:
+            return True
+        self.skipped.append(step)
+        print(f"skipped (budget): {step}", flush=True)
+        return False
 
 
 def _experiment(folder, registry, name: str, raster_px: int, settings: dict, policy: str):
@@ -108,3 +145,36 @@ def instance_experiment(folder, registry, size: dict):
         "model": {"name": "maskrcnn", **size["maskrcnn"]},
         "predict": {"batch_size": 2, "readers": size["readers"][0], "score_threshold": 0.05}},
         "float32")
+
+
+def train_store(folder, registry, size: int, tilesize: int, params: dict):
+    """(experiment, store path) of a synthetic scene with round "crowns" as a label raster."""
+    import numpy as np
+    import rasterio
+
+    from deepseg_core.config import load_experiment
+    from deepseg_core.stages import dataprep
+
+    image = synthetic_raster(folder / f"synthetic_{size}.tif", size)
+    labels = folder / f"crowns_{size}.tif"
+    if not labels.exists():
+        rng = np.random.default_rng(2)
+        rows, cols = np.ogrid[:size, :size]
+        mask = np.zeros((size, size), np.uint8)
+        for r, c, radius in zip(rng.integers(0, size, 400), rng.integers(0, size, 400),
+                                rng.integers(4, 16, 400)):
+            r0, r1, c0, c1 = max(r - radius, 0), r + radius, max(c - radius, 0), c + radius
+            disc = (rows[r0:r1] - r) ** 2 + (cols[:, c0:c1] - c) ** 2 <= radius ** 2
+            mask[r0:r1, c0:c1] |= disc
+        with rasterio.open(image) as src:
+            profile = {**src.profile, "count": 1, "nodata": None}
+        with rasterio.open(labels, "w", **profile) as dst:
+            dst.write(mask[None])
+    path = folder / "train_bench.yaml"
+    path.write_text(yaml.safe_dump({
+        "name": "train_bench", "workdir": str(folder), "tilesize": tilesize, "overlap": 0,
+        "nbands": 3, "images": [str(image)], "labels": {"raster": str(labels)},
+        "classes": [{"name": "background"}, {"name": "tree"}],
+        "model": {"name": "unet64", **params}, "training": {"batch_size": 4}}))
+    exp = load_experiment(path)
+    return exp, dataprep.run(exp, registry)

@@ -49,8 +49,18 @@ def _plugin_commands() -> dict[str, click.Command]:
     return {e.name: e.obj for e in get_registry().entries("command")}
 
 
+def _version(ctx: click.Context, param: click.Parameter, value: bool) -> None:
+    if not value or ctx.resilient_parsing:
+        return
+    from .backend import describe
+
+    click.echo(f"deepseg, version {__version__}\n{describe()}")
+    ctx.exit()
+
+
 @click.group(cls=Group)
-@click.version_option(__version__, prog_name="deepseg")
+@click.option("--version", is_flag=True, expose_value=False, is_eager=True, callback=_version,
+              help="Show the version and the Keras backend, then exit.")
 def main() -> None:
     """DeepSeg: segmentation of very large remote-sensing rasters."""
     from .io.messages import show
@@ -72,13 +82,24 @@ def plugins(as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return
+    from .backend import describe
+
+    click.echo(describe())
     for row in rows:
         dist = f"{row['distribution'] or '?'} {row['version'] or ''}".strip()
         click.echo(f"{row['name']} ({dist}){' [built-in]' if row['builtin'] else ''}")
         if row["error"]:
             click.echo(f"  FAILED: {row['error']}")
         for kind, names in row["registered"].items():
+            if kind == "model":
+                names = [name + _runs_on(loaded.registry, name) for name in names]
             click.echo(f"  {kind}s: {', '.join(names)}")
+
+
+def _runs_on(registry: Any, name: str) -> str:
+    """' [tensorflow only]' for a model that runs on some backends only, else ''."""
+    backends = getattr(registry.get("model", name), "backends", None)
+    return f" [{' and '.join(backends)} only]" if backends else ""
 
 
 @main.command()

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "KERAS_BACKEND": "tensorflow",
+ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3",
+       "KERAS_BACKEND": os.environ.get("KERAS_BACKEND", "tensorflow"),
        "CUDA_VISIBLE_DEVICES": "", "PYTHONWARNINGS": "ignore"}
 
 

@@ -244,7 +244,7 @@ def test_several_problems_give_one_line_each(project):
         f"error: {path}: foo: unknown key; expected one of: name, workdir, segmentation_type, "
         "stages, crs, resolution, tilesize, overlap, nbands, epochs, learning_rate, images, "
         "scenes, labels, classes, ignore_label, padding, tiler, folds, fold_by, store, model, "
-        "training, augmentation, crossval, predict, hpc"]
+        "training, augmentation, crossval, predict, hpc, backend"]
 
 
 def test_circular_extends(tmp_path):

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from ..backend import check_model
 from ..errors import ConfigError, DeepSegError
 from .schema import Experiment
 
@@ -25,6 +26,12 @@ def check_registry(exp: Experiment, registry: Registry) -> None:
             return None
 
     model = lookup("model", exp.model.name, "model.name")
+    if model is not None:
+        try:
+            check_model(model, exp.model.name)
+        except DeepSegError as exc:
+            problems.append(f"{where}: model.name: {exc}")
+            model = None  # its other checks would add nothing the user can act on first
     if model is not None:
         if model.segmentation_type != exp.segmentation_type:
             problems.append(f"{where}: model.name: {exp.model.name!r} is a "

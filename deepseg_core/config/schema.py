@@ -121,6 +121,9 @@ class Experiment(Strict):
     crossval: CrossVal = Field(default_factory=CrossVal, description="cross-validation")
     predict: Predict = Field(default_factory=Predict, description="prediction settings")
     hpc: HPC = Field(default_factory=HPC, description="Slurm settings (docs/cluster.md)")
+    backend: Literal["tensorflow", "jax"] | None = Field(
+        None, description="Keras backend (set before Keras starts); default: KERAS_BACKEND, "
+        "else Keras' keras.json, else tensorflow")
 
     _source: Path | None = PrivateAttr(None)
 

@@ -40,11 +40,19 @@ class Training(Strict):
     warmup_epochs: float = Field(0.0, ge=0, description="epochs of linear warm-up from "
                                  "nearly 0 to learning_rate before the schedule")
     monitor: str = Field("val_miou", description="metric that picks the best checkpoint")
-    mixed_precision: bool = Field(False, description="float16 compute on GPUs")
+    mixed_precision: bool | Literal["float16", "bfloat16"] = Field(
+        False, description="true or float16: float16 compute on GPUs (float32, with a "
+        "warning, without one); bfloat16: bfloat16 compute on any device (GPUs from the A100 "
+        "on, and CPUs); weights stay float32")
+    jit_compile: bool | Literal["auto"] = Field(
+        "auto", description="XLA-compile the training step: auto (Keras' choice: always on "
+        "JAX; on TensorFlow only on GPUs, since op determinism is on on CPU), true or false")
     distribute: Literal["none", "mirrored", "multiworker"] = Field(
-        "none", description="none; mirrored: MirroredStrategy over the node's GPUs; "
-        "multiworker: MultiWorkerMirroredStrategy over the workers of a Slurm step (srun) "
-        "or TF_CONFIG (true/false: mirrored/none)")
+        "none", description="none; mirrored: every GPU of the node (TensorFlow's "
+        "MirroredStrategy; JAX: keras.distribution.DataParallel); multiworker: one process "
+        "per worker of a Slurm step (srun), or of TF_CONFIG (TensorFlow) or "
+        "JAX_COORDINATOR_ADDRESS/JAX_NUM_PROCESSES/JAX_PROCESS_ID (JAX) (true/false: "
+        "mirrored/none)")
     scale_learning_rate: bool = Field(False, description="multiply learning_rate by the "
                                       "replicas (the global batch is batch_size x replicas)")
     workers: int = Field(0, ge=0, description="data-loading workers (0: in the main thread)")
@@ -87,6 +95,9 @@ class Predict(Strict):
                               "stripe, not the raster; tiles across a stripe edge are "
                               "predicted once per stripe")
     queue_depth: int = Field(4, gt=0, description="batches read ahead / written behind")
+    jit_compile: bool | Literal["auto"] = Field(
+        "auto", description="XLA-compile the model's prediction: auto (Keras' choice), true "
+        "or false")
     readers: int = Field(2, gt=0, description="threads reading tiles at once, each with its "
                          "own file handles (more feed a GPU faster)")
     commit_seconds: float = Field(5.0, ge=0, description="commit finished tiles to disk at "

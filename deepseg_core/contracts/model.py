@@ -122,9 +122,9 @@ class ModelPlugin(Protocol):
     def custom_objects(self) -> dict[str, Any]:
         """Objects keras needs to load a saved model of this plugin."""
 
-    # Optional: ``load(path, compile=False)``, a saved model of this plugin from its file
-    # (best.keras/last.keras). Plugins whose models are no Keras models provide it; without
-    # it the file is loaded through Keras (deepseg_core.models.folder.load_saved).
+    # Optional: ``load(path, compile=False)``, a saved model from its file, for models that
+    # are no Keras models (else deepseg_core.models.folder.load_saved); ``backends``, the Keras
+    # backends the model runs on, e.g. ("tensorflow",) (else all: models in keras.ops).
 
 
 class SemanticModel(abc.ABC):

@@ -20,14 +20,17 @@ log = logging.getLogger(__name__)
 
 
 def _limit_threads(threads: int, gpus: Sequence[str] = (), slots=None, workers: int = 1) -> None:
-    """Worker start-up: share the cores, and the GPUs one share each (read when TensorFlow
-    starts); the shard's messages shown as the CLI shows them, without progress bars."""
+    """Worker start-up: share the cores, and the GPUs one share each (read when TensorFlow or
+    JAX starts); the shard's messages shown as the CLI shows them, without progress bars."""
     from ..io.messages import show
 
     show(progress=False)
     for var in ("TF_NUM_INTRAOP_THREADS", "OMP_NUM_THREADS"):
         os.environ[var] = str(threads)
     os.environ["TF_NUM_INTEROP_THREADS"] = "1"
+    if threads == 1:  # JAX's CPU client: one compute thread (it has no count in between)
+        flags = "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
+        os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {flags}".strip()
     if gpus and slots is not None:
         from .gpus import gpu_share
 

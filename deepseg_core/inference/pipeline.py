@@ -41,11 +41,13 @@ Consume = Callable[["TileJob"], None]
 @dataclass(frozen=True)
 class Flow:
     """How tiles flow past the model: ``batch_size`` tiles a batch, at most ``queue_depth``
-    batches waiting on each side of it, ``readers`` threads reading at once."""
+    batches waiting on each side of it, ``readers`` threads reading at once, and whether the
+    model's prediction is XLA-compiled (``jit_compile``: "auto", True or False)."""
 
     batch_size: int
     queue_depth: int = 4
     readers: int = 1
+    jit_compile: bool | str = "auto"
 
 
 @dataclass
@@ -136,8 +138,8 @@ def run_pipeline(read: Read, windows: Sequence[Window], predict: Predict, consum
             jobs, images = item
             todo = [k for k, im in enumerate(images) if im is not None]
             if todo:
-                results = predict(np.stack([images[k] for k in todo]))
-                for k, res in zip(todo, results):
+                results = predict(_padded([images[k] for k in todo], batch_size))
+                for k, res in zip(todo, results):  # the padding's results are dropped
                     jobs[k].result = res
             if not _put(to_writer, jobs, _Halt(threads[1])):
                 break
@@ -151,6 +153,17 @@ def run_pipeline(read: Read, windows: Sequence[Window], predict: Predict, consum
     for t in threads:
         if t.error is not None:
             raise t.error
+
+
+def _padded(images: list[np.ndarray], batch_size: int) -> np.ndarray:
+    """``images`` stacked and filled with zero tiles to ``batch_size``: the model always sees
+    one batch shape, so a compiled model (XLA, tf.function) is not compiled again for the
+    last batch or one thinned by all-nodata tiles (seconds each on a GPU)."""
+    stack = np.stack(images)
+    if len(stack) >= batch_size:
+        return stack
+    fill = np.zeros((batch_size - len(stack), *stack.shape[1:]), stack.dtype)
+    return np.concatenate([stack, fill])
 
 
 class _Halt:

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
+from ..backend import current, set_jit
 from ..io.progress import Progress
 from .pipeline import Consume, Flow, Read, TileJob, run_pipeline
 from .readers import TileReader
@@ -34,12 +35,16 @@ def stream(plugin: ModelPlugin, model: KerasModel, read: Read, windows: Sequence
            consume: Consume, flow: Flow, label: str, start: int = 0) -> None:
     """Predict ``windows[start:]`` with ``plugin.predict_tiles(model, ...)``; ``read(window)``
     gives (normalized image, valid), ``consume(job)`` receives each tile in order."""
+    set_jit(model, flow.jit_compile)
     bar = Progress(len(windows) - start, label)
     counts = {"tiles": 0, "skipped": 0}
     waits: dict[str, float] = {}
+    first: list[float] = []  # when the first tiles came: a compiled model compiles first
 
     def write(tile: TileJob) -> None:
         consume(tile)
+        if not first:
+            first.append(bar.elapsed)
         bar.update()
         counts["tiles"] += 1
         counts["skipped"] += tile.result is None
@@ -52,7 +57,8 @@ def stream(plugin: ModelPlugin, model: KerasModel, read: Read, windows: Sequence
     log.info(f"{label}: {n - skipped} tiles predicted, {skipped} all-nodata tiles "
              f"skipped, {bar.elapsed:.1f} s ({n / max(bar.elapsed, 1e-9):.1f} tiles/s; "
              f"the model waited {waits.get('model_waited_s', 0.0):.1f} s for "
-             f"{flow.readers} reader{'s' * (flow.readers != 1)})")
+             f"{flow.readers} reader{'s' * (flow.readers != 1)}; the first tiles after "
+             f"{first[0] if first else 0.0:.1f} s)")
 
 
 def tile_runner(registry: Registry, trained: TrainedModel, stack: ImageStack,
@@ -60,6 +66,9 @@ def tile_runner(registry: Registry, trained: TrainedModel, stack: ImageStack,
     """``run(consume, start)``: stream ``windows[start:]`` of the image ``stack`` through the
     trained model (deepseg_core.models.folder.TrainedModel) into ``consume``."""
     plugin, model = trained.load(registry)
+    trained_on, running = trained.info.backend or "tensorflow", current()
+    if trained_on != running:  # a saved model is backend-neutral
+        log.info(f"{label}: the model was trained on {trained_on}, predicting on {running}")
 
     def run(consume: Consume, start: int = 0) -> None:
         read = TileReader(stack, trained.info.stats)

@@ -37,7 +37,8 @@ RETRAIN = "rerun 'deepseg train' to write it again"
 @dataclass(frozen=True)
 class ModelInfo:
     """model.json: what predict needs of a trained model besides its weights (normalization,
-    bands, classes), and ``run``, the key of the training run (deepseg_core.training.reuse)."""
+    bands, classes), ``run``, the key of the training run (deepseg_core.training.reuse), and
+    ``backend``, the Keras backend it was trained on (any backend loads it)."""
 
     model: str
     params: dict[str, Any]
@@ -52,6 +53,7 @@ class ModelInfo:
     resolution: float | None
     stats: dict[str, Any]  # per band: count, mean, std, ... (lists)
     run: str | None = None
+    backend: str | None = None  # None: written before backends were recorded (TensorFlow)
 
     @classmethod
     def read(cls, path: Path) -> ModelInfo:
@@ -76,10 +78,11 @@ class ModelInfo:
         return cls(**{f.name: data[f.name] for f in fields if f.name in data})
 
     def write(self, path: Path) -> None:
-        """Write model.json atomically (``run`` only when there is one)."""
+        """Write model.json atomically (``run`` and ``backend`` only when there are)."""
         data = dataclasses.asdict(self)
-        if data["run"] is None:
-            del data["run"]
+        for key in ("run", "backend"):
+            if data[key] is None:
+                del data[key]
         write_text(path, json.dumps(data, indent=1))
 
 
@@ -182,6 +185,7 @@ def write_model_info(exp: Experiment, store: Store, model_dir: Path,
 def model_info(exp: Experiment, stats: Mapping[str, ArrayLike], band_names: Sequence[str],
                crs: str | None, resolution: float | None, run: str | None = None) -> ModelInfo:
     """The model.json of a model of ``exp`` trained on data with ``stats``."""
+    from ..backend import current
     from ..contracts.raster import parse_colour
 
     return ModelInfo(model=exp.model.name, params=exp.model.params, nbands=exp.nbands,
@@ -189,7 +193,8 @@ def model_info(exp: Experiment, stats: Mapping[str, ArrayLike], band_names: Sequ
                      segmentation_type=exp.segmentation_type, classes=exp.class_names,
                      colours=[list(parse_colour(c.color)) for c in exp.classes],
                      band_names=list(band_names), crs=crs, resolution=resolution,
-                     stats={k: np.asarray(v).tolist() for k, v in stats.items()}, run=run)
+                     stats={k: np.asarray(v).tolist() for k, v in stats.items()}, run=run,
+                     backend=current())
 
 
 def load_saved(plugin: ModelPlugin, path: StrPath, compile: bool = False) -> KerasModel:
@@ -207,9 +212,11 @@ def load_saved(plugin: ModelPlugin, path: StrPath, compile: bool = False) -> Ker
 
 def load_model(registry: Registry, name: str, weights: Path) -> tuple[ModelPlugin, KerasModel]:
     """(model plugin, model) of the model plugin ``name`` saved at ``weights``."""
+    from ..backend import check_model
     from .pretrained import load_problem
 
     plugin = registry.get("model", name)
+    check_model(plugin, name)
     try:
         model = load_saved(plugin, weights)
     except (OSError, ValueError) as exc:

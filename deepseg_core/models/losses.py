@@ -94,7 +94,7 @@ class ConfusionMetric(keras.metrics.Metric):
         return ops.sum(iou * present) / ops.maximum(ops.sum(present), 1.0)
 
     def reset_state(self) -> None:
-        self.counts.assign(ops.zeros_like(self.counts))
+        self.counts.assign(ops.zeros(self.counts.shape, dtype=self.counts.dtype))
 
     def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "nclasses": self.nclasses, "statistic": self.statistic,

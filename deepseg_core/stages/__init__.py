@@ -57,11 +57,14 @@ STAGE_FUNCTIONS: dict[str, Callable[..., Any]] = {"dataprep": run_dataprep, "tra
 
 
 def load(experiment: str | Path | None, check_files: bool = True) -> Experiment:
-    """Load the experiment and check it against the registry."""
+    """Load the experiment, select its Keras backend (before Keras starts) and check it
+    against the registry."""
+    from ..backend import select
     from ..config import check_registry, load_experiment
     from ..plugins.manager import get_plugins
 
     exp = load_experiment(experiment, check_files=check_files)
+    select(exp.backend, exp.source)
     loaded = get_plugins()
     for info in loaded.failures:  # the user may be about to miss what it registers
         log.warning(f"plugin {info.name!r} failed ({info.error}); see 'deepseg plugins'")

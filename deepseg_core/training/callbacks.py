@@ -22,6 +22,7 @@ from ..models.folder import load_saved
 from . import checkpoint
 from .curves import plot_curves
 from .heap import keep_blocks_in_heap
+from .tensorboard import tensorboard_callback
 
 if TYPE_CHECKING:
     from ..config.schema import Experiment
@@ -190,8 +191,7 @@ def callbacks_for(exp: Experiment, model_dir: Path, log_dir: Path, has_val: bool
     if chief:
         logs = [CSVLog(str(csv_path), append=record is not None),
                 CurvesCallback(csv_path, log_dir / "curves.png"),
-                keras.callbacks.TensorBoard(str(log_dir / "tensorboard"), write_graph=False,
-                                            profile_batch=0)]
+                *tensorboard_callback(log_dir / "tensorboard")]
     checkpoints = Checkpoints(model_dir, monitor, mode, csv_path if chief else None, chief,
                               others, record, identity)
     return [HeapSettings(), *logs, *others, checkpoints]

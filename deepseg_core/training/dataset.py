@@ -125,6 +125,24 @@ class StoreDataset(keras.utils.PyDataset):
                                          classes if self.instance else None, self.model_params)
 
 
+class WorkerShare(keras.utils.PyDataset):
+    """Replicas ``first`` .. ``first + local - 1`` of ``parts`` of each global batch of
+    ``dataset`` (at its current epoch), joined in replica order: what one process of a
+    multi-worker run feeds its devices when its backend takes process-local batches (JAX)."""
+
+    def __init__(self, dataset: StoreDataset, first: int, local: int, parts: int) -> None:
+        super().__init__(workers=dataset.workers, use_multiprocessing=dataset.use_multiprocessing)
+        self.dataset, self.first, self.local, self.parts = dataset, first, local, parts
+
+    def __len__(self) -> int:
+        return self.dataset.steps
+
+    def __getitem__(self, step: int) -> tuple[Any, Any]:
+        d = self.dataset
+        batches = [d.batch(d.epoch, step, self.first + k, self.parts) for k in range(self.local)]
+        return keras.tree.map_structure(lambda *a: np.concatenate(a), *batches)
+
+
 class EpochSetter(keras.callbacks.Callback):
     """Tells the datasets which epoch starts: Keras' own epoch number, so resume needs no count."""
 

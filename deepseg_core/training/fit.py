@@ -8,7 +8,7 @@ import os
 import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -21,32 +21,45 @@ if TYPE_CHECKING:
     from ..contracts.model import KerasModel
     from ..plugins.registry import Registry
     from ..store.reader import Store
+    from .cluster import Cluster
     from .dataset import Augmenter
-    from .distributed import Cluster
 
 log = logging.getLogger(__name__)
 Indices = np.ndarray | Sequence[int]  # tile indices in the store
 
 
 def setup_runtime(exp: Experiment) -> Cluster:
-    """The distribution strategy (first, before any other TensorFlow operation), then seed,
-    determinism and mixed precision; returns the cluster (strategy and this worker's place)."""
-    from .distributed import cluster_for
+    """The backend (``backend``, else Keras' choice), then the distribution (first, before any
+    other operation of the backend), then seed, determinism and mixed precision; returns the
+    cluster (distribution and this worker's place)."""
+    from ..backend import select
+    from .distributed import backend_module, cluster_for
 
+    select(exp.backend, exp.source)
     cluster = cluster_for(exp.training.distribute)
     import keras
-    import tensorflow as tf
 
-    gpus = tf.config.list_physical_devices("GPU")
+    module = backend_module()
     keras.utils.set_random_seed(exp.training.seed)
-    if not gpus:  # same seed -> same weights on CPU
-        tf.config.experimental.enable_op_determinism()
-    if exp.training.mixed_precision:
-        if gpus:
-            keras.mixed_precision.set_global_policy("mixed_float16")
-        else:
-            warnings.warn("mixed_precision: no GPU visible, training in float32", stacklevel=2)
+    module.deterministic(exp.training.jit_compile is True)  # same seed -> same weights on CPU
+    policy = precision_policy(exp.training.mixed_precision, module.accelerators())
+    if policy is not None:
+        keras.mixed_precision.set_global_policy(policy)
     return cluster
+
+
+def precision_policy(setting: bool | str, accelerators: int) -> str | None:
+    """The Keras policy of ``training.mixed_precision`` (None: leave it, float32): bfloat16
+    wherever asked for, float16 (``true``) on GPUs only."""
+    if setting is False:
+        return None
+    if setting == "bfloat16":
+        return "mixed_bfloat16"
+    if accelerators:
+        return "mixed_float16"
+    warnings.warn("mixed_precision: no GPU visible, training in float32 (mixed_precision: "
+                  "bfloat16 runs on CPUs too)", stacklevel=3)
+    return None
 
 
 def scaling(exp: Experiment, cluster: Cluster) -> tuple[int, float, str]:
@@ -104,10 +117,11 @@ def fit(exp: Experiment, registry: Registry, store: Store, train_idx: Indices,
 
 def _fit(exp: Experiment, registry: Registry, store: Store, tiles: tuple[Indices, Indices],
          outdir: Path, cluster: Cluster, started: Callable[[], None] | None) -> KerasModel:
+    from ..backend import set_jit
     from . import checkpoint
     from .callbacks import callbacks_for, load_resume_state
     from .dataset import EpochSetter, Feed, StoreDataset
-    from .distributed import distributed_input
+    from .distributed import fit_input, lost_peer
     from .reuse import key_of, run_settings
     from .runs import name_run, start
     from .safe_callbacks import guard
@@ -129,7 +143,7 @@ def _fit(exp: Experiment, registry: Registry, store: Store, tiles: tuple[Indices
         feed, augmenters=tuple(augmenters(exp, registry)), seed=exp.training.seed),
         shuffle=True, workers=exp.training.workers, steps=exp.training.steps_per_epoch)
     val = StoreDataset(store.path, val_idx, feed) if len(val_idx) else None
-    with cluster.strategy.scope():
+    with cluster.scope():
         if record is not None:
             model, record = load_resume_state(model_dir, plugin, cluster.chief, record)
         else:
@@ -149,16 +163,9 @@ def _fit(exp: Experiment, registry: Registry, store: Store, tiles: tuple[Indices
         if cluster.chief:
             checkpoint.roll_forward(model_dir, record)
         return model
-    x: Any = train
-    vx: Any = val
-    steps: dict[str, Any] = {}
+    set_jit(model, exp.training.jit_compile)
     train.epoch = initial_epoch
-    if cluster.replicas > 1 or cluster.workers > 1:  # each worker reads its own share
-        build_before_fit(model, cluster, train.batch(initial_epoch, 0, 0, cluster.replicas))
-        x = distributed_input(cluster, train, initial_epoch)
-        vx = distributed_input(cluster, val, 0) if val is not None else None
-        steps = dict(steps_per_epoch=train.steps,
-                     validation_steps=val.steps if val is not None else None)
+    x, vx, steps = fit_input(cluster, model, train, val, initial_epoch)
     callbacks = guard([EpochSetter(train, val), *schedule_for(exp, rate, train.steps),
                        *callbacks_for(exp, model_dir, log_dir, has_val=val is not None,
                                       chief=cluster.chief, record=record, identity=identity)])
@@ -167,22 +174,10 @@ def _fit(exp: Experiment, registry: Registry, store: Store, tiles: tuple[Indices
         model.fit(x, validation_data=vx, epochs=exp.epochs, initial_epoch=initial_epoch,
                   shuffle=False, callbacks=callbacks, verbose=verbose, **steps)
     except Exception as exc:
-        if cluster.workers > 1 and type(exc).__module__.startswith("tensorflow"):
+        if cluster.workers > 1 and lost_peer(exc):
             reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
             raise DeepSegError(f"training: worker {cluster.worker} of {cluster.workers} lost "
                                f"the cluster ({type(exc).__name__}: {reason}); rerun the job "
                                "with training.resume: true") from None
         raise
     return model
-
-
-def build_before_fit(model: KerasModel, cluster: Cluster, batch: tuple[Any, Any]) -> None:
-    """Build the model's optimizer, loss and metrics from one replica's batch.
-
-    Keras 3 builds them in ``fit`` from a batch of the distributed input, reduced with
-    ``strategy.reduce``, which MultiWorkerMirroredStrategy cannot do for an (x, y) tuple
-    ("Attempt to convert a value (PerReplica...)"); built here, that step has nothing to do.
-    """
-    with cluster.strategy.scope():
-        model._symbolic_build(data_batch=batch)
-    model._maybe_symbolic_build = lambda iterator=None, data_batch=None: None

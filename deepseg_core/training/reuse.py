@@ -29,6 +29,8 @@ if TYPE_CHECKING:
 
 #: training settings that do not change the weights a run ends with
 WATCH_ONLY = {"resume", "monitor", "validation_folds"}
+#: settings that came after run keys, left out at their default so earlier keys stay valid
+LATER = {"jit_compile": "auto"}
 #: the train stage's files that a fold takes (best.keras is left: the train stage picked it
 #: on the validation fold, which is the fold's test data)
 TAKEN = ("model/last.keras", "model/model.json", "logs/training.csv", "logs/curves.png")
@@ -36,13 +38,20 @@ TAKEN = ("model/last.keras", "model/model.json", "logs/training.csv", "logs/curv
 
 def run_settings(exp: Experiment, train_idx: ArrayLike) -> dict[str, Any]:
     """Everything that shapes a run's final weights: the store's data settings and input files
-    (a hash), the training tiles (a hash), the model, the training settings, the augmenters.
+    (a hash), the training tiles (a hash), the model, the training settings, the augmenters,
+    and the Keras backend unless it is TensorFlow (whose earlier keys stay valid).
     Checkpoint records keep it, so a refused resume can name what differs."""
+    from ..backend import DEFAULT, current
     from ..store.identity import settings_hash
 
     tiles = np.asarray(train_idx, dtype=np.int64)
+    training = exp.training.model_dump(mode="json", exclude=WATCH_ONLY)
+    for key, default in LATER.items():
+        if training.get(key) == default:
+            del training[key]
+    backend = current()  # another backend's arithmetic ends with other weights
     return {"store": settings_hash(exp), "tiles": hashlib.sha256(tiles.tobytes()).hexdigest(),
-            "training": exp.training.model_dump(mode="json", exclude=WATCH_ONLY),
+            "training": training, **({"backend": backend} if backend != DEFAULT else {}),
             **exp.model_dump(mode="json", include={"epochs", "learning_rate", "model",
                                                    "augmentation", "classes"})}
 

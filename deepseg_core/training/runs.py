@@ -165,6 +165,8 @@ def _changed(key: str, old: Any, new: Any) -> str:
         return "the store (data settings or input files)"
     if key == "tiles":
         return "the training tiles (folds)"
+    if key == "backend":
+        return f"the Keras backend {old or 'tensorflow'} -> {new or 'tensorflow'}"
 
     def shown(value: Any) -> str:
         text = repr(value)

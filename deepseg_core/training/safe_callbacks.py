@@ -5,8 +5,8 @@
 - a ``.keras`` checkpoint (any callback with a ``filepath`` ending in ``.keras``) is written
   under a temporary name and renamed into place only when the save succeeded, so a full disk
   keeps the previous good ``best.keras``/``last.keras``;
-- an OSError (ENOSPC, EIO, EROFS) or a TensorFlow I/O error in a hook becomes one
-  ``DeepSegError`` naming the file the callback writes and the cause.
+- an OSError (ENOSPC, EIO, EROFS) or the backend's own I/O error (TensorFlow's) in a hook
+  becomes one ``DeepSegError`` naming the file the callback writes and the cause.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from typing import Any
 
 from ..errors import DeepSegError, io_error
 from ..io.atomic import commit, discard
+from .distributed import io_errors
 
 HOOKS = ("on_train_begin", "on_train_end", "on_epoch_begin", "on_epoch_end",
          "on_train_batch_begin", "on_train_batch_end", "on_test_begin", "on_test_end",
@@ -36,14 +37,6 @@ def target_of(callback: object) -> str:
     return type(callback).__name__
 
 
-def _io_errors() -> tuple[type[BaseException], ...]:
-    try:
-        import tensorflow as tf
-    except ImportError:  # another Keras backend
-        return (OSError,)
-    return (OSError, tf.errors.OpError)
-
-
 def _cause(exc: BaseException) -> OSError:
     """The OSError of ``exc``; TensorFlow's I/O errors carry only a long message."""
     if isinstance(exc, OSError):
@@ -57,7 +50,7 @@ def _cause(exc: BaseException) -> OSError:
 
 def guard(callbacks: list[Any]) -> list[Any]:
     """``callbacks``, each hook wrapped as described in the module docstring (in place)."""
-    errors = _io_errors()
+    errors = io_errors()
     for callback in callbacks:
         path = getattr(callback, "filepath", None)
         atomic = isinstance(path, str) and path.endswith(".keras") and "{" not in path

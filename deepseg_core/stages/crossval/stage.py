@@ -88,7 +88,8 @@ def run_fold(exp: Experiment, registry: Registry, store: Store, fold: int,
                for name in metric_names(exp)}
     evaluator = TileEvaluator(exp, registry, store, metrics, grid, folder, f"fold{fold}")
     # as predict would (one reader: the store's HDF5 handle is not shared between threads)
-    flow = Flow(exp.predict.batch_size or exp.training.batch_size, exp.predict.queue_depth)
+    flow = Flow(exp.predict.batch_size or exp.training.batch_size, exp.predict.queue_depth,
+                jit_compile=exp.predict.jit_compile)
     windows = [Window(int(tiles["row"][i]), int(tiles["col"][i]), exp.tilesize, exp.tilesize)
                for i in test_idx]
     try:

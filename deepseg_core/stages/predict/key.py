@@ -13,6 +13,8 @@ merged or reused, and the message says which part changed:
             last bits of the results); blending, the stripe width (it orders the tiles)
 ``output``  blending, probabilities, the number of classes; for instances the score threshold
             and the stitching options
+``runtime`` the Keras backend and ``predict.jit_compile``, where they are not TensorFlow and
+            auto (another backend's or XLA's arithmetic may change the last bits)
 ``publish`` (published outputs only) format, class names and colours, vectorization
 
 Reader threads, queue depth and commit interval change no result and are not in the key.
@@ -25,6 +27,7 @@ import hashlib
 import json
 from typing import TYPE_CHECKING, Any
 
+from ...backend import DEFAULT, current
 from ...config import expand_paths
 from ...io.fingerprint import content_hash, fingerprint
 
@@ -46,7 +49,12 @@ def prediction_key(settings: Settings, stack: ImageStack, trained: TrainedModel)
                               "classes": len(s.classes)}
     if s.instance:
         output.update(score_threshold=s.score_threshold, stitch=dataclasses.asdict(s.stitch))
-    return {"inputs": inputs,
+    runtime: dict[str, Any] = {}
+    if current() != DEFAULT:
+        runtime["backend"] = current()
+    if s.jit_compile != "auto":
+        runtime["jit_compile"] = s.jit_compile
+    return {**({"runtime": runtime} if runtime else {}), "inputs": inputs,
             "grid": {"crs": grid.crs, "transform": list(grid.transform)[:6],
                      "width": grid.width, "height": grid.height},
             "model": {"weights": content_hash(trained.weights),
@@ -81,7 +89,7 @@ def changed(old: Key | None, new: Key) -> str:
     parts += [part for part in old if part not in new]
     names = {"inputs": "input images", "grid": "grid", "model": "model", "tiles": "tiles",
              "output": "output settings", "publish": "output format",
-             "shard": "shard count"}
+             "shard": "shard count", "runtime": "Keras backend or jit_compile"}
     return ", ".join(names.get(p, p) for p in parts) or "nothing"
 
 

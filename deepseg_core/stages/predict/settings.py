@@ -38,6 +38,7 @@ class Settings:
     batch_size: int = 8
     queue_depth: int = 4
     readers: int = 2
+    jit_compile: bool | str = "auto"
     format: str | None = None
     commit_seconds: float = 5.0
     stripe_width: int = 8192  # blending: px of a vertical stripe (writers.BlendWriter)
@@ -48,7 +49,7 @@ class Settings:
     @property
     def flow(self) -> Flow:
         """How tiles flow past the model."""
-        return Flow(self.batch_size, self.queue_depth, self.readers)
+        return Flow(self.batch_size, self.queue_depth, self.readers, self.jit_compile)
 
     @classmethod
     def of(cls, exp: Experiment) -> Settings:
@@ -64,7 +65,8 @@ class Settings:
                    instance=exp.segmentation_type == "instance", blend=p.blend,
                    probabilities=p.probabilities,
                    batch_size=p.batch_size or exp.training.batch_size,
-                   queue_depth=p.queue_depth, readers=p.readers, format=p.format,
+                   queue_depth=p.queue_depth, readers=p.readers, jit_compile=p.jit_compile,
+                   format=p.format,
                    commit_seconds=p.commit_seconds, stripe_width=p.stripe_width,
                    score_threshold=p.score_threshold,
                    stitch=StitchOptions(iou=p.merge_iou, ios=p.merge_ios),

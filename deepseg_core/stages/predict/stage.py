@@ -11,7 +11,6 @@ from ...inference.stream import tile_runner
 from ...io.atomic import write_text
 from ...io.lock import Lock
 from ...models.folder import trained_model
-from .instances.route import INSTANCES
 from .key import mismatch
 from .plan import Plan, Route, parse_shard
 from .semantic import SEMANTIC
@@ -24,12 +23,22 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
+def _route(settings: Settings) -> Route:
+    """The one place the kind matters. The instance route's libraries (shapely, pyogrio) are
+    imported for instance models only, so semantic prediction runs without them."""
+    if settings.instance:
+        from .instances.route import INSTANCES
+
+        return INSTANCES
+    return SEMANTIC
+
+
 def run(exp: Experiment, registry: Registry, shard: str | None = None,
         merge: bool = False) -> Path:
     """Predict (one shard, or everything), then assemble the outputs unless sharded."""
     trained = trained_model(exp.outdir, exp.nbands, exp.class_names)
     settings = Settings.of(exp)
-    route = INSTANCES if settings.instance else SEMANTIC  # the one place the kind matters
+    route = _route(settings)
     i, n = parse_shard(shard)
     plan = Plan(settings, registry, trained)
     try:

@@ -20,6 +20,7 @@ class MaskRCNNPlugin(InstanceModel):
     """Mask R-CNN instance segmentation (ResNet-FPN backbone) for any number of bands."""
 
     segmentation_type = "instance"
+    backends = ("tensorflow",)  # its layers call TensorFlow ops (tf.image, tf.gather ...)
 
     def validate(self, nbands, nclasses, tilesize, params):
         """Raise DeepSegError naming the first parameter the model cannot take."""
