@@ -93,7 +93,7 @@ def _resolve_paths(data: dict, folder: Path) -> dict:
     if "images" in data:
         data["images"] = _images(data["images"], folder)
     for section, keys in (("labels", ("path", "raster")), ("store", ("path",)),
-                          ("model", ("weights",))):
+                          ("model", ("weights", "path"))):
         sub = data.get(section)
         if isinstance(sub, dict):
             data[section] = {k: (_resolve(v, folder) if k in keys else v) for k, v in sub.items()}

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 from ...inference.stream import tile_runner
 from ...io.atomic import write_text
 from ...io.lock import Lock
-from ...models.folder import trained_model
+from ...models.exported import model_to_predict
 from .instances.route import INSTANCES
 from .key import mismatch
 from .plan import Plan, Route, parse_shard
@@ -27,7 +27,7 @@ log = logging.getLogger(__name__)
 def run(exp: Experiment, registry: Registry, shard: str | None = None,
         merge: bool = False) -> Path:
     """Predict (one shard, or everything), then assemble the outputs unless sharded."""
-    trained = trained_model(exp.outdir, exp.nbands, exp.class_names)
+    trained = model_to_predict(exp)  # the trained model, or a file it was exported to
     settings = Settings.of(exp)
     route = INSTANCES if settings.instance else SEMANTIC  # the one place the kind matters
     i, n = parse_shard(shard)
