@@ -7,7 +7,7 @@ Debian's /usr/bin/python3 with python3-qgis; headless with QT_QPA_PLATFORM=offsc
 Each item is loaded with QGIS's defaults only (the layer applies its own default style: the
 ``.qml`` beside a raster, the GeoPackage's ``layer_styles``), then described (renderer, its
 classes or categories, the legend's entries) and drawn to ``png`` (rasters at one screen pixel
-per raster pixel unless ``size`` is given; ``under``: rasters drawn below it). The description
+per raster pixel unless ``size`` is given). The description
 of every item is printed as JSON on the last line.
 """
 
@@ -65,7 +65,7 @@ def legend(layer):
 def render(layers, extent, size, png):
     settings = QgsMapSettings()
     settings.setLayers(layers)
-    settings.setDestinationCrs(layers[-1].crs())
+    settings.setDestinationCrs(layers[0].crs())
     settings.setExtent(extent)
     settings.setOutputSize(QSize(*size))
     settings.setBackgroundColor(QColor(255, 255, 255))
@@ -92,10 +92,8 @@ def main():
             described.update(describe_vector(layer) if item.get("layer") else
                              describe_raster(layer))
             described["legend"] = legend(layer)
-            under = [QgsRasterLayer(p, os.path.basename(p), "gdal") for p in item.get("under", [])]
-            keep.extend(under)
             size = item.get("size") or [layer.width(), layer.height()]
-            described["png"] = render([layer, *under], layer.extent(), size, item["png"]) \
+            described["png"] = render([layer], layer.extent(), size, item["png"]) \
                 if item.get("png") else None
         out["items"].append(described)
     print(json.dumps(out))
