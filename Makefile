@@ -11,7 +11,7 @@ PLUGINS := plugins/deepseg_unet64 plugins/deepseg_resunet plugins/deepseg_maskrc
 $(VENV)/.installed: pyproject.toml $(addsuffix /pyproject.toml,$(PLUGINS))
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/python -m pip install --quiet --upgrade pip
-	$(VENV)/bin/python -m pip install --quiet -e ".[cpu,test,lint]" $(addprefix -e ,$(PLUGINS))
+	$(VENV)/bin/python -m pip install --quiet -e ".[cpu,test,lint,export]" $(addprefix -e ,$(PLUGINS))
 	touch $@
 
 venv: $(VENV)/.installed

@@ -8,7 +8,7 @@ import nox
 nox.options.default_venv_backend = "venv"
 nox.options.sessions = ["lint", "tests"]
 
-CORE = ".[cpu,test]"
+CORE = ".[cpu,test,export]"  # export: onnx, onnxruntime, tf2onnx (deepseg export's tests)
 PLUGINS = {
     "unet64": "plugins/deepseg_unet64",
     "resunet": "plugins/deepseg_resunet",

@@ -17,6 +17,7 @@ ENTRY_POINTS = {
     "deepseg_core.builtin": "built-in plugins, loaded by name (plugins.manager.BUILTIN_PLUGINS)",
     "deepseg_core.hpc": "a built-in command plugin, loaded by name",
     "deepseg_core.demo": "a built-in command plugin, loaded by name",
+    "deepseg_core.export": "a built-in command plugin, loaded by name",
 }
 
 

@@ -38,3 +38,15 @@ class ImageSource(Strict):
     nodata: float | None = Field(None, description="nodata value overriding the file's")
     name: str | None = Field(None, description="prefix for band names (default: file stem)")
     reproject: bool = Field(False, description="warp this source if its CRS is not the grid's")
+    stac: str | None = Field(None, description="instead of 'path': a STAC item, catalog or "
+                             "collection JSON (local or file://); each of its 'assets' becomes "
+                             "a source with this entry's options, stacked in order (a catalog's "
+                             "items: a mosaic per asset)")
+    assets: list[str] | None = Field(None, description="with 'stac': the asset keys to stack, "
+                                     "e.g. [B02, B03, B04, B08]")
+
+    @model_validator(mode="after")
+    def _stac(self):
+        if self.assets is not None and self.stac is None:
+            raise ValueError("'assets' needs 'stac': the STAC item they belong to")
+        return self

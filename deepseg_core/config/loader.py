@@ -17,6 +17,7 @@ from ..io.gdalpaths import gdal_open_problem, is_virtual
 from .problems import schema_problems
 from .safety import name_problem
 from .schema import Experiment
+from .stac import expand_sources
 
 ENV_VAR = "DEEPSEG_EXPERIMENT"
 
@@ -68,11 +69,12 @@ def _resolve(value, folder: Path):
     return value
 
 
-def _images(items, folder):
+def _images(items, folder, source: Path, key: str):
     if isinstance(items, (str, dict)):
         items = [items]
     if not isinstance(items, list):
         return items
+    items = expand_sources(items, folder, source, key)  # STAC items: a source per asset
     out = []
     for item in items:
         if isinstance(item, str):
@@ -83,34 +85,36 @@ def _images(items, folder):
     return out
 
 
-def _resolve_paths(data: dict, folder: Path) -> dict:
+def _resolve_paths(data: dict, source: Path) -> dict:
     """Make the path keys of one file absolute against that file's folder."""
-    data = dict(data)
+    data, folder = dict(data), source.parent
     if isinstance(data.get("model"), str):  # so `extends` can merge parameters into it
         data["model"] = {"name": data["model"]}
     if "workdir" in data:
         data["workdir"] = _resolve(data["workdir"], folder)
     if "images" in data:
-        data["images"] = _images(data["images"], folder)
+        data["images"] = _images(data["images"], folder, source, "images")
     for section, keys in (("labels", ("path", "raster")), ("store", ("path",)),
-                          ("model", ("weights",))):
+                          ("model", ("weights", "path"))):
         sub = data.get(section)
         if isinstance(sub, dict):
             data[section] = {k: (_resolve(v, folder) if k in keys else v) for k, v in sub.items()}
     if isinstance(data.get("scenes"), list):
-        data["scenes"] = [_scene_paths(scene, folder) for scene in data["scenes"]]
+        data["scenes"] = [_scene_paths(scene, source, f"scenes[{n}].images")
+                          for n, scene in enumerate(data["scenes"])]
     pred = data.get("predict")
     if isinstance(pred, dict) and "images" in pred:
-        data["predict"] = {**pred, "images": _images(pred["images"], folder)}
+        data["predict"] = {**pred, "images": _images(pred["images"], folder, source,
+                                                     "predict.images")}
     return data
 
 
-def _scene_paths(scene, folder: Path):
+def _scene_paths(scene, source: Path, key: str):
     if not isinstance(scene, dict):
         return scene
-    scene = dict(scene)
+    scene, folder = dict(scene), source.parent
     if "images" in scene:
-        scene["images"] = _images(scene["images"], folder)
+        scene["images"] = _images(scene["images"], folder, source, key)
     if isinstance(scene.get("labels"), dict):
         scene["labels"] = {k: (_resolve(v, folder) if k in ("path", "raster") else v)
                            for k, v in scene["labels"].items()}
@@ -133,7 +137,7 @@ def load_raw(path: Path, chain: tuple[Path, ...] = ()) -> dict:
     if path in chain:
         cycle = " -> ".join(str(p) for p in (*chain, path))
         raise ConfigError(f"{chain[-1]}: extends: circular chain {cycle}")
-    data = _resolve_paths(_read_yaml(path), path.parent)
+    data = _resolve_paths(_read_yaml(path), path)
     parent = data.pop("extends", None)
     if parent is None:
         return data
@@ -158,8 +162,9 @@ def _check_files(path: Path, exp: Experiment) -> list[str]:
                 matches = expand_paths(item)
                 if not matches:
                     problems.append(f"{path}: {where}[{i}].path: no files match {item}")
+                asset = f" (asset {src.assets[0]} of {src.stac})" if src.stac and src.assets else ""
                 for p in matches:
-                    problems += _missing(path, f"{where}[{i}].path", p)
+                    problems += _missing(path, f"{where}[{i}].path{asset}", p)
         if labels is not None:
             for key in ("path", "raster"):
                 value = getattr(labels, key)

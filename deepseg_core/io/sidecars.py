@@ -1,5 +1,7 @@
-"""A raster output and the sidecar files GDAL keeps beside it (``.aux.xml``: class names,
-attribute table) move and disappear together."""
+"""A raster output and its sidecar files move and disappear together: the ``.aux.xml`` GDAL keeps
+beside it (class names, attribute table) and the ``.qml`` style QGIS applies to it
+(:mod:`deepseg_core.styles.raster`: ``<name>.qml`` beside ``<name>.tif``). A GeoPackage keeps
+its styles inside, so the ``.qml`` of the same name is never its sidecar."""
 
 from __future__ import annotations
 
@@ -11,11 +13,16 @@ if TYPE_CHECKING:
     from _typeshed import StrPath
 
 SIDECAR_SUFFIXES = (".aux.xml",)
+STYLE_SUFFIX = ".qml"  # replaces the raster's suffix, as QGIS looks for it
+OWN_STYLES = (".gpkg",)  # formats that hold their styles inside
 
 
 def sidecars(path: StrPath) -> list[Path]:
     """The sidecar paths of ``path`` (existing or not)."""
-    return [Path(f"{path}{suffix}") for suffix in SIDECAR_SUFFIXES]
+    found = [Path(f"{path}{suffix}") for suffix in SIDECAR_SUFFIXES]
+    if Path(path).suffix.lower() not in OWN_STYLES:
+        found.append(Path(path).with_suffix(STYLE_SUFFIX))
+    return found
 
 
 def replace_output(tmp: StrPath, out: StrPath) -> None:

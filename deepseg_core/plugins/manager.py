@@ -37,7 +37,8 @@ from .registry import Registry
 GROUP = "deepseg"
 BUILTIN_PLUGINS = ("deepseg_core.builtin.rasterio_io", "deepseg_core.builtin.tiler",
                    "deepseg_core.builtin.augment", "deepseg_core.builtin.metrics",
-                   "deepseg_core.hpc.command", "deepseg_core.demo.command")
+                   "deepseg_core.builtin.onnx_model", "deepseg_core.hpc.command",
+                   "deepseg_core.demo.command", "deepseg_core.export.command")
 HOOKS = ("readers", "writers", "tilers", "models", "augmenters", "metrics", "commands")
 BUILTIN_PREFIX = "deepseg:"  # entry-point names starting so are refused
 DISABLE_VAR = "DEEPSEG_DISABLE_PLUGINS"

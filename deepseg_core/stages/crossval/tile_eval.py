@@ -14,6 +14,7 @@ from ...contracts.raster import RasterInfo, RasterSink, Window, parse_colour
 from ...data.bandstats import normalizer
 from ...geo.tiling import relative
 from ...metrics.errormap import error_map
+from ...styles.raster import write_raster_style
 
 if TYPE_CHECKING:
     from ...config.schema import Experiment
@@ -112,5 +113,7 @@ class TileEvaluator:
         self.sink.write(codes[None], core)
 
     def close(self) -> None:
+        """Finish the error map and give it its QGIS style (its codes, colours and names)."""
         if self.sink is not None:
             self.sink.close()
+            write_raster_style(self.path, self.sink.info)

@@ -21,6 +21,7 @@ from ...contracts.raster import RasterInfo, Window
 from ...errors import DeepSegError, io_error
 from ...io.atomic import full_disk_hint, replace_durably
 from ...io.sidecars import remove_output
+from ...styles.raster import write_raster_style
 from .cover import Cover
 from .partials import blocks, check_complete
 
@@ -74,8 +75,8 @@ def verify(path: Path, reader_for: ReaderFor, info: RasterInfo,
 def write_output(out: Path, writer: RasterWriter, reader_for: ReaderFor, info: RasterInfo,
                  fill: Callable[[Write], None], options: dict[str, Any] | None = None) -> Path:
     """``fill(write)`` writes the blocks of ``out`` under its temporary name, which is then
-    verified (read back through ``reader_for(path)``, a registry's) and returned; ``publish``
-    renames it into place."""
+    verified (read back through ``reader_for(path)``, a registry's), given its QGIS style (a
+    class raster) and returned; ``publish`` renames it into place with its sidecars."""
     tmp = incomplete(out)
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
@@ -83,6 +84,7 @@ def write_output(out: Path, writer: RasterWriter, reader_for: ReaderFor, info: R
             checked = Checked(sink.write)
             fill(checked)
         verify(tmp, reader_for, info, checked.blocks)
+        write_raster_style(tmp, info)
     except BaseException as exc:  # nothing half-written stays behind
         remove_output(tmp)
         if isinstance(exc, OSError):

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 from ...inference.stream import tile_runner
 from ...io.atomic import write_text
 from ...io.lock import Lock
-from ...models.folder import trained_model
+from ...models.exported import model_to_predict
 from .key import mismatch
 from .plan import Plan, Route, parse_shard
 from .semantic import SEMANTIC
@@ -36,7 +36,7 @@ def _route(settings: Settings) -> Route:
 def run(exp: Experiment, registry: Registry, shard: str | None = None,
         merge: bool = False) -> Path:
     """Predict (one shard, or everything), then assemble the outputs unless sharded."""
-    trained = trained_model(exp.outdir, exp.nbands, exp.class_names)
+    trained = model_to_predict(exp)  # the trained model, or a file it was exported to
     settings = Settings.of(exp)
     route = _route(settings)
     i, n = parse_shard(shard)

@@ -19,13 +19,14 @@ from typing import TYPE_CHECKING, Any
 from ....errors import DeepSegError, io_error
 from ....io.atomic import fsync_dir, replace_durably, temporaries, write_text
 from ....io.sidecars import remove_output
+from ....styles.layers import crowns_style, write_layer_style
 from ..assemble import Checked, incomplete, verify
 from ..key import mismatch
 from ..plan import Plan, Route, Shard
 from .merge import merge_shards
 from .output import read_candidates
 from .stitcher import InstanceStitcher
-from .table import attach_instance_table
+from .table import INSTANCE_LAYER, attach_instance_table
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -177,6 +178,8 @@ def merge_instance_shards(plan: Plan, registry: Registry, n: int) -> list[Path]:
             checked = Checked(sink.write)
             merge_shards(paths, info, tmp_gpkg, s.classes, checked, s.stitch)
         verify(tmp_raster, registry.reader_for, info, checked.blocks)
+        write_layer_style(tmp_gpkg, INSTANCE_LAYER, crowns_style(s.classes, s.colours),
+                          "DeepSeg: every crown outlined in its class colour")
         attach_instance_table(registry.writer_for(out, s.format), tmp_raster, tmp_gpkg)
         replace_durably(tmp_gpkg, gpkg)
         replace_durably(tmp_raster, out)
