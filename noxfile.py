@@ -54,7 +54,7 @@ def imgaug(session):
                 "assert numpy.__version__ < '2', numpy.__version__; "
                 "print('numpy', numpy.__version__, 'tensorflow', tensorflow.__version__, "
                 "'imgaug', imgaug.__version__)")
-    session.run("pytest", f"{IMGAUG}/tests", "tests/test_augment.py", *session.posargs)
+    session.run("pytest", f"{IMGAUG}/tests", "tests/builtin/test_augment.py", *session.posargs)
 
 
 for _name, _folder in PLUGINS.items():

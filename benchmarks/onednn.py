@@ -1,7 +1,7 @@
 """oneDNN per TensorFlow release: does the suite abort with oneDNN on, and what speed it gives.
 
     python benchmarks/onednn.py --python VENV/bin/python [--python ...] [--runs 1]
-        [--tests tests/test_train.py ...] [--workers 2] [--root REPO] [--out onednn.json]
+        [--tests tests/stages/test_train.py ...] [--workers 2] [--root REPO] [--out onednn.json]
 
 Each ``--python`` is an interpreter of a venv with DeepSeg, its plugins, pytest-xdist and one
 TensorFlow release installed (``pip install -e ".[cpu,test]" "tensorflow-cpu==2.19.1"
@@ -36,8 +36,8 @@ ROOT = Path(__file__).resolve().parent.parent
 ABORT = re.compile(r"crashed while running|double free or corruption|corrupted (size|double)"
                    r"|free\(\): invalid|malloc\(\): |Fatal Python error|node down")
 CRASHED = re.compile(r"worker '?\w+'? crashed while running '?([^'\n]+)'?")
-DEFAULT_TESTS = ["tests/test_train.py", "plugins/deepseg_unet64/tests",
-                 "plugins/deepseg_resunet/tests", "tests/test_distributed.py"]
+DEFAULT_TESTS = ["tests/stages/test_train.py", "plugins/deepseg_unet64/tests",
+                 "plugins/deepseg_resunet/tests", "tests/training/test_distributed.py"]
 
 SPEED = """
 import os, sys, time, json
