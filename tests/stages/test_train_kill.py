@@ -14,16 +14,11 @@ TensorBoard event files are not compared (they hold wall times). Random kills, f
 
 from __future__ import annotations
 
-import json
-
 import pytest
-import yaml
 
-from tests.support.cli import deepseg
 from tests.support.damage import overwrite_middle
 from tests.support.kills import At, kill_then_finish
 from tests.support.scenarios import Train, same_training
-from tests.support.tmpfs import mounted
 
 # under pytest-xdist, one worker runs this module: the uninterrupted run is made once
 pytestmark = [pytest.mark.faults, pytest.mark.xdist_group("train-kill")]
@@ -72,27 +67,3 @@ def test_a_damaged_checkpoint_is_never_taken_for_the_committed_one(training, tmp
     plugin = load_plugins().registry.get("model", "unet64")
     model, record = load_resume_state(copy, plugin)
     assert record["epoch"] == 5 and model.optimizer.iterations.numpy() == record["iterations"]
-
-
-@pytest.mark.parametrize("size, culprit", [("20k", "logs/curves.png"),
-                                           ("150k", "model/last.keras")])
-def test_a_full_disk_is_one_line_and_a_rerun_with_space_completes(training, tmp_path,
-                                                                  size, culprit):
-    small = tmp_path / "small"
-    with mounted(small, size) as disk:
-        settings = yaml.safe_load(training.whole.read_text())
-        settings.update(name="full", workdir=str(small), epochs=2,
-                        store={"path": str(next((training.runs / "stores").glob("*.h5")))})
-        path = tmp_path / "full.yaml"
-        path.write_text(yaml.safe_dump(settings, sort_keys=False))
-        done = deepseg("train", path, merged=True)
-        out = done.stdout
-        assert done.returncode != 0 and "Traceback" not in out, out[-3000:]
-        last = out.strip().splitlines()[-1]  # the callbacks' or the atomic writer's wording
-        assert last.startswith(f"error: {small / 'full' / culprit}: cannot write "), last
-        assert "(No space left on device); free space" in last and "rerun" in last, last
-        assert not list(small.rglob("*.pending.keras")) and not list(small.rglob("*.tmp*"))
-        disk.resize("8m")
-        done = deepseg("train", path, merged=True)
-        assert done.returncode == 0, done.stdout[-3000:]
-        assert json.loads((small / "full" / "model" / "state.json").read_text())["epoch"] == 2
