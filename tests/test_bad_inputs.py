@@ -1,7 +1,7 @@
 """Bad inputs give one line naming the file/key/value and what was expected (issue 13, item 5).
 
 Each runs the CLI in a subprocess and asserts the message; no traceback, non-zero exit. The
-read-only model folder is in tests/test_full_disk.py (model-readonly).
+read-only model folder is in tests/stages/test_full_disk.py (model-readonly).
 """
 
 from __future__ import annotations

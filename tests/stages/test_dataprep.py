@@ -133,7 +133,7 @@ def test_store_is_reused_then_rebuilt_when_a_setting_changes(tmp_path, registry,
 
 def test_corrupt_store_is_detected_and_rebuilt(tmp_path, registry, capsys):
     """A store named by its settings hash is dataprep's own: rebuilt when unreadable (one
-    named by store.path is refused unless store.replace: tests/test_store_integrity.py)."""
+    named by store.path is refused unless store.replace: tests/store/test_integrity.py)."""
     img, gpkg, _ = squares_scene(tmp_path)
     path = write_experiment(tmp_path, img, gpkg)
     exp = load_experiment(path)
