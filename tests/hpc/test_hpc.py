@@ -17,7 +17,7 @@ from deepseg_core.hpc.submit import submit_all
 from deepseg_core.stages import dataprep, predict, train
 from deepseg_core.store.identity import store_path
 from deepseg_core.training.fit import setup_runtime
-from tests.support.cli import deepseg, invoke
+from tests.support.cli import SITE, deepseg, environment, invoke
 from tests.support.hpc import HPC, band, bash, tiny_experiment
 from tests.support.models import save_untrained
 from tests.support.synthetic import squares_scene, write_experiment, write_raster
@@ -100,26 +100,31 @@ def test_array_scripts_pick_their_task_and_crossval_folds_extend_the_experiment(
 
 
 def test_scripts_run_with_bash_and_give_the_single_run_raster(tmp_path, registry):
-    exp = load_experiment(tiny_experiment(tmp_path))
+    # a NumPy test model: the scripts' processes start without TensorFlow
+    exp = load_experiment(tiny_experiment(tmp_path, model="numpyfcn"))
     save_untrained(exp, registry)
     single = band(predict.run(exp, registry, progress=False))
     out = predict.output_path(exp)
     out.unlink()
-    result = invoke("sbatch", str(exp.source), "--stages", "predict", "--shards", "2")
-    assert result.exit_code == 0, result.output
-    assert "without Slurm: cd" in result.output
+    result = deepseg("sbatch", exp.source, "--stages", "predict", "--shards", "2",
+                     test_models=True)
+    assert result.returncode == 0, result.stderr
+    assert "without Slurm: cd" in result.stdout
     folder = exp.outdir / "slurm"
-    done = bash(folder / "predict.sh")  # no SLURM_ARRAY_TASK_ID: every shard in turn
+    paths = environment(test_models=True)["PYTHONPATH"]  # where the test models are found
+    done = bash(folder / "predict.sh", PYTHONPATH=paths)  # no SLURM_ARRAY_TASK_ID: all shards
     assert done.returncode == 0, done.stderr
     assert "shard 0/2 done" in done.stdout and "shard 1/2 done" in done.stdout
     assert not out.exists()
-    done = bash(folder / "merge.sh")
+    done = bash(folder / "merge.sh", PYTHONPATH=paths)
     assert done.returncode == 0, done.stderr
     assert np.array_equal(band(out), single)
 
 
-def test_process_pool_shards_give_the_single_run_raster(tmp_path, registry):
-    exp = load_experiment(tiny_experiment(tmp_path))
+def test_process_pool_shards_give_the_single_run_raster(tmp_path, registry, monkeypatch):
+    # the spawned workers take this sys.path: they find the NumPy test model's entry point
+    monkeypatch.syspath_prepend(str(SITE))
+    exp = load_experiment(tiny_experiment(tmp_path, model="numpyfcn"))
     save_untrained(exp, registry)
     single = band(predict.run(exp, registry, progress=False))
     predict.output_path(exp).unlink()
