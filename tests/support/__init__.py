@@ -3,6 +3,7 @@
     cli           the one way to launch ``deepseg``: in-process (CliRunner) or a subprocess
     child         the subprocess entry that SIGKILLs itself at a chosen I/O boundary
     kills         the one kill loop: kill ``deepseg`` at chosen points, resume, finish
+    scenarios     what is killed: stage runs on small scenes and their uninterrupted outputs
     tmpfs         the one real small filesystem (full and read-only disks)
     damage        bytes overwritten or cut off in real files
     synthetic     synthetic georeferenced rasters and experiment files
