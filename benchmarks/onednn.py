@@ -68,7 +68,9 @@ def run_tests(python: str, tests: list[str], workers: int, root: Path) -> dict:
                            "-n", str(workers), *tests], cwd=root, env=env,
                           capture_output=True, text=True)
     out = proc.stdout + proc.stderr
-    summary = (out.strip().splitlines() or [""])[-1]
+    # pytest's last stdout line (stderr may end with warnings, e.g. of pytest's cleanup of
+    # /tmp/pytest-of-USER, which other sessions on the machine share)
+    summary = (proc.stdout.strip().splitlines() or [""])[-1]
     aborted = bool(ABORT.search(out)) or proc.returncode < 0
     if not aborted and proc.returncode not in (0, 1):  # pytest could not run them (4: usage)
         raise SystemExit(f"{python}: pytest exited {proc.returncode} without running the "
