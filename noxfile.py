@@ -26,17 +26,20 @@ JAX_PINS = ("jax==0.10.2", "jaxlib==0.10.2")
 # and metrics, crossval and its reuse, streaming prediction and its resume, shards and merge,
 # pretrained weights, the model plugins, and the backend tests themselves
 JAX_TESTS = (
-    "tests/test_backends.py", "tests/test_backends_losses.py",
-    "tests/test_backends_distributed.py", "tests/test_backends_cross.py", "tests/test_train.py",
-    "tests/test_train_kill.py", "tests/test_train_runs.py", "tests/test_lr_schedule.py",
-    "tests/test_crossval.py", "tests/test_crossval_reuse.py", "tests/test_predict.py",
-    "tests/test_predict_kill.py", "tests/test_hpc.py", "tests/test_conformance.py",
-    "tests/test_pretrained.py", "tests/test_plugins.py", "tests/test_cli.py",
+    "tests/training/test_backends.py", "tests/models/test_losses.py",
+    "tests/training/test_backends_distributed.py", "tests/training/test_backends_cross.py",
+    "tests/stages/test_train.py", "tests/stages/test_train_kill.py", "tests/training/test_runs.py",
+    "tests/training/test_schedule.py", "tests/stages/test_crossval.py",
+    "tests/stages/test_crossval_reuse.py", "tests/stages/test_predict.py",
+    "tests/stages/test_predict_kill.py", "tests/hpc/test_hpc.py",
+    "tests/contracts/test_conformance.py", "tests/models/test_pretrained.py",
+    "tests/plugins/test_manager.py", "tests/test_cli.py",
     "plugins/deepseg_unet64/tests", "plugins/deepseg_resunet/tests",
 )
 JAX_DESELECT = (  # TensorFlow's own: MirroredStrategy, and the model that runs on it only
-    "tests/test_hpc.py::test_distributed_training_runs_on_one_cpu_replica",
-    "tests/test_conformance.py::test_every_instance_model_builds_and_predicts_a_tiny_tile",
+    "tests/hpc/test_hpc.py::test_distributed_training_runs_on_one_cpu_replica",
+    "tests/contracts/test_conformance.py"
+    "::test_every_instance_model_builds_and_predicts_a_tiny_tile",
 )
 
 
@@ -94,7 +97,7 @@ def imgaug(session):
                 "assert numpy.__version__ < '2', numpy.__version__; "
                 "print('numpy', numpy.__version__, 'tensorflow', tensorflow.__version__, "
                 "'imgaug', imgaug.__version__)")
-    session.run("pytest", f"{IMGAUG}/tests", "tests/test_augment.py", *session.posargs)
+    session.run("pytest", f"{IMGAUG}/tests", "tests/builtin/test_augment.py", *session.posargs)
 
 
 for _name, _folder in PLUGINS.items():

@@ -28,7 +28,7 @@ import numpy as np
 import yaml
 from common import TRANSFORM, run_child
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # tests.support
 
 TILESIZE, OVERLAP = 256, 32
 
@@ -68,11 +68,11 @@ def raster(path: Path, width: int, height: int, textured: bool) -> Path:
 def setup(folder: Path, image: Path, name: str, predict: dict):
     """Experiment and an untrained TinyFCN with its model.json."""
     import keras
-    import tinymodels
 
     from deepseg_core.config import load_experiment
     from deepseg_core.models.folder import model_info
     from deepseg_core.plugins.manager import load_plugins
+    from tests.support import models
 
     labels = folder / "none.gpkg"
     labels.write_text("")
@@ -83,7 +83,7 @@ def setup(folder: Path, image: Path, name: str, predict: dict):
         "classes": [{"name": "a"}, {"name": "b"}], "model": "tinyfcn",
         "training": {"batch_size": 8}, "predict": predict}))
     exp = load_experiment(path)
-    registry = load_plugins(extra=[("tinymodels", tinymodels)]).registry
+    registry = load_plugins(extra=[("testmodels", models)]).registry
     keras.utils.set_random_seed(0)
     net = registry.get("model", "tinyfcn").build(3, 2, TILESIZE, {})
     (exp.outdir / "model").mkdir(parents=True, exist_ok=True)

@@ -1,7 +1,7 @@
 """oneDNN per TensorFlow release: does the suite abort with oneDNN on, and what speed it gives.
 
     python benchmarks/onednn.py --python VENV/bin/python [--python ...] [--runs 1]
-        [--tests tests/test_train.py ...] [--workers 2] [--root REPO] [--out onednn.json]
+        [--tests tests/stages/test_train.py ...] [--workers 2] [--root REPO] [--out onednn.json]
 
 Each ``--python`` is an interpreter of a venv with DeepSeg, its plugins, pytest-xdist and one
 TensorFlow release installed (``pip install -e ".[cpu,test]" "tensorflow-cpu==2.19.1"
@@ -36,8 +36,8 @@ ROOT = Path(__file__).resolve().parent.parent
 ABORT = re.compile(r"crashed while running|double free or corruption|corrupted (size|double)"
                    r"|free\(\): invalid|malloc\(\): |Fatal Python error|node down")
 CRASHED = re.compile(r"worker '?\w+'? crashed while running '?([^'\n]+)'?")
-DEFAULT_TESTS = ["tests/test_train.py", "plugins/deepseg_unet64/tests",
-                 "plugins/deepseg_resunet/tests", "tests/test_distributed.py"]
+DEFAULT_TESTS = ["tests/stages/test_train.py", "plugins/deepseg_unet64/tests",
+                 "plugins/deepseg_resunet/tests", "tests/training/test_distributed.py"]
 
 SPEED = """
 import os, sys, time, json
@@ -68,7 +68,9 @@ def run_tests(python: str, tests: list[str], workers: int, root: Path) -> dict:
                            "-n", str(workers), *tests], cwd=root, env=env,
                           capture_output=True, text=True)
     out = proc.stdout + proc.stderr
-    summary = (out.strip().splitlines() or [""])[-1]
+    # pytest's last stdout line (stderr may end with warnings, e.g. of pytest's cleanup of
+    # /tmp/pytest-of-USER, which other sessions on the machine share)
+    summary = (proc.stdout.strip().splitlines() or [""])[-1]
     aborted = bool(ABORT.search(out)) or proc.returncode < 0
     if not aborted and proc.returncode not in (0, 1):  # pytest could not run them (4: usage)
         raise SystemExit(f"{python}: pytest exited {proc.returncode} without running the "

@@ -23,17 +23,17 @@ import numpy as np
 import yaml
 from common import run_child, synthetic_raster
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # tests.support
 
 
 def setup(folder: Path, size: int, model: str, tilesize: int, overlap: int):
     """Raster, experiment and an (untrained) saved model with its model.json."""
     import keras
-    import tinymodels
 
     from deepseg_core.config import load_experiment
     from deepseg_core.models.folder import model_info
     from deepseg_core.plugins.manager import load_plugins
+    from tests.support import models
 
     image = synthetic_raster(folder / f"synthetic_{size}.tif", size)
     labels = folder / "none.gpkg"
@@ -45,7 +45,7 @@ def setup(folder: Path, size: int, model: str, tilesize: int, overlap: int):
         "labels": {"path": str(labels)}, "classes": [{"name": "a"}, {"name": "b"}],
         "model": model, "training": {"batch_size": 4}}))
     exp = load_experiment(path)
-    registry = load_plugins(extra=[("tinymodels", tinymodels)]).registry
+    registry = load_plugins(extra=[("testmodels", models)]).registry
     keras.utils.set_random_seed(0)
     net = registry.get("model", exp.model.name).build(3, 2, tilesize, exp.model.params)
     (exp.outdir / "model").mkdir(parents=True, exist_ok=True)

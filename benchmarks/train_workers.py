@@ -22,11 +22,11 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(ROOT))  # tests.support
 
 
 def experiment(folder: Path, size: int, name: str, **training) -> Path:
-    from scenes import squares_scene, write_experiment
+    from tests.support.synthetic import squares_scene, write_experiment
 
     img, gpkg = folder / "scene.tif", folder / "scene.gpkg"
     if not img.exists():

@@ -1,3 +1,3 @@
-"""Fixtures of the core test suite."""
+"""Fixtures of the core test suite (they live in tests/support/fixtures.py)."""
 
-from tmpfs import small_disk  # noqa: F401 - a fixture: a real small tmpfs
+from tests.support.fixtures import registry, small_disk  # noqa: F401 - fixtures

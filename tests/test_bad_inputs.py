@@ -1,7 +1,7 @@
 """Bad inputs give one line naming the file/key/value and what was expected (issue 13, item 5).
 
 Each runs the CLI in a subprocess and asserts the message; no traceback, non-zero exit. The
-read-only model folder is in tests/test_full_disk.py (model-readonly).
+read-only model folder is in tests/stages/test_full_disk.py (model-readonly).
 """
 
 from __future__ import annotations
@@ -9,13 +9,13 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
-import sys
 
 import pytest
 import rasterio
-from faults import ENV, assert_one_line_error, deepseg
-from scenes import squares_scene, write_experiment, write_raster
+
+from tests.support.cli import assert_one_line_error, deepseg
+from tests.support.damage import truncate
+from tests.support.synthetic import squares_scene, write_experiment, write_raster
 
 # under pytest-xdist, one worker runs this module: its fixtures are made once
 pytestmark = pytest.mark.xdist_group("bad-inputs")
@@ -86,11 +86,7 @@ def model_dir(trained):
     backup.rename(model)
 
 
-def truncate(path, keep=0.5):
-    data = path.read_bytes()
-    path.write_bytes(data[:int(len(data) * keep)])
-
-
+@pytest.mark.faults
 def test_a_truncated_model_json(model_dir):
     exp, model = model_dir
     truncate(model / "model.json")
@@ -108,6 +104,7 @@ def test_an_incomplete_model_json(model_dir):
     assert_one_line_error(done, str(model / "model.json"), "missing tilesize, stats")
 
 
+@pytest.mark.faults
 def test_a_truncated_best_keras_falls_back_to_last_keras_saying_so(model_dir):
     exp, model = model_dir
     truncate(model / "best.keras")
@@ -119,6 +116,7 @@ def test_a_truncated_best_keras_falls_back_to_last_keras_saying_so(model_dir):
     assert "prediction:" in done.stdout
 
 
+@pytest.mark.faults
 def test_truncated_best_and_last_keras_name_both(model_dir):
     exp, model = model_dir
     truncate(model / "best.keras")
@@ -154,12 +152,11 @@ def plugin_env(tmp_path_factory):
     (dist / "entry_points.txt").write_text(
         "[deepseg]\n" + "".join(f"{n} = {n}\n" for n in PLUGINS))
     path = os.pathsep.join(p for p in (str(site), os.environ.get("PYTHONPATH")) if p)
-    return {**ENV, "PYTHONPATH": path}  # the code under test stays first after the plugins
+    return {**os.environ, "PYTHONPATH": path}  # the plugins, then the code under test
 
 
 def test_plugins_that_exit_or_raise_base_exceptions_are_reported_and_skipped(plugin_env):
-    done = subprocess.run([sys.executable, "-m", "deepseg_core.cli", "plugins", "--json"],
-                          capture_output=True, text=True, env=plugin_env, timeout=300)
+    done = deepseg("plugins", "--json", env=plugin_env, timeout=300)
     assert done.returncode == 0, done.stderr
     rows = {row["name"]: row for row in json.loads(done.stdout)}  # stdout is pure JSON
     assert rows["exits_at_import"]["error"] == "load: SystemExit: 3"
@@ -173,7 +170,6 @@ def test_plugins_that_exit_or_raise_base_exceptions_are_reported_and_skipped(plu
 def test_a_command_still_runs_beside_plugins_that_exit(plugin_env, scene, tmp_path):
     _, image, gpkg = scene
     exp = write_experiment(tmp_path, image, gpkg)
-    done = subprocess.run([sys.executable, "-m", "deepseg_core.cli", "validate", str(exp)],
-                          capture_output=True, text=True, env=plugin_env, timeout=300)
+    done = deepseg("validate", exp, env=plugin_env, timeout=300)
     assert done.returncode == 0, done.stderr
     assert "warning: plugin 'exits_at_import' failed (load: SystemExit: 3)" in done.stderr

@@ -7,11 +7,10 @@ import types
 
 import pytest
 import yaml
-from click.testing import CliRunner
 
 from deepseg_core import __version__, hookimpl
-from deepseg_core.cli import main
 from deepseg_core.plugins.manager import load_plugins
+from tests.support.cli import invoke
 
 
 @pytest.fixture(autouse=True)
@@ -22,26 +21,22 @@ def fresh_plugins(monkeypatch):
         monkeypatch.delenv(var, raising=False)
 
 
-def deepseg(*args: str):
-    return CliRunner().invoke(main, list(args))
-
-
 @pytest.fixture
 def template(tmp_path):
     """The experiment.yaml that ``deepseg init`` writes (its input files do not exist)."""
     path = tmp_path / "experiment.yaml"
-    assert deepseg("init", str(path)).exit_code == 0
+    assert invoke("init", str(path)).exit_code == 0
     return path
 
 
 def test_version():
-    result = deepseg("--version")
+    result = invoke("--version")
     assert result.exit_code == 0
     assert result.output.startswith(f"deepseg, version {__version__}\nKeras backend: ")
 
 
 def test_help_lists_the_commands():
-    result = deepseg("--help")
+    result = invoke("--help")
     assert result.exit_code == 0
     for command in ("init", "validate", "plugins", "run", "dataprep", "train", "crossval",
                     "predict", "merge"):
@@ -50,11 +45,11 @@ def test_help_lists_the_commands():
 
 def test_init_writes_a_commented_experiment_that_validates(tmp_path):
     path = tmp_path / "experiment.yaml"
-    result = deepseg("init", str(path))
+    result = invoke("init", str(path))
     assert result.exit_code == 0 and f"wrote {path}" in result.output
     text = path.read_text()
     assert text.startswith("# DeepSeg experiment.") and text.count("#") > 20
-    result = deepseg("validate", "--no-check-files", str(path))
+    result = invoke("validate", "--no-check-files", str(path))
     assert result.exit_code == 0, result.output
     assert result.stderr == f"# {path}: valid\n"
     resolved = yaml.safe_load(result.stdout)
@@ -64,16 +59,16 @@ def test_init_writes_a_commented_experiment_that_validates(tmp_path):
 
 def test_init_refuses_to_overwrite_without_force(template):
     template.write_text("mine: 1\n")
-    result = deepseg("init", str(template))
+    result = invoke("init", str(template))
     assert result.exit_code == 2
     assert result.stderr == f"error: {template}: exists already (use --force to overwrite)\n"
     assert template.read_text() == "mine: 1\n"
-    assert deepseg("init", "--force", str(template)).exit_code == 0
+    assert invoke("init", "--force", str(template)).exit_code == 0
     assert template.read_text().startswith("# DeepSeg experiment.")
 
 
 def test_validate_checks_the_input_files(template):
-    result = deepseg("validate", str(template))
+    result = invoke("validate", str(template))
     assert result.exit_code == 2 and "Traceback" not in result.output
     assert result.stderr.splitlines() == [
         f"error: {template}: images[0].path: file not found: {template.parent}/image.tif",
@@ -81,10 +76,10 @@ def test_validate_checks_the_input_files(template):
 
 
 def test_experiment_from_the_environment(template, monkeypatch):
-    assert deepseg("validate", "--no-check-files").stderr == (
+    assert invoke("validate", "--no-check-files").stderr == (
         "error: no experiment given: name an experiment.yaml or set DEEPSEG_EXPERIMENT\n")
     monkeypatch.setenv("DEEPSEG_EXPERIMENT", str(template))
-    result = deepseg("validate", "--no-check-files")
+    result = invoke("validate", "--no-check-files")
     assert result.exit_code == 0 and result.stderr == f"# {template}: valid\n"
 
 
@@ -92,32 +87,32 @@ def test_experiment_from_the_environment(template, monkeypatch):
     ("bogus", "unknown stage(s) bogus"), ("dataprep,trian,x", "unknown stage(s) trian, x"),
     (" , ", "no stage given")])
 def test_run_rejects_unknown_stages_before_anything_else(template, stages, problem):
-    result = deepseg("run", str(template), "--stages", stages)
+    result = invoke("run", str(template), "--stages", stages)
     assert result.exit_code == 2 and result.stdout == ""
     assert result.stderr == (f"error: --stages: {problem}; expected some of "
                              "dataprep, train, crossval, predict\n")
 
 
 def test_run_stops_at_an_invalid_experiment(template):
-    result = deepseg("run", str(template), "--stages", "dataprep")
+    result = invoke("run", str(template), "--stages", "dataprep")
     assert result.exit_code == 2 and "== dataprep" not in result.output
     assert result.stderr.startswith(f"error: {template}: images[0].path: file not found")
 
 
 def test_stage_commands_validate_first(tmp_path):
     for command in ("dataprep", "train", "crossval", "predict", "merge"):
-        result = deepseg(command, str(tmp_path / "nothere.yaml"))
+        result = invoke(command, str(tmp_path / "nothere.yaml"))
         assert result.exit_code == 2, command
         assert result.stderr == f"error: {tmp_path}/nothere.yaml: experiment file not found\n"
 
 
 def test_plugins_lists_builtins_and_installed_models():
-    result = deepseg("plugins")
+    result = invoke("plugins")
     assert result.exit_code == 0
     assert "deepseg:rasterio_io (deepseg-core " + __version__ + ") [built-in]\n  readers: gdal\n" \
         in result.output
     assert "unet64 (deepseg-unet64 " in result.output and "  models: unet64\n" in result.output
-    rows = {row["name"]: row for row in json.loads(deepseg("plugins", "--json").output)}
+    rows = {row["name"]: row for row in json.loads(invoke("plugins", "--json").output)}
     assert rows["deepseg:tiler"] == {"name": "deepseg:tiler",
                                      "module": "deepseg_core.builtin.tiler",
                              "distribution": "deepseg-core", "version": __version__,
@@ -138,11 +133,11 @@ def broken_plugin_loaded(monkeypatch):
 
 
 def test_a_broken_plugin_is_shown_and_commands_still_work(broken_plugin_loaded, template):
-    result = deepseg("plugins")
+    result = invoke("plugins")
     assert result.exit_code == 0
     assert ("broken (?)\n  FAILED: register models: ImportError: libfoo.so: cannot open "
             "shared object file\n") in result.output
-    result = deepseg("validate", "--no-check-files", str(template))
+    result = invoke("validate", "--no-check-files", str(template))
     assert result.exit_code == 0
     assert result.stderr.splitlines() == [
         "warning: plugin 'broken' failed (register models: ImportError: libfoo.so: cannot open "
@@ -151,8 +146,8 @@ def test_a_broken_plugin_is_shown_and_commands_still_work(broken_plugin_loaded, 
 
 def test_disabled_plugin_via_the_environment(monkeypatch, template):
     monkeypatch.setenv("DEEPSEG_DISABLE_PLUGINS", "unet64")
-    assert "unet64" not in deepseg("plugins").output
-    result = deepseg("validate", "--no-check-files", str(template))
+    assert "unet64" not in invoke("plugins").output
+    result = invoke("validate", "--no-check-files", str(template))
     assert result.exit_code == 2
     assert result.stderr.startswith(f"error: {template}: model.name: unknown model 'unet64'; "
                                     "available: ")

@@ -2,15 +2,13 @@
 
 import re
 import types
-from pathlib import Path
 
 import numpy as np
 
 from deepseg_core.config.docs import render, rows
 from deepseg_core.config.schema import Experiment
 from deepseg_core.plugins.manager import load_plugins
-
-ROOT = Path(__file__).resolve().parent.parent
+from tests.support import ROOT
 
 
 def test_experiment_reference_is_current_and_documents_every_key():

@@ -8,22 +8,17 @@ import numpy as np
 import pytest
 import yaml
 from affine import Affine
-from scenes import write_raster
 from shapely.affinity import scale
 from shapely.geometry import Point, box
 
 from deepseg_core.config import check_registry, load_experiment
-from deepseg_core.plugins.manager import load_plugins
 from deepseg_core.stages import dataprep, predict, train
 from deepseg_core.store.identity import store_path
+from tests.support import ROOT
+from tests.support.synthetic import write_raster
 
-EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+EXAMPLES = ROOT / "examples"
 NAMES = sorted(p.name for p in EXAMPLES.iterdir() if (p / "experiment.yaml").exists())
-
-
-@pytest.fixture(scope="module")
-def registry():
-    return load_plugins().registry
 
 
 def test_there_are_five_examples_each_with_a_readme():

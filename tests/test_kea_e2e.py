@@ -2,11 +2,11 @@
 
 import numpy as np
 import pytest
-from scenes import write_experiment
 
 from deepseg_core.config import load_experiment
 from deepseg_core.plugins.manager import load_plugins
 from deepseg_core.stages import dataprep, predict, train
+from tests.support.synthetic import write_experiment
 
 
 def test_kea_input_through_training_to_a_kea_prediction(shared_data, tmp_path):
