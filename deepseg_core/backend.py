@@ -29,9 +29,14 @@ DISTRIBUTIONS = {"tensorflow": ("tensorflow", "tensorflow-cpu", "tensorflow-maco
 ADVICE = "set KERAS_BACKEND (or the experiment's backend) to tensorflow or jax"
 
 
+def _keras_started() -> bool:
+    """Keras runs in this process (a None entry is a module blocked from importing)."""
+    return sys.modules.get("keras") is not None
+
+
 def configured() -> tuple[str, str]:
     """(backend, where that choice comes from), as Keras chooses it, without importing Keras."""
-    if "keras" in sys.modules:  # started already: its choice is final for this process
+    if _keras_started():  # started already: its choice is final for this process
         import keras
 
         return keras.backend.backend(), "Keras, already started in this process"
@@ -68,7 +73,7 @@ def select(wanted: str | None, source: object = None) -> str:
     if wanted is None or wanted == name:
         return check(name, origin)
     where = f"{source or 'experiment'}: backend: {wanted}"
-    if "keras" in sys.modules:
+    if _keras_started():
         raise DeepSegError(f"{where}, but Keras already runs on {name} in this process; start "
                            f"a new process (or set KERAS_BACKEND={wanted} before Keras starts)")
     os.environ["KERAS_BACKEND"] = check(wanted, where)

@@ -37,7 +37,7 @@ class UNetFamily(SemanticModel):
         if weights:
             from .encoders import load_encoder_weights
 
-            load_encoder_weights(model, params["encoder"], weights, nbands)
+            load_encoder_weights(model, params["encoder"], weights, nbands, "encoder_weights")
         return model
 
 

@@ -6,6 +6,7 @@ import math
 import numbers
 
 from deepseg_core.errors import DeepSegError
+from deepseg_core.models.encoders import FILE_ENCODERS, encoder_weights_file
 from deepseg_core.models.pretrained import check_weights_path
 
 #: ResNet variants: (blocks per stage C2..C5, bottleneck width of C2).
@@ -14,6 +15,9 @@ BACKBONES = {
     "resnet101": ((3, 4, 23, 3), 64),
     "resnet_tiny": ((1, 1, 1, 1), 16),
 }
+#: DeepSeg's encoders whose pretrained weights are a local file (``backbone_weights``):
+#: their features at strides 4..32 (deepseg_core.models.encoders) are C2..C5.
+FILE_BACKBONES = tuple(FILE_ENCODERS)
 
 #: Pyramid levels P2..P6 and their strides in pixels.
 STRIDES = (4, 8, 16, 32, 64)
@@ -47,6 +51,7 @@ DEFAULTS = {
     "mask_threshold": 0.5,
     "train_bn": True,
     "weights": None,
+    "backbone_weights": None,  # efficientnet_lite0 / vgg16: the path of their weights file
 }
 
 _COUNTS = ("fpn_channels", "rpn_train_anchors", "pre_nms_limit", "proposals_train",
@@ -80,6 +85,18 @@ def _positives(name: str, value, length: int | None = None) -> list[float]:
     return [float(v) for v in value]
 
 
+def check_backbone_weights(backbone: str, weights) -> str | None:
+    """The path ``backbone_weights`` names (``~`` expanded); DeepSegError naming the parameter
+    for a ResNet backbone, ``imagenet`` (the file to fetch is named) or a missing file."""
+    if weights is None:
+        return None
+    if backbone not in FILE_BACKBONES:
+        raise DeepSegError(f"model parameter backbone_weights is for the backbones "
+                           f"{', '.join(FILE_BACKBONES)}, not {backbone}: a ResNet weights file "
+                           f"(e.g. Keras' ImageNet notop .h5) loads by layer name as weights")
+    return encoder_weights_file(backbone, str(weights), "backbone_weights")
+
+
 def merge_params(params: dict | None) -> dict:
     """Defaults overridden by ``params``; DeepSegError listing the known names on an unknown one."""
     params = dict(params or {})
@@ -93,9 +110,10 @@ def merge_params(params: dict | None) -> dict:
 def check_params(params: dict | None, tilesize: int, nbands: int, nclasses: int) -> dict:
     """The merged, checked parameters; DeepSegError naming the first bad one."""
     p = merge_params(params)
-    if p["backbone"] not in BACKBONES:
+    if p["backbone"] not in BACKBONES and p["backbone"] not in FILE_BACKBONES:
         raise DeepSegError(f"model parameter backbone must be one of "
-                           f"{', '.join(BACKBONES)}, not {p['backbone']!r}")
+                           f"{', '.join([*BACKBONES, *FILE_BACKBONES])}, not {p['backbone']!r}")
+    p["backbone_weights"] = check_backbone_weights(p["backbone"], p["backbone_weights"])
     for name in _COUNTS:
         p[name] = _whole(name, p[name])
     if p["rpn_channels"] is not None:

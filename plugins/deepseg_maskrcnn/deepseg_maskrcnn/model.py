@@ -24,7 +24,7 @@ LOSSES = ("rpn_class_loss", "rpn_box_loss", "class_loss", "box_loss", "mask_loss
 
 @keras.saving.register_keras_serializable(package="deepseg_maskrcnn")
 class MaskRCNN(keras.Model):
-    """Mask R-CNN (He et al. 2017) with a ResNet-FPN backbone for ``nbands``-band tiles.
+    """Mask R-CNN (He et al. 2017) with an FPN backbone for ``nbands``-band tiles.
 
     ``call(images)`` returns a dict of detections: ``boxes (B, D, 4)`` in pixels (row0, col0,
     row1, col1), ``scores``, ``class_ids`` (0 = none), ``masks (B, D, m, m)`` probabilities in
@@ -163,7 +163,8 @@ class MaskRCNN(keras.Model):
             f.attrs[CONFIG_ATTR] = json.dumps(self.get_config())
 
     def get_config(self):
-        """Constructor arguments (the weights file is not re-read on loading)."""
-        params = {**self.config_params, "weights": None}  # weights are in the saved file
+        """Constructor arguments (the weights files are not re-read on loading)."""
+        # the weights are in the saved file: neither file is read again on loading
+        params = {**self.config_params, "weights": None, "backbone_weights": None}
         return {"name": self.name, "trainable": self.trainable, "nbands": self.nbands,
                 "nclasses": self.nclasses, "params": params}

@@ -17,7 +17,8 @@ CLIP_NORM = 5.0  # global gradient norm clipping
 
 
 class MaskRCNNPlugin(InstanceModel):
-    """Mask R-CNN instance segmentation (ResNet-FPN backbone) for any number of bands."""
+    """Mask R-CNN instance segmentation (FPN on a ResNet, EfficientNet-Lite0 or VGG16 backbone)
+    for any number of bands."""
 
     segmentation_type = "instance"
     backends = ("tensorflow",)  # its layers call TensorFlow ops (tf.image, tf.gather ...)
@@ -27,14 +28,19 @@ class MaskRCNNPlugin(InstanceModel):
         check_params(params, tilesize, nbands, nclasses)
 
     def build(self, nbands, nclasses, tilesize, params):
-        """A new uncompiled MaskRCNN model; ``params['weights']`` is loaded by layer name."""
+        """A new uncompiled MaskRCNN model: ``params['backbone_weights']`` (the encoder's file)
+        is loaded into the backbone, then ``params['weights']`` by layer name."""
         merged = check_params(params, tilesize, nbands, nclasses)
+        from deepseg_core.models.encoders import load_encoder_weights
         from deepseg_core.models.pretrained import show
 
         from .model import MaskRCNN
         from .weights import load_by_name
 
         model = MaskRCNN(nbands, nclasses, merged, name="maskrcnn")
+        if merged["backbone_weights"]:
+            load_encoder_weights(model, merged["backbone"], merged["backbone_weights"], nbands,
+                                 "backbone_weights")
         if merged["weights"]:
             show(load_by_name(model, merged["weights"]))
         return model

@@ -47,7 +47,8 @@ def test_unknown_parameter_is_rejected_listing_the_known_ones():
 
 
 @pytest.mark.parametrize("params,tilesize,nclasses,message", [
-    ({"backbone": "vgg16"}, 128, 2, "backbone must be one of resnet50, resnet101, resnet_tiny"),
+    ({"backbone": "vgg19"}, 128, 2, "backbone must be one of resnet50, resnet101, resnet_tiny, "
+                                    "efficientnet_lite0, vgg16, not 'vgg19'"),
     ({"anchor_scales": [8, 16, 32]}, 128, 2, "anchor_scales must be a list of 5 positive"),
     ({"anchor_ratios": [1, -2]}, 128, 2, "anchor_ratios must be a list of positive"),
     ({"rpn_train_anchors": 0}, 128, 2, "rpn_train_anchors must be a whole number >= 1"),

@@ -45,10 +45,26 @@ def test_a_previous_resunet_loads_by_name(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("params,tilesize,message", [
-    ({"encoder": "resnet18"}, 64, "encoder must be one of resnet50, resnet101, not 'resnet18'"),
+    ({"encoder": "resnet18"}, 64, "encoder must be one of resnet50, resnet101, "
+                                  "efficientnet_lite0, vgg16, not 'resnet18'"),
     ({"encoder": "resnet50", "depth": 4}, 64, "depth is 5 with encoder resnet50, not 4"),
     ({"encoder": "resnet50"}, 80, "tilesize 80 cannot be taken by encoder resnet50"),
 ])
 def test_bad_encoder_settings_name_the_parameter(params, tilesize, message):
     with pytest.raises(DeepSegError, match=message):
         ResUNet().validate(3, 2, tilesize, params)
+
+
+def test_efficientnet_lite0_encoder_from_a_pytorch_state_dict(tmp_path, capsys):
+    from deepseg_core.testing.encoder_files import lite0_state_dict
+    from deepseg_core.testing.torch_pth import write_state_dict
+
+    state = lite0_state_dict(seed=7)
+    write_state_dict(tmp_path / "lite0.pth", state, legacy=True)
+    model = ResUNet().build(3, 2, 32, {"filters": 4, "encoder": "efficientnet_lite0",
+                                       "encoder_weights": str(tmp_path / "lite0.pth")})
+    assert "loaded 96 layers, adapted 0, skipped 0" in capsys.readouterr().out
+    np.testing.assert_array_equal(model.get_layer("lite0_blocks_9_expand_conv").kernel,
+                                  state["_blocks.9._expand_conv.weight"].transpose(2, 3, 1, 0))
+    out = keras.ops.convert_to_numpy(model(np.ones((1, 32, 32, 3), "float32"), training=False))
+    assert out.shape == (1, 32, 32, 2) and np.isfinite(out).all()

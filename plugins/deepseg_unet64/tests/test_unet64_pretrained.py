@@ -93,6 +93,7 @@ def test_a_previous_model_loads_by_name_and_skips_other_class_counts(tmp_path, c
 
 @pytest.mark.parametrize("params,tilesize,message", [
     ({"encoder": "vgg99"}, 64, "model parameter encoder must be one of resnet50, resnet101, "
+                               "efficientnet_lite0, vgg16, "
                                "not 'vgg99'"),
     ({"encoder_weights": "imagenet"}, 64, "encoder_weights needs an encoder"),
     ({**ENC, "depth": 3}, 64, "model parameter depth is 5 with encoder resnet50, not 3"),
