@@ -145,3 +145,20 @@ def test_crossval_outputs_on_a_full_disk(scene, free, maps, named):
 
             with rasterio.open(fold / "fold0_errors.tif") as errors:
                 assert errors.read().any()
+
+
+def test_train_on_a_full_disk_stops_at_its_lock_and_leaves_none(scene):
+    """The run folder itself is full: the lock (the first file a run writes) cannot be
+    written; one line names it, no lock is left to stop the rerun, which completes."""
+    folder, image, gpkg = scene
+    outdir = folder / "runs" / "lockfull"
+    exp = experiment(folder, image, gpkg, folder / "store.h5", name="lockfull")
+    with mounted(outdir, "1m", free=0) as disk:
+        done = deepseg("train", exp)
+        assert_one_line_error(done, str(outdir / "model.lock"), "cannot write the lock", ENOSPC)
+        assert sorted(p.name for p in outdir.iterdir() if p.name != ".ballast") == []
+        disk.grow()
+        again = deepseg("train", exp)
+        assert again.returncode == 0, again.stderr
+        assert zipfile.ZipFile(outdir / "model" / "best.keras").testzip() is None
+        assert not (outdir / "model.lock").exists()
