@@ -53,6 +53,10 @@ class Training(Strict):
         "per worker of a Slurm step (srun), or of TF_CONFIG (TensorFlow) or "
         "JAX_COORDINATOR_ADDRESS/JAX_NUM_PROCESSES/JAX_PROCESS_ID (JAX) (true/false: "
         "mirrored/none)")
+    communication: Literal["auto", "ring", "nccl"] = Field(
+        "auto", description="multiworker on TensorFlow: how workers exchange gradients "
+        "(MultiWorkerMirroredStrategy's CommunicationOptions): auto (TensorFlow picks), ring "
+        "(gRPC ring all-reduce) or nccl (NVIDIA's NCCL, GPUs only); JAX picks its own")
     scale_learning_rate: bool = Field(False, description="multiply learning_rate by the "
                                       "replicas (the global batch is batch_size x replicas)")
     workers: int = Field(0, ge=0, description="data-loading workers (0: in the main thread)")

@@ -88,8 +88,9 @@ def coordinator() -> tuple[str, int, int]:
     return address, processes, process
 
 
-def multiworker_cluster() -> Cluster:
-    """jax.distributed over the cluster's processes, DataParallel over all their devices."""
+def multiworker_cluster(communication: str = "auto") -> Cluster:
+    """jax.distributed over the cluster's processes, DataParallel over all their devices
+    (``training.communication`` is TensorFlow's: XLA's collectives pick NCCL between GPUs)."""
     address, processes, process = coordinator()
     import jax
 
@@ -110,7 +111,7 @@ def multiworker_cluster() -> Cluster:
                    _data_parallel(devices, sharded_input=True))
 
 
-def make_cluster(kind: str) -> Cluster:
+def make_cluster(kind: str, communication: str = "auto") -> Cluster:
     """none: JAX's default device; mirrored: DataParallel over the node's devices."""
     _fork_is_safe()
     if kind == "multiworker":

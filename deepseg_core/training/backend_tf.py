@@ -97,8 +97,19 @@ def mean_over_workers() -> None:
     trainer.reduce_per_replica = patched
 
 
-def multiworker_cluster() -> Cluster:
-    """MultiWorkerMirroredStrategy over the Slurm step or TF_CONFIG's cluster."""
+def communication_options(communication: str) -> Any:
+    """MultiWorkerMirroredStrategy's CommunicationOptions of ``training.communication``."""
+    import tensorflow as tf
+
+    kinds = tf.distribute.experimental.CommunicationImplementation
+    implementation = {"auto": kinds.AUTO, "ring": kinds.RING, "nccl": kinds.NCCL}
+    return tf.distribute.experimental.CommunicationOptions(
+        implementation=implementation[communication])
+
+
+def multiworker_cluster(communication: str = "auto") -> Cluster:
+    """MultiWorkerMirroredStrategy over the Slurm step or TF_CONFIG's cluster, its gradients
+    exchanged as ``training.communication`` says."""
     import tensorflow as tf
 
     if in_slurm_step():
@@ -119,21 +130,22 @@ def multiworker_cluster() -> Cluster:
         raise DeepSegError("training.distribute: multiworker needs a cluster: start one task "
                            "per worker with srun (srun deepseg train EXPERIMENT) or set "
                            "TF_CONFIG; neither is set")
-    strategy = tf.distribute.MultiWorkerMirroredStrategy(cluster_resolver=resolver)
+    strategy = tf.distribute.MultiWorkerMirroredStrategy(
+        cluster_resolver=resolver, communication_options=communication_options(communication))
     mean_over_workers()
     spec = resolver.cluster_spec().as_dict()
     return Cluster("multiworker", int(strategy.num_replicas_in_sync), int(resolver.task_id),
                    len(spec.get("worker", [])), strategy)
 
 
-def make_cluster(kind: str) -> Cluster:
+def make_cluster(kind: str, communication: str = "auto") -> Cluster:
     """The strategy of ``training.distribute`` (none: TensorFlow's default strategy)."""
     import tensorflow as tf
 
     if kind == "mirrored":
         strategy = tf.distribute.MirroredStrategy()
     elif kind == "multiworker":
-        return multiworker_cluster()
+        return multiworker_cluster(communication)
     else:
         kind, strategy = "none", tf.distribute.get_strategy()
     return Cluster(kind, int(strategy.num_replicas_in_sync), strategy=strategy)

@@ -27,7 +27,8 @@ _CLUSTERS: dict[str, Cluster] = {}
 def backend_module() -> ModuleType:
     """The module of the backend Keras runs on (backend_tf or backend_jax).
 
-    Each provides ``make_cluster(kind)``, ``multiworker_cluster()``, ``accelerators()``,
+    Each provides ``make_cluster(kind, communication)``,
+    ``multiworker_cluster(communication)``, ``accelerators()``,
     ``deterministic()``, ``prepare_fit(model, cluster, dataset, first_epoch)``,
     ``fit_input(cluster, dataset, first_epoch)``, ``io_errors()`` and ``lost_peer(exc)``.
     """
@@ -40,22 +41,23 @@ def backend_module() -> ModuleType:
     return backend_tf
 
 
-def multiworker_cluster() -> Cluster:
+def multiworker_cluster(communication: str = "auto") -> Cluster:
     """The backend's multi-worker cluster over the Slurm step or the backend's variables."""
-    return backend_module().multiworker_cluster()
+    return backend_module().multiworker_cluster(communication)
 
 
-def cluster_for(kind: str) -> Cluster:
+def cluster_for(kind: str, communication: str = "auto") -> Cluster:
     """The cluster of ``training.distribute``, made once per process (collectives require it).
 
     Call before any other operation of the backend: a multi-worker cluster must be set up at
-    program start-up.
+    program start-up. ``communication`` (``training.communication``) picks TensorFlow's
+    gradient exchange between workers; JAX chooses its own (NCCL between GPUs).
     """
     if kind not in _CLUSTERS:
         if _CLUSTERS and kind == "multiworker":  # collectives are set up at start-up only
             raise DeepSegError("training.distribute: multiworker after another strategy in "
                                "the same process; run it in a new process")
-        _CLUSTERS[kind] = backend_module().make_cluster(kind)
+        _CLUSTERS[kind] = backend_module().make_cluster(kind, communication)
     return _CLUSTERS[kind]
 
 

@@ -36,7 +36,7 @@ def setup_runtime(exp: Experiment) -> Cluster:
     from .distributed import backend_module, cluster_for
 
     select(exp.backend, exp.source)
-    cluster = cluster_for(exp.training.distribute)
+    cluster = cluster_for(exp.training.distribute, exp.training.communication)
     import keras
 
     module = backend_module()
