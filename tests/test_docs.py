@@ -1,4 +1,5 @@
-"""The docs are tested against the code: the schema reference and the README's plugin example."""
+"""The docs are tested against the code: the schema reference, the README's plugin example and
+the job scripts of docs/cluster.md's multi-node example."""
 
 import re
 import types
@@ -8,7 +9,7 @@ import numpy as np
 from deepseg_core.config.docs import render, rows
 from deepseg_core.config.schema import Experiment
 from deepseg_core.plugins.manager import load_plugins
-from tests.support import ROOT
+from tests.support import ROOT, cluster_docs
 
 
 def test_experiment_reference_is_current_and_documents_every_key():
@@ -35,3 +36,8 @@ def test_readme_plugin_example_registers_a_working_model_and_metric():
     metric.update(np.array([[0, 1], [2, 255]]), np.zeros((2, 2), int))
     merged = type(metric).merge([metric.state(), metric.state()])
     assert merged.summary() == {"pixels[a]": 2.0, "pixels[b]": 2.0, "pixels[c]": 2.0}
+
+
+def test_cluster_docs_show_the_scripts_deepseg_sbatch_writes():
+    hint = "regenerate: python -m tests.support.cluster_docs"
+    assert cluster_docs.documented() == cluster_docs.render(), hint

@@ -18,6 +18,7 @@ TIME = re.compile(r"\d+|\d+:\d{2}|\d+:\d{2}:\d{2}|\d+-\d+|\d+-\d+:\d{2}|\d+-\d+:
 MEMORY = re.compile(r"\d+[KMGT]?")
 GPUS = re.compile(r"([A-Za-z0-9_.-]+:)?\d+")
 SLURM_NAME = re.compile(r"[A-Za-z0-9_.-]+")  # accounts and partitions (a list: comma-separated)
+SHELL_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")  # what bash takes as a variable name
 
 
 class HPC(BaseModel):
@@ -27,10 +28,12 @@ class HPC(BaseModel):
 
     account: str | None = Field(None, description="project to charge (NeSI: nesi12345)")
     partition: str | None = Field(None, description="partition (default: the cluster picks)")
-    train_time: str = Field("12:00:00", description="time limit of the dataprep+train job "
+    train_time: str = Field("12:00:00", description="time limit of the training job "
                                                     "and of each crossval fold")
     predict_time: str = Field("04:00:00", description="time limit of each prediction shard")
     merge_time: str = Field("01:00:00", description="time limit of the merge and report jobs")
+    dataprep_time: str = Field("04:00:00", description="time limit of the dataprep job (CPU "
+                                                       "only, before the training job)")
     mem: str = Field("16G", description="memory per job, e.g. 16G")
     cpus_per_task: int = Field(4, gt=0, description="CPU cores per job (data loading, merge)")
     gpus: str | None = Field("A100:1", description="GPUs per train/predict job, 'TYPE:N' or N "
@@ -49,12 +52,18 @@ class HPC(BaseModel):
                                                "the one running 'deepseg sbatch', if any)")
     extra_sbatch: list[str] = Field(default_factory=list, description="extra '#SBATCH' "
                                     "options for every job, e.g. '--qos=debug'")
-    shards: int = Field(4, ge=1, description="prediction array size (tasks)")
+    shards: int = Field(4, ge=1, description="prediction array size (tasks; at most the "
+                                             "raster's tile rows)")
+    array_throttle: int | None = Field(None, ge=1, description="array tasks running at once "
+                                       "('%N' of --array; default: as many as Slurm starts)")
+    env: list[str] = Field(default_factory=list, description="environment lines "
+                           "'NAME=value' exported in every job, e.g. "
+                           "'HDF5_USE_FILE_LOCKING=FALSE' (the value is taken literally)")
     logs: str | None = Field(None, description="log folder (default: <outdir>/slurm-logs)")
     crossval_array: bool = Field(False, description="one array task per crossval fold, then a "
                                                     "report job")
 
-    @field_validator("train_time", "predict_time", "merge_time", mode="before")
+    @field_validator("train_time", "predict_time", "merge_time", "dataprep_time", mode="before")
     @classmethod
     def _time(cls, value):
         if not isinstance(value, str):  # YAML reads an unquoted 12:00:00 as 43200
@@ -96,6 +105,17 @@ class HPC(BaseModel):
             if not name or name.startswith("-") or any(c.isspace() for c in name):
                 raise ValueError(f"{name!r} is not a module name; expected names such as "
                                  "'Python/3.11.6-foss-2023a'")
+        return value
+
+    @field_validator("env")
+    @classmethod
+    def _env(cls, value):
+        for line in value:
+            name = line.split("=", 1)[0]
+            if "=" not in line or not SHELL_NAME.fullmatch(name):
+                raise ValueError(f"{line!r} is not an environment line; expected NAME=value "
+                                 "with NAME letters, digits and '_' (not first a digit), such "
+                                 "as 'HDF5_USE_FILE_LOCKING=FALSE'")
         return value
 
     @field_validator("extra_sbatch")

@@ -22,6 +22,7 @@ EXPERIMENT = click.argument("experiment", required=False, type=click.Path(dir_ok
 def sbatch(experiment: str | None, stages: str | None, shards: int | None, submit: bool) -> None:
     """Write the Slurm job scripts of an experiment (and submit them)."""
     from ..stages import load
+    from .arrays import check_arrays, max_array_size
     from .files import count_files
     from .scripts import gpu_count, logs_folder, write_scripts
     from .submit import submit_all
@@ -38,6 +39,8 @@ def sbatch(experiment: str | None, stages: str | None, shards: int | None, submi
         raise DeepSegError(f"hpc.train_nodes is {exp.hpc.train_nodes} but training.distribute "
                            f"is {exp.training.distribute}: set it to multiworker to train "
                            "across nodes")
+    shards = prediction_shards(exp, chosen, shards or exp.hpc.shards)
+    check_arrays(exp, chosen, shards, max_array_size())
     scripts = write_scripts(exp, chosen, shards)
     for job, path in scripts.items():
         click.echo(f"wrote {path}  ({job})")
@@ -52,6 +55,19 @@ def sbatch(experiment: str | None, stages: str | None, shards: int | None, submi
     for job, job_id in submit_all(scripts).items():
         click.echo(f"submitted {scripts[job].name} as job {job_id}")
     click.echo("follow them with: squeue --me")
+
+
+def prediction_shards(exp, stages: list[str], shards: int) -> int:
+    """``shards``, at most the prediction raster's tile rows (saying so when it caps them)."""
+    if "predict" not in stages:
+        return shards
+    from ..plugins.manager import get_registry
+    from .arrays import fitted_shards, tile_rows
+
+    shards, notice = fitted_shards(shards, tile_rows(exp, get_registry()))
+    if notice:
+        click.echo(notice, err=True)
+    return shards
 
 
 @click.command()

@@ -1,6 +1,7 @@
 """Slurm job scripts of an experiment: plain bash that ``sbatch`` submits and ``bash`` runs alone.
 
-``<outdir>/slurm/`` gets ``train.sh`` (dataprep, train, crossval), optionally ``crossval.sh``
+``<outdir>/slurm/`` gets ``dataprep.sh`` (CPU only), ``train.sh`` (train, crossval), optionally
+``crossval.sh``
 (one array task per fold) and ``crossval-report.sh``, ``predict.sh`` (one array task per
 shard), ``merge.sh``, and ``submit.sh`` that submits them in order with dependencies. Every
 value of the experiment is written quoted (``quoting.py``): running a script runs only its
@@ -15,36 +16,29 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import DeepSegError
 from ..io.atomic import write_text
+from .arrays import array_spec
 from .paths import absolute, binds_word, experiment_path, logs_folder, venv_folder
 from .quoting import checked, log_folder, sbatch_word, shell_word, yaml_heredoc
 from .submit import submit_lines
+from .trainjob import gpu_count, multiworker_commands, resume_note, train_tasks
+
+__all__ = ["gpu_count", "jobs_for", "logs_folder", "write_scripts"]
 
 if TYPE_CHECKING:
     from ..config.schema import Experiment
 
 
-def gpu_count(gpus: str | None) -> int:
-    """GPUs in a request such as 'A100:2' (0 for None)."""
-    return int(str(gpus).rsplit(":", 1)[-1]) if gpus else 0
-
-
 def jobs_for(exp: Experiment, stages: Sequence[str]) -> list[str]:
     """The jobs that run ``stages``, in submission order."""
-    jobs = []
+    jobs = ["dataprep"] if "dataprep" in stages else []
     array = exp.hpc.crossval_array and "crossval" in stages
-    if {"dataprep", "train"} & set(stages) or ("crossval" in stages and not array):
+    if "train" in stages or ("crossval" in stages and not array):
         jobs.append("train")
     if array:
         jobs += ["crossval", "crossval-report"]
     if "predict" in stages:
         jobs += ["predict", "merge"]
     return jobs
-
-
-def train_tasks(exp: Experiment) -> tuple[int, int]:
-    """(nodes, workers per node) of a multi-worker training job: one worker per GPU."""
-    gpus = gpu_count(exp.hpc.train_gpus or exp.hpc.gpus)
-    return exp.hpc.train_nodes, exp.hpc.train_tasks_per_node or max(1, gpus)
 
 
 def header(exp: Experiment, job: str, what: str, time: str, gpus: str | None,
@@ -64,6 +58,8 @@ def header(exp: Experiment, job: str, what: str, time: str, gpus: str | None,
     pattern = "%x-%A_%a.out" if array else "%x-%j.out"
     logs = log_folder("hpc.logs", logs_folder(exp))
     lines.append(f"#SBATCH --output={sbatch_word('hpc.logs', f'{logs}/{pattern}')}")
+    if tasks and tasks[0] > 1:  # whole nodes: no other job's traffic on the workers' links
+        lines.append("#SBATCH --exclusive")
     if requeue:  # a preempted or failed node puts the task back in the queue; logs append
         lines += ["#SBATCH --requeue", "#SBATCH --open-mode=append"]
     lines += [f"#SBATCH {option}" for option in hpc.extra_sbatch]
@@ -89,6 +85,11 @@ def environment(exp: Experiment) -> list[str]:
                   f"IMAGE={shell_word('hpc.container', absolute(exp, hpc.container))}",
                   f"deepseg() {{ apptainer exec --nv --bind {binds_word(exp)} \"$IMAGE\" "
                   "deepseg \"$@\"; }"]
+    if hpc.env:
+        lines.append("# hpc.env (values taken literally)")
+    for line in hpc.env:  # names are checked shell names (config.hpc), values quoted
+        name, value = line.split("=", 1)
+        lines.append(f"export {name}={shell_word('hpc.env', value)}")
     lines += ["set -u", "export PYTHONUNBUFFERED=1  # log lines appear as they are written",
               f"EXPERIMENT={shell_word('the experiment path', experiment_path(exp))}",
               'echo "deepseg: job ${SLURM_JOB_ID:-local} on $(hostname) at $(date): $EXPERIMENT"',
@@ -111,8 +112,12 @@ def body(exp: Experiment, job: str, stages: Sequence[str],
     """(header, commands) of one job."""
     hpc = exp.hpc
     folds = exp.crossval.folds if exp.crossval.folds is not None else list(range(exp.folds))
+    if job == "dataprep":
+        head = header(exp, job, "dataprep (CPU only: no GPU waits while the store is written)",
+                      hpc.dataprep_time, None)
+        return head, ['deepseg dataprep "$EXPERIMENT"']
     if job == "train":
-        run = [s for s in ("dataprep", "train", "crossval") if s in stages and not (
+        run = [s for s in ("train", "crossval") if s in stages and not (
             s == "crossval" and hpc.crossval_array)]
         gpus = hpc.train_gpus or hpc.gpus
         if "train" in run and exp.training.distribute == "multiworker":
@@ -130,7 +135,7 @@ def body(exp: Experiment, job: str, stages: Sequence[str],
         notes += resume_note(exp) if "train" in run else []
         return head, [*notes, f'deepseg run "$EXPERIMENT" --stages {",".join(run)}']
     if job == "crossval":
-        array = ",".join(str(f) for f in folds)
+        array = array_spec(",".join(str(f) for f in folds), hpc.array_throttle)
         head = header(exp, job, "crossval folds (one array task each)", hpc.train_time,
                       hpc.train_gpus or hpc.gpus, array=array)
         return head, ["# The task id is the fold; each task runs a one-fold copy of the "
@@ -142,7 +147,8 @@ def body(exp: Experiment, job: str, stages: Sequence[str],
                       *fold_yaml(exp, None)]
     if job == "predict":
         head = header(exp, job, f"prediction in {shards} shards (one array task each)",
-                      hpc.predict_time, hpc.gpus, array=f"0-{shards - 1}", requeue=True)
+                      hpc.predict_time, hpc.gpus,
+                      array=array_spec(f"0-{shards - 1}", hpc.array_throttle), requeue=True)
         return head, ["# Under Slurm each array task predicts one shard. 'bash predict.sh' "
                       "runs every", "# shard in turn, 'bash predict.sh 2' shard 2 only. A "
                       "requeued or resubmitted task", "# ('sbatch --array=2 predict.sh') "
@@ -152,41 +158,6 @@ def body(exp: Experiment, job: str, stages: Sequence[str],
                       '  deepseg predict "$EXPERIMENT" --shard "$shard/$SHARDS"', "done"]
     head = header(exp, job, "merge of the prediction shards", hpc.merge_time, None)
     return head, ['deepseg merge "$EXPERIMENT"']
-
-
-def resume_note(exp: Experiment) -> list[str]:
-    """What submitting the training job again does, by training.resume."""
-    if exp.training.resume == "auto":
-        return ["# training.resume: auto: submitted again, this job continues its run from the "
-                "last committed epoch."]
-    if exp.training.resume:
-        return ["# training.resume: true: submitted again, this job continues its run from the "
-                "last committed epoch."]
-    return ["# training.resume: false: every submission trains afresh (the earlier run moves "
-            "to previous/);", "# set training.resume: auto so that a resubmitted job "
-            "continues it instead."]
-
-
-def multiworker_commands(exp: Experiment, run: Sequence[str], tasks: tuple[int, int],
-                         gpus: str | None) -> list[str]:
-    """dataprep once, ``srun deepseg train`` (one task per worker), then crossval once."""
-    nodes, per_node = tasks
-    deepseg = "deepseg"
-    if exp.hpc.container:  # srun starts a program, not the shell function of environment()
-        deepseg = f'apptainer exec --nv --bind {binds_word(exp)} "$IMAGE" deepseg'
-    lines = [f"# training.distribute: multiworker: {nodes} node(s) x {per_node} worker(s), "
-             f"each worker one share of the GPUs ({gpus or 'none: CPU'});",
-             "# the global batch is training.batch_size x workers. The cluster comes from "
-             "srun (SlurmClusterResolver).", *resume_note(exp)]
-    if "dataprep" in run:
-        lines.append('deepseg dataprep "$EXPERIMENT"   # once, before the workers start')
-    lines += ['if [[ -n "${SLURM_JOB_ID:-}" ]] && command -v srun >/dev/null; then',
-              f'  srun --kill-on-bad-exit=1 {deepseg} train "$EXPERIMENT"',
-              "else  # without Slurm: one process, which needs TF_CONFIG to find the others",
-              '  deepseg train "$EXPERIMENT"', "fi"]
-    if "crossval" in run:
-        lines.append('deepseg crossval "$EXPERIMENT"')
-    return lines
 
 
 def fold_yaml(exp: Experiment, fold: str | None, indent: str = "") -> list[str]:

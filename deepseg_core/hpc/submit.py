@@ -8,8 +8,8 @@ from pathlib import Path
 from ..errors import DeepSegError
 
 #: job -> jobs it starts after (those of them that are submitted too)
-DEPENDS = {"train": [], "crossval": ["train"], "crossval-report": ["crossval"],
-           "predict": ["train"], "merge": ["predict"]}
+DEPENDS = {"dataprep": [], "train": ["dataprep"], "crossval": ["dataprep", "train"],
+           "crossval-report": ["crossval"], "predict": ["train"], "merge": ["predict"]}
 
 
 def dependency_options(ids: list[str]) -> list[str]:

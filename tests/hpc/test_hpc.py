@@ -49,7 +49,8 @@ def test_scripts_hold_the_resources_and_pass_bash_n(tmp_path):
     exp = load_experiment(tiny_experiment(tmp_path, size=40, folds=3, hpc=hpc,
                                           training={"distribute": True}))
     scripts = write_scripts(exp, ["dataprep", "train", "crossval", "predict"])
-    assert list(scripts) == ["train", "crossval", "crossval-report", "predict", "merge"]
+    assert list(scripts) == ["dataprep", "train", "crossval", "crossval-report", "predict",
+                             "merge"]
     folder = exp.outdir.resolve() / "slurm"
     for path in [*scripts.values(), folder / "submit.sh"]:
         assert subprocess.run(["bash", "-n", str(path)], capture_output=True).returncode == 0
@@ -62,7 +63,9 @@ def test_scripts_hold_the_resources_and_pass_bash_n(tmp_path):
     train_sh, predict_sh = text["train"], text["predict"]
     assert "#SBATCH --time=1-00:00:00\n#SBATCH" in train_sh
     assert "#SBATCH --gpus-per-node=A100:2\n" in train_sh and "MirroredStrategy" in train_sh
-    assert 'deepseg run "$EXPERIMENT" --stages dataprep,train\n' in train_sh
+    assert 'deepseg run "$EXPERIMENT" --stages train\n' in train_sh
+    assert 'deepseg dataprep "$EXPERIMENT"\n' in text["dataprep"]
+    assert "gpus-per-node" not in text["dataprep"] and "--exclusive" not in train_sh
     for line in ("--time=00:30:00", "--gpus-per-node=A100:1", "--array=0-6", "--requeue",
                  f"--output={logs}/%x-%A_%a.out"):
         assert f"#SBATCH {line}\n" in predict_sh, line
@@ -75,6 +78,11 @@ def test_scripts_hold_the_resources_and_pass_bash_n(tmp_path):
     assert ("predict=$(sbatch --parsable --dependency=afterok:\"${train%%;*}\" "
             "--kill-on-invalid-dep=yes predict.sh)") in submit
     assert "crossval_report=$(sbatch --parsable --dependency=afterok:\"${crossval%%;*}\"" in submit
+    assert "dataprep=$(sbatch --parsable dataprep.sh)" in submit
+    assert ("train=$(sbatch --parsable --dependency=afterok:\"${dataprep%%;*}\" "
+            "--kill-on-invalid-dep=yes train.sh)") in submit
+    assert ("crossval=$(sbatch --parsable --dependency=afterok:\"${dataprep%%;*}\":"
+            "\"${train%%;*}\" --kill-on-invalid-dep=yes crossval.sh)") in submit
 
 
 def test_array_scripts_pick_their_task_and_crossval_folds_extend_the_experiment(tmp_path):
@@ -183,12 +191,16 @@ def test_multi_node_training_job_runs_one_worker_per_gpu_with_srun(tmp_path):
     hpc = {"gpus": "A100:1", "train_gpus": "A100:4", "train_nodes": 2, "container": "d.sif"}
     exp = load_experiment(tiny_experiment(tmp_path, size=40, hpc=hpc,
                                           training={"distribute": "multiworker"}))
-    text = write_scripts(exp, ["dataprep", "train", "predict"])["train"].read_text()
-    for line in ("--nodes=2", "--ntasks-per-node=4", "--gpus-per-node=A100:4"):
+    scripts = write_scripts(exp, ["dataprep", "train", "predict"])
+    text = scripts["train"].read_text()
+    for line in ("--nodes=2", "--ntasks-per-node=4", "--gpus-per-node=A100:4", "--exclusive"):
         assert f"#SBATCH {line}\n" in text, line
-    assert 'deepseg dataprep "$EXPERIMENT"' in text
-    assert ('srun --kill-on-bad-exit=1 apptainer exec --nv --bind ' in text
-            and '"$IMAGE" deepseg train "$EXPERIMENT"' in text)
+    assert "deepseg dataprep" not in text  # its own CPU job, before this one
+    assert 'deepseg dataprep "$EXPERIMENT"' in scripts["dataprep"].read_text()
+    assert "export SRUN_CPUS_PER_TASK=4\n" in text  # srun does not inherit it (Slurm 22.05)
+    assert ("  srun --kill-on-bad-exit=1 --cpus-per-task=4 --cpu-bind=cores --gpus-per-task=1 "
+            "--gpu-bind=none apptainer exec --nv --bind ") in text
+    assert '"$IMAGE" deepseg train "$EXPERIMENT"' in text
     assert subprocess.run(["bash", "-n"], input=text, text=True).returncode == 0
     # more than one node needs the multi-worker strategy
     path = tiny_experiment(tmp_path, size=40, hpc={"train_nodes": 2})

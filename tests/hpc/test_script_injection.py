@@ -23,7 +23,7 @@ from tests.support.models import save_untrained
 
 #: a folder name holding every character a shell or sbatch treats specially
 HOSTILE = "sp ace$(touch PWNED1)`touch PWNED2`;touch PWNED3;'q\"#%x&|<>*~{a,b}\\"
-JOBS = ("train", "crossval", "crossval-report", "predict", "merge")
+JOBS = ("dataprep", "train", "crossval", "crossval-report", "predict", "merge")
 STUB = "() { printf '%s' \"$FUNCNAME\"; printf ' [%s]' \"$@\"; printf '\\n'; }"
 
 
@@ -70,6 +70,9 @@ def one_error_line(done, path, key: str) -> str:
     ("hpc.modules", ["Python 3.11;touch PWNED"], "is not a module name"),
     ("hpc.venv", "/venv\rtouch PWNED", "holds the control character '\\r'"),
     ("hpc.mem", "16G\n#SBATCH --wrap=id", "holds the control character '\\n'"),
+    ("hpc.env", ["X=1\ntouch PWNED"], "holds the control character '\\n'"),
+    ("hpc.env", ["X;touch PWNED=1"], "'X;touch PWNED=1' is not an environment line"),
+    ("hpc.env", ["$(touch PWNED)=1"], "is not an environment line"),
 ])
 def test_sbatch_refuses_values_that_would_run_or_escape_writing_nothing(tmp_path, key, value,
                                                                         message):
@@ -143,7 +146,7 @@ def test_hostile_paths_are_quoted_and_the_scripts_run_none_of_them(tmp_path):
     venv = tmp_path / HOSTILE / f"venv{HOSTILE}"
     (venv / "bin").mkdir(parents=True)
     (venv / "bin" / "activate").write_text("export FAKE_VENV=on\n")
-    exp, slurm = hostile_experiment(tmp_path, venv=str(venv), container="deepseg.sif",
+    exp, slurm = hostile_experiment(tmp_path, venv=str(venv), container="deepseg.sif", size=96,
                                     modules=["Fake/1.0", "X$(id)`id`;id"])
     tools, cwd = fake_tools(tmp_path / "bin"), tmp_path / "cwd"
     cwd.mkdir()
@@ -158,7 +161,7 @@ def test_hostile_paths_are_quoted_and_the_scripts_run_none_of_them(tmp_path):
     binds = ",".join(str(p) for p in bind_folders(exp))
     image = str(exp.source.parent / "deepseg.sif")
     head = f"apptainer [exec] [--nv] [--bind] [{binds}] [{image}] [deepseg]"
-    for call in ([f"[run] [{source}] [--stages] [dataprep,train]"],
+    for call in ([f"[dataprep] [{source}]"], [f"[run] [{source}] [--stages] [train]"],
                  [f"[predict] [{source}] [--shard] [{i}/3]" for i in range(3)],
                  [f"[merge] [{source}]"],
                  [f"[crossval] [{slurm}/fold{i}.yaml]" for i in range(2)],
@@ -182,8 +185,8 @@ def test_scripts_with_hostile_paths_run_for_real(tmp_path):
     exp, slurm = hostile_experiment(tmp_path, size=96, shards=2)
     cwd = tmp_path / "cwd"
     cwd.mkdir()
-    for name, args in (("train", ()), ("crossval", ("1",)), ("crossval-report", ()),
-                       ("predict", ()), ("merge", ())):
+    for name, args in (("dataprep", ()), ("train", ()), ("crossval", ("1",)),
+                       ("crossval-report", ()), ("predict", ()), ("merge", ())):
         done = run(slurm / f"{name}.sh", cwd, {}, *args)
         assert done.returncode == 0, (name, done.stdout[-2000:], done.stderr[-2000:])
     out = exp.outdir.resolve()
@@ -240,7 +243,8 @@ def sbatch_options(script, port: int, conf) -> dict[str, str]:
 @pytest.mark.skipif(shutil.which("sbatch") is None, reason="sbatch not installed (Slurm's "
                     "client; .ci/run installs it as root on Debian)")
 def test_sbatch_reads_the_hostile_sbatch_lines_as_written(tmp_path):
-    exp, slurm = hostile_experiment(tmp_path, account="nesi12345", partition="milan,genoa",
+    exp, slurm = hostile_experiment(tmp_path, size=96, account="nesi12345",
+                                    partition="milan,genoa", array_throttle=2,
                                     extra_sbatch=["--comment=\"a b\""])
     with socket.socket() as closed:  # bound, never listening: sbatch's connection is refused
         closed.bind(("127.0.0.1", 0))
@@ -250,7 +254,7 @@ def test_sbatch_reads_the_hostile_sbatch_lines_as_written(tmp_path):
     assert options["output"] == f"{logs}/%x-%A_%a.out"
     assert (options["account"], options["partition"], options["comment"]) == \
            ("nesi12345", "milan,genoa", "a b")
-    assert (options["job-name"], options["array"]) == ("exp-predict", "0-2")
+    assert (options["job-name"], options["array"]) == ("exp-predict", "0-2%2")
 
 
 @pytest.mark.skipif(shutil.which("shellcheck") is None, reason="shellcheck not installed "
@@ -260,6 +264,10 @@ def test_sbatch_reads_the_hostile_sbatch_lines_as_written(tmp_path):
     ({"container": "deepseg.sif", "train_nodes": 2, "train_gpus": "A100:2"},
      {"distribute": "multiworker"}),
     ({"train_gpus": "A100:2"}, {"distribute": "mirrored"}),
+    ({"train_nodes": 2, "train_gpus": "A100:4", "gpus": "A100:1", "array_throttle": 4,
+      "env": ["HDF5_USE_FILE_LOCKING=FALSE", "NCCL_SOCKET_IFNAME=^docker0,lo",
+              "NCCL_DEBUG=WARN and more", "EMPTY="]},
+     {"distribute": "multiworker", "communication": "nccl"}),
 ])
 @pytest.mark.parametrize("hostile", [HOSTILE, "plain"])
 def test_generated_scripts_pass_shellcheck(tmp_path, hpc, training, hostile):

@@ -70,7 +70,7 @@ def test_sbatch_trains_predicts_in_an_array_and_merges(slurm, tmp_path):
                      "--submit")
     assert result.returncode == 0, result.stderr
     ids = dict(re.findall(r"submitted (\S+)\.sh as job (\d+)", result.stdout))
-    assert list(ids) == ["train", "predict", "merge"], result.stdout
+    assert list(ids) == ["dataprep", "train", "predict", "merge"], result.stdout
     exp = load_experiment(path)
     states = assert_completed(slurm, exp, list(ids.values()), timeout=600)
     assert len(states[ids["predict"]]) == 3  # one task per shard

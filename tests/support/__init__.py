@@ -10,6 +10,7 @@
     models        tiny test model plugins (Keras and NumPy-only) and an untrained saved model
     fixtures      fixtures shared by the suite (imported by tests/conftest.py)
     hpc, slurm    tiny cluster experiments; a real single-node Slurm
+    cluster_docs  the multi-node job scripts docs/cluster.md shows, as deepseg writes them
     gis_*         the system's GDAL (KEA) and QGIS; outputs for them to open
     benchmarks    benchmarks/ scripts loaded as modules
     train_worker  one process of the multi-worker training tests
