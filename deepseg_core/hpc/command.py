@@ -17,7 +17,7 @@ EXPERIMENT = click.argument("experiment", required=False, type=click.Path(dir_ok
 @EXPERIMENT
 @click.option("--stages", help="comma-separated stages (default: the experiment's 'stages')")
 @click.option("--shards", type=click.IntRange(1), help="prediction array size "
-              "(default: hpc.shards)")
+              "(default: hpc.shards; at most the raster's tile rows)")
 @click.option("--submit", is_flag=True, help="submit the jobs with their dependencies")
 def sbatch(experiment: str | None, stages: str | None, shards: int | None, submit: bool) -> None:
     """Write the Slurm job scripts of an experiment (and submit them)."""
