@@ -11,6 +11,7 @@ functions here then select from the list.
 
 from __future__ import annotations
 
+from abc import abstractmethod
 from bisect import bisect_right
 from collections.abc import Iterator, Sequence
 from itertools import accumulate
@@ -25,8 +26,8 @@ Span = tuple[int, int]  # (offset, size) of a tile row or column
 class Lazy(Sequence[T]):
     """A sequence whose items are computed by ``_item(k)`` for 0 <= k < len."""
 
-    def _item(self, k: int) -> T:
-        raise NotImplementedError
+    @abstractmethod
+    def _item(self, k: int) -> T: ...
 
     @overload
     def __getitem__(self, k: int) -> T: ...

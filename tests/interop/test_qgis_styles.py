@@ -16,7 +16,7 @@ from deepseg_core.plugins.manager import load_plugins
 from deepseg_core.stages import crossval, dataprep, predict
 from tests.support import ROOT
 from tests.support.gis_outputs import CLASSES, make_outputs
-from tests.support.gis_tools import qgis_missing, system_env, system_python
+from tests.support.gis_tools import qgis_module, system_env, system_python
 from tests.support.models import save_untrained
 from tests.support.synthetic import predict_experiment, squares_scene, write_experiment
 
@@ -25,10 +25,7 @@ COLOURS = {i: parse_colour(c["color"]) for i, c in enumerate(CLASSES)}
 NAMES = [c["name"] for c in CLASSES]
 BLOB = (255, 160, 0, 255)
 
-# under pytest-xdist, one worker runs this module: its fixtures are made once
-pytestmark = [pytest.mark.interop,
-              pytest.mark.skipif(qgis_missing() is not None, reason=str(qgis_missing())),
-              pytest.mark.xdist_group("qgis-styles")]
+pytestmark = qgis_module("qgis-styles")
 
 
 @pytest.fixture(scope="module")

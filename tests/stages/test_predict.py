@@ -35,15 +35,20 @@ def read(path):
         return src.read(1), meta
 
 
+def predicted_equals_one_pass(tmp_path, registry, image, **settings):
+    """Predict ``image`` with an untrained model; the classes equal the model's one pass over
+    the whole image. Returns them and the output's metadata."""
+    exp = predict_experiment(tmp_path, image, **settings)
+    model, info = save_untrained(exp, registry, image)
+    got, src = read(predict.run(exp, registry))
+    assert np.array_equal(got, whole_image(model, info, image))
+    return got, src
+
+
 def test_tile_cores_equal_one_pass_over_the_whole_image(tmp_path, registry):
     data = np.random.default_rng(1).integers(0, 255, (3, 150, 133)).astype("uint8")
     image = write_raster(tmp_path / "img.tif", data)
-    exp = predict_experiment(tmp_path, image)
-    model, info = save_untrained(exp, registry, image)
-    out = predict.run(exp, registry)
-    got, src = read(out)
-    expected = whole_image(model, info, image)
-    assert np.array_equal(got, expected)
+    got, src = predicted_equals_one_pass(tmp_path, registry, image)
     with rasterio.open(image) as ref:
         assert src["crs"] == ref.crs and src["transform"] == ref.transform
     assert src["colormap"][1][:3] == (255, 0, 0)
@@ -52,12 +57,7 @@ def test_tile_cores_equal_one_pass_over_the_whole_image(tmp_path, registry):
 
 def test_real_landsat_scene_keeps_its_nodata_border(shared_data, tmp_path, registry):
     image = shared_data / "rasterio" / "RGB.byte.tif"
-    exp = predict_experiment(tmp_path, image, tilesize=128, overlap=16)
-    model, info = save_untrained(exp, registry, image)
-    out = predict.run(exp, registry)
-    got, src = read(out)
-    expected = whole_image(model, info, image)
-    assert np.array_equal(got, expected)
+    got, src = predicted_equals_one_pass(tmp_path, registry, image, tilesize=128, overlap=16)
     with rasterio.open(image) as ref:
         border = np.all(ref.read() == 0, axis=0)
         assert src["transform"] == ref.transform and src["crs"] == ref.crs

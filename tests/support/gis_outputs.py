@@ -13,6 +13,7 @@ from rasterio.crs import CRS
 from deepseg_core.contracts.raster import RasterInfo, Window
 from deepseg_core.metrics.errormap import error_map
 from deepseg_core.stages import predict
+from deepseg_core.testing.rasters import write_in_windows
 from tests.support.cli import deepseg
 from tests.support.models import save_untrained
 from tests.support.synthetic import predict_experiment, squares_scene
@@ -97,12 +98,7 @@ def write_kea(path, info, pixels, tile=37, **options):
     """Write ``pixels`` in ``tile`` windows (not aligned with the 256 px chunks)."""
     from deepseg_kea_io import KeaWriter
 
-    with KeaWriter().create(path, info, **options) as sink:
-        for r in range(0, info.height, tile):
-            for c in range(0, info.width, tile):
-                window = Window(r, c, tile, tile).clip(info.height, info.width)
-                sink.write(pixels[(slice(None), *window.slices)], window)
-    return path
+    return write_in_windows(KeaWriter(), path, info, pixels, tile, **options)
 
 
 def predict_instances(tmp_path, registry, output):

@@ -65,6 +65,16 @@ def qgis_missing() -> str | None:
     return None
 
 
+def qgis_module(group: str) -> list:
+    """The marks of a QGIS test module: interop, skipped (with the reason) where QGIS cannot be
+    used, and one xdist group, so one worker runs the module and makes its fixtures once."""
+    import pytest
+
+    why = qgis_missing()
+    return [pytest.mark.interop, pytest.mark.skipif(why is not None, reason=str(why)),
+            pytest.mark.xdist_group(group)]
+
+
 def system_python(code: str, *args, timeout: int = 180, env: dict | None = None):
     """Run ``code`` under the system Python with ``args`` (JSON-encoded in argv[1]); the JSON
     it prints on its last stdout line."""

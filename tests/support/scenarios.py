@@ -30,6 +30,15 @@ def timed_trace(args, folder: Path, **launch):
     return boundaries, time.monotonic() - began
 
 
+def passes(check, *args) -> bool:
+    """Whether ``check(*args)``, a function that asserts, passes."""
+    try:
+        check(*args)
+    except AssertionError:
+        return False
+    return True
+
+
 class Scenario:
     test_models = False
     reference: object = None
@@ -228,11 +237,7 @@ class Train(Scenario):
 
     @staticmethod
     def same(found, expected) -> bool:
-        try:
-            same_training(expected, found)
-        except AssertionError:
-            return False
-        return True
+        return passes(same_training, expected, found)
 
 
 # ------------------------------------------------------------------------------ dataprep
@@ -291,8 +296,4 @@ class Dataprep(Scenario):
 
     @staticmethod
     def same(found, expected) -> bool:
-        try:
-            assert_same_store(found, expected)
-        except AssertionError:
-            return False
-        return True
+        return passes(assert_same_store, found, expected)

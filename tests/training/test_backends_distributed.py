@@ -13,29 +13,27 @@ Runs on JAX only: `pytest --backend jax` or `nox -s jax`.
 
 from __future__ import annotations
 
-import csv
-import json
 import os
-import signal
 import socket
 import subprocess
-import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
-import yaml
 
 from deepseg_core.backend import current
-from deepseg_core.config import load_experiment
-from deepseg_core.plugins import load_plugins
-from deepseg_core.stages import dataprep
-from tests.support.cli import environment
-from tests.support.synthetic import squares_scene, write_experiment
+from tests.support.synthetic import squares_scene
+from tests.support.workers import (
+    experiment,
+    finish,
+    kill_second_after_an_epoch,
+    resumes_to_the_uninterrupted_run,
+    rows,
+    spawn,
+    weights,
+)
 
 pytestmark = pytest.mark.skipif(current() != "jax", reason="JAX only (pytest --backend jax)")
-WORKER = [sys.executable, "-m", "tests.support.train_worker"]
 ONE_THREAD = {"XLA_FLAGS": "--xla_cpu_multi_thread_eigen=false", "OMP_NUM_THREADS": "1",
               "KERAS_BACKEND": "jax"}
 
@@ -45,37 +43,6 @@ def scene(tmp_path_factory):
     folder = tmp_path_factory.mktemp("jaxdist")
     img, gpkg, _ = squares_scene(folder, size=160, nsquares=20)
     return folder, img, gpkg
-
-
-def experiment(scene, name, **training):
-    folder, img, gpkg = scene
-    path = write_experiment(folder, img, gpkg, name=name, epochs=3, model="tinyfcn",
-                            learning_rate=0.01, training={"seed": 5, "loss": "ce", **training})
-    exp = load_experiment(path)
-    dataprep.run(exp, load_plugins().registry)
-    return path, exp
-
-
-def run(path: Path, weights: Path, **env: str) -> subprocess.Popen:
-    """tests/support/train_worker.py: one training process, its final weights saved to
-    ``weights``."""
-    scratch = weights.parent / f"tmp-{weights.stem}"
-    scratch.mkdir(parents=True, exist_ok=True)
-    return subprocess.Popen([*WORKER, str(path), str(weights)],
-                            env=environment(**{**ONE_THREAD, "TMPDIR": str(scratch), **env}),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-
-
-def finish(procs, timeout=600) -> list[tuple[int, str]]:
-    done = []
-    for proc in procs:
-        try:
-            out, err = proc.communicate(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            out, err = proc.communicate()
-        done.append((proc.returncode, out + err))
-    return done
 
 
 def slurm_step(index: int, port: int) -> dict[str, str]:
@@ -98,19 +65,14 @@ def coordinator_port() -> int:
     raise RuntimeError("no free port")
 
 
+def run(path: Path, weights: Path, **env: str) -> subprocess.Popen:
+    """One JAX training process on one thread, its final weights saved to ``weights``."""
+    return spawn(path, weights, **{**ONE_THREAD, **env})
+
+
 def workers(path: Path, folder: Path) -> list[subprocess.Popen]:
     port = coordinator_port()
     return [run(path, folder / f"w-{i}.npz", **slurm_step(i, port)) for i in (0, 1)]
-
-
-def weights(path: Path) -> list[np.ndarray]:
-    with np.load(path) as data:
-        return [data[k] for k in sorted(data.files, key=lambda k: int(k.split("_")[1]))]
-
-
-def rows(exp) -> list[dict]:
-    with open(exp.outdir / "logs" / "training.csv", newline="") as handle:
-        return list(csv.DictReader(handle))
 
 
 def single(scene, tmp_path) -> tuple[list[np.ndarray], list[dict]]:
@@ -162,29 +124,10 @@ def test_a_killed_worker_and_a_rerun_resume_both_to_the_uninterrupted_run(scene,
     assert [rc for rc, _ in finish(workers(whole_path, tmp_path / "whole"))] == [0, 0]
     path, exp = experiment(scene, "killed", batch_size=4, distribute="multiworker")
     procs = workers(path, tmp_path)
-    state = exp.outdir / "model" / "state.json"
-    deadline = time.monotonic() + 300
-    while not (state.exists() and json.loads(state.read_text())["epoch"] >= 1):
-        assert time.monotonic() < deadline and procs[1].poll() is None
-        time.sleep(0.2)
-    time.sleep(0.5)  # into the next epoch
-    procs[1].send_signal(signal.SIGKILL)
+    kill_second_after_an_epoch(exp, procs)
     [(rc, text)] = finish(procs[:1], timeout=180)  # JAX's coordination service notices
     assert rc != 0 and "Traceback" not in text.strip().splitlines()[-1]
-    finish(procs)
-    done = json.loads(state.read_text())["epoch"]
-    assert 1 <= done < 3
-    settings = yaml.safe_load(path.read_text())
-    settings["training"]["resume"] = True
-    path.write_text(yaml.safe_dump(settings))
-    results = finish(workers(path, tmp_path))
-    assert [rc for rc, _ in results] == [0, 0], "\n".join(t[-3000:] for _, t in results)
-    mine, theirs = weights(tmp_path / "w-0.npz"), weights(tmp_path / "whole" / "w-0.npz")
-    assert all(np.array_equal(a, b) for a, b in zip(mine, theirs))
-    assert all(np.array_equal(a, b) for a, b in zip(mine, weights(tmp_path / "w-1.npz")))
-    assert [r["epoch"] for r in rows(exp)] == ["0", "1", "2"]
-    assert (exp.outdir / "logs" / "training.csv").read_bytes() == (
-        whole.outdir / "logs" / "training.csv").read_bytes()
+    resumes_to_the_uninterrupted_run(procs, path, exp, whole, tmp_path, workers)
 
 
 def test_multiworker_without_a_cluster_names_the_variables(monkeypatch):

@@ -11,11 +11,9 @@ differ by design) and the loss is cross-entropy (a per-batch Dice is not a mean 
 
 from __future__ import annotations
 
-import csv
 import json
 import socket
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -24,12 +22,20 @@ import pytest
 from deepseg_core.config import load_experiment
 from deepseg_core.errors import DeepSegError
 from deepseg_core.plugins import load_plugins
-from deepseg_core.stages import dataprep
 from deepseg_core.store.identity import store_path
 from tests.support.cli import environment
 from tests.support.synthetic import squares_scene, write_experiment
+from tests.support.workers import (
+    WORKER,
+    experiment,
+    finish,
+    kill_second_after_an_epoch,
+    resumes_to_the_uninterrupted_run,
+    rows,
+    spawn,
+    weights,
+)
 
-WORKER = [sys.executable, "-m", "tests.support.train_worker"]
 ONE_THREAD = {"TF_NUM_INTRAOP_THREADS": "1", "TF_NUM_INTEROP_THREADS": "1",
               "OMP_NUM_THREADS": "1", "TF_CPP_MIN_LOG_LEVEL": "2"}
 
@@ -51,38 +57,9 @@ def tf_config(ports: list[int], index: int) -> str:
 
 def start_workers(path: Path, folder: Path, workers: int = 2) -> list[subprocess.Popen]:
     """One training process per worker; worker i saves its weights to w-i.npz."""
-    ports, procs = free_ports(workers), []
-    folder.mkdir(exist_ok=True)
-    for i in range(workers):
-        scratch = folder / f"tmp-{i}"
-        scratch.mkdir(exist_ok=True)
-        env = environment(**ONE_THREAD, TF_CONFIG=tf_config(ports, i), TMPDIR=str(scratch))
-        procs.append(subprocess.Popen([*WORKER, str(path), str(folder / f"w-{i}.npz")],
-                                      env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                      text=True))
-    return procs
-
-
-def finish(procs) -> list[tuple[int, str]]:
-    done = []
-    for proc in procs:
-        try:
-            out, err = proc.communicate(timeout=600)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            out, err = proc.communicate()
-        done.append((proc.returncode, out + err))
-    return done
-
-
-def weights(path: Path) -> list[np.ndarray]:
-    with np.load(path) as data:
-        return [data[k] for k in sorted(data.files, key=lambda k: int(k.split("_")[1]))]
-
-
-def rows(exp) -> list[dict]:
-    with open(exp.outdir / "logs" / "training.csv", newline="") as handle:
-        return list(csv.DictReader(handle))
+    ports = free_ports(workers)
+    return [spawn(path, folder / f"w-{i}.npz", **ONE_THREAD, TF_CONFIG=tf_config(ports, i))
+            for i in range(workers)]
 
 
 @pytest.fixture(scope="module")
@@ -90,16 +67,6 @@ def scene(tmp_path_factory):
     folder = tmp_path_factory.mktemp("dist")
     img, gpkg, _ = squares_scene(folder, size=160, nsquares=20)
     return folder, img, gpkg
-
-
-def experiment(scene, name, **training):
-    folder, img, gpkg = scene
-    path = write_experiment(folder, img, gpkg, name=name, epochs=3, model="tinyfcn",
-                            learning_rate=0.01,
-                            training={"seed": 5, "loss": "ce", **training})
-    exp = load_experiment(path)
-    dataprep.run(exp, load_plugins().registry)
-    return path, exp
 
 
 def test_two_workers_equal_one_worker_with_the_same_global_batch(scene, tmp_path):
@@ -132,7 +99,7 @@ def test_two_workers_equal_one_worker_with_the_same_global_batch(scene, tmp_path
                      "model/best.keras", "model/last.keras", "model/model.json",
                      "model/state.json"]
     assert len(list((two.outdir / "logs" / "tensorboard").rglob("events.*"))) == 2
-    assert not list((tmp_path / "tmp-1").iterdir())
+    assert not list((tmp_path / "tmp-w-1").iterdir())
 
 
 def test_each_worker_reads_its_own_share_with_its_own_augmentation(scene):
@@ -187,41 +154,17 @@ def test_old_boolean_distribute_is_mirrored_or_none(scene):
 
 @pytest.mark.faults
 def test_a_killed_worker_and_a_rerun_resume_both_to_the_uninterrupted_run(scene, tmp_path):
-    import signal
-    import time
-
-    import yaml
-
     whole_path, whole = experiment(scene, "whole", batch_size=4, distribute="multiworker",
                                    reduce_lr=1)
     assert [rc for rc, _ in finish(start_workers(whole_path, tmp_path / "whole"))] == [0, 0]
     path, exp = experiment(scene, "killed", batch_size=4, distribute="multiworker",
                            reduce_lr=1)
     procs = start_workers(path, tmp_path)
-    state = exp.outdir / "model" / "state.json"
-    deadline = time.monotonic() + 300
-    while not (state.exists() and json.loads(state.read_text())["epoch"] >= 1):
-        assert time.monotonic() < deadline and procs[1].poll() is None
-        time.sleep(0.2)
-    time.sleep(0.5)  # into the next epoch
-    procs[1].send_signal(signal.SIGKILL)
+    kill_second_after_an_epoch(exp, procs)
     try:  # the chief notices its lost peer and stops with one line
         _, err = procs[0].communicate(timeout=120)
         assert procs[0].returncode != 0
         assert "lost the cluster" in err.strip().splitlines()[-1], err[-2000:]
     except subprocess.TimeoutExpired:
         procs[0].kill()
-    finish(procs)
-    done = json.loads(state.read_text())["epoch"]
-    assert 1 <= done < 3
-    settings = yaml.safe_load(path.read_text())
-    settings["training"]["resume"] = True
-    path.write_text(yaml.safe_dump(settings))
-    results = finish(start_workers(path, tmp_path))
-    assert [rc for rc, _ in results] == [0, 0], "\n".join(t[-3000:] for _, t in results)
-    mine, theirs = weights(tmp_path / "w-0.npz"), weights(tmp_path / "whole" / "w-0.npz")
-    assert all(np.array_equal(a, b) for a, b in zip(mine, theirs))
-    assert all(np.array_equal(a, b) for a, b in zip(mine, weights(tmp_path / "w-1.npz")))
-    assert [r["epoch"] for r in rows(exp)] == ["0", "1", "2"]
-    assert (exp.outdir / "logs" / "training.csv").read_bytes() == (
-        whole.outdir / "logs" / "training.csv").read_bytes()
+    resumes_to_the_uninterrupted_run(procs, path, exp, whole, tmp_path, start_workers)

@@ -9,6 +9,7 @@ from deepseg_kea_io.layout import create_image
 from rasterio.crs import CRS
 
 from deepseg_core.contracts.raster import RasterInfo, Window
+from deepseg_core.testing.rasters import write_in_windows
 
 WKT = CRS.from_epsg(27700).to_wkt()
 DTYPES = ["int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64",
@@ -18,12 +19,7 @@ CODES = dict(zip(DTYPES, range(1, 11)))
 
 def write_tiles(path, info, pixels, tile=7, **options):
     """Write ``pixels`` in ``tile`` x ``tile`` windows (never aligned with the chunks)."""
-    with KeaWriter().create(path, info, **options) as sink:
-        for r in range(0, info.height, tile):
-            for c in range(0, info.width, tile):
-                window = Window(r, c, tile, tile).clip(info.height, info.width)
-                sink.write(pixels[(slice(None), *window.slices)], window)
-    return path
+    return write_in_windows(KeaWriter(), path, info, pixels, tile, **options)
 
 
 def extremes(dtype, shape, rng):

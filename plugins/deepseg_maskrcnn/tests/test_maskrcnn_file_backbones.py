@@ -10,7 +10,7 @@ from deepseg_maskrcnn.plugin import MaskRCNNPlugin
 from deepseg_core.contracts.model import TileResult, TrainSettings
 from deepseg_core.errors import DeepSegError
 from deepseg_core.models.pretrained import own_variables
-from deepseg_core.testing.encoder_files import lite0_state_dict, write_hed_h5
+from deepseg_core.testing.encoder_files import write_hed_h5, write_lite0_pth
 from deepseg_core.testing.torch_pth import write_state_dict
 
 SMALL = {"fpn_channels": 16, "head_fc": 32, "mask_channels": 8,
@@ -24,10 +24,8 @@ VGG16 = {**SMALL, "backbone": "vgg16"}
 @pytest.fixture(scope="module")
 def lite0_file(tmp_path_factory):
     """A state dict in efficientnet-lite0-57934424.pth's legacy torch.save layout."""
-    state = lite0_state_dict(seed=3)
     path = tmp_path_factory.mktemp("lite0") / "efficientnet-lite0-57934424.pth"
-    write_state_dict(path, state, legacy=True)
-    return state, path
+    return write_lite0_pth(path, seed=3), path
 
 
 @pytest.fixture(scope="module")

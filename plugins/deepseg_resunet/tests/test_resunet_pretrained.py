@@ -56,11 +56,9 @@ def test_bad_encoder_settings_name_the_parameter(params, tilesize, message):
 
 
 def test_efficientnet_lite0_encoder_from_a_pytorch_state_dict(tmp_path, capsys):
-    from deepseg_core.testing.encoder_files import lite0_state_dict
-    from deepseg_core.testing.torch_pth import write_state_dict
+    from deepseg_core.testing.encoder_files import write_lite0_pth
 
-    state = lite0_state_dict(seed=7)
-    write_state_dict(tmp_path / "lite0.pth", state, legacy=True)
+    state = write_lite0_pth(tmp_path / "lite0.pth", seed=7)
     model = ResUNet().build(3, 2, 32, {"filters": 4, "encoder": "efficientnet_lite0",
                                        "encoder_weights": str(tmp_path / "lite0.pth")})
     assert "loaded 96 layers, adapted 0, skipped 0" in capsys.readouterr().out

@@ -9,7 +9,7 @@ from deepseg_unet64.plugin import UNet64
 from deepseg_core.errors import DeepSegError
 from deepseg_core.models.encoder_input import IMAGENET_MEAN, IMAGENET_STD
 from deepseg_core.models.pretrained import own_variables
-from deepseg_core.testing.encoder_files import lite0_state_dict, write_hed_h5
+from deepseg_core.testing.encoder_files import write_hed_h5, write_lite0_pth
 from deepseg_core.testing.torch_pth import write_state_dict
 
 LITE0 = {"filters": 4, "encoder": "efficientnet_lite0"}
@@ -22,10 +22,8 @@ VGG16_TAPS = ("block2_conv2", "block3_conv3", "block4_conv3", "block5_conv3", "b
 @pytest.fixture(scope="module")
 def lite0_file(tmp_path_factory):
     """A state dict in efficientnet-lite0-57934424.pth's legacy torch.save layout."""
-    state = lite0_state_dict(seed=5)
     path = tmp_path_factory.mktemp("lite0") / "efficientnet-lite0-57934424.pth"
-    write_state_dict(path, state, legacy=True)
-    return state, path
+    return write_lite0_pth(path, seed=5), path
 
 
 @pytest.fixture(scope="module")
@@ -142,6 +140,14 @@ def test_vgg16_with_four_bands_adapts_the_first_convolution(hed_file, capsys):
     assert "adapted block1_conv1: 3 bands in the file, 4 in the model" in capsys.readouterr().out
 
 
+def assert_each_refused(params, cases):
+    """Building with each (file, message) case fails with one line starting with message."""
+    for path, message in cases:
+        with pytest.raises(DeepSegError) as error:
+            UNet64().build(3, 2, 32, {**params, "encoder_weights": str(path)})
+        assert str(error.value).startswith(message) and "\n" not in str(error.value)
+
+
 def test_bad_lite0_files_name_the_file_and_the_key(lite0_file, tmp_path):
     state = dict(lite0_file[0])
     missing = tmp_path / "missing.pth"
@@ -156,10 +162,7 @@ def test_bad_lite0_files_name_the_file_and_the_key(lite0_file, tmp_path):
              (wrong, f"model parameter encoder_weights: {wrong}: _blocks.3._depthwise_conv.weight "
                      "has shape (144, 1, 3, 3), EfficientNet-Lite0 has (144, 1, 5, 5)"),
              (text, f"model parameter encoder_weights: {text}: not a PyTorch state dict")]
-    for path, message in cases:
-        with pytest.raises(DeepSegError) as error:
-            UNet64().build(3, 2, 32, {**LITE0, "encoder_weights": str(path)})
-        assert str(error.value).startswith(message) and "\n" not in str(error.value)
+    assert_each_refused(LITE0, cases)
 
 
 def test_bad_hed_files_name_the_file_and_the_key(hed_file, tmp_path):
@@ -180,10 +183,7 @@ def test_bad_hed_files_name_the_file_and_the_key(hed_file, tmp_path):
              (wrong, f"model parameter encoder_weights: {wrong}: block2/layers/conv2d/vars/0 "
                      "(block2_conv1) has shape (3, 3, 32, 128), VGG16 has (3, 3, 64, 128)"),
              (text, f"model parameter encoder_weights: {text}: not an HDF5 weights file")]
-    for path, message in cases:
-        with pytest.raises(DeepSegError) as error:
-            UNet64().build(3, 2, 32, {**VGG16, "encoder_weights": str(path)})
-        assert str(error.value).startswith(message) and "\n" not in str(error.value)
+    assert_each_refused(VGG16, cases)
 
 
 @pytest.mark.parametrize("params,message", [
