@@ -6,12 +6,14 @@ tasks bound to their CPUs by task/affinity, no cgroups. Needs root on Debian; el
 test skips and says why. No Slurm command is mocked.
 
 The two-node run trains with one worker per node at batch_size 4 (global batch 8), crossval
-runs on the same two workers, prediction is an array of two shards; it is held against one
-process at batch_size 8 with the tolerance of tests/training/test_distributed.py: weights
-within 1e-6 (only the order of float32 sums differs), the class maps and crossval counts
-equal. Like that test it trains the test plugin tinyfcn (two convolutions), not unet64:
-unet64's batch normalization takes its statistics over each worker's half of the batch, so
-its weights differ from one process's by design (measured: 0.024 after two steps).
+runs on the same two workers, prediction is an array of two shards; then crossval runs again
+as an array (``hpc.crossval_array``: each fold a two-node job, then the report). All of it is
+held against one process at batch_size 8 with the tolerance of
+tests/training/test_distributed.py: weights within 1e-6 (only the order of float32 sums
+differs), the class maps and crossval counts equal. Like that test it trains the test
+plugin tinyfcn (two convolutions), not unet64: unet64's batch normalization takes its
+statistics over each worker's half of the batch, so its weights differ from one process's by
+design (measured: 0.024 after two steps).
 """
 
 from __future__ import annotations
@@ -19,10 +21,12 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import subprocess
 
 import numpy as np
 import pytest
+import yaml
 
 from deepseg_core.config import load_experiment
 from deepseg_core.models.folder import load_model
@@ -81,22 +85,29 @@ def counts(exp, fold: int) -> np.ndarray:
     return np.asarray(record["states"]["pycm"]["counts"])
 
 
+def submit(cluster, path, stages: str, env: dict) -> tuple[dict[str, str], dict]:
+    """``deepseg sbatch --submit`` to its end: (job -> id, job id -> task states), all
+    COMPLETED. The jobs find tinyfcn through its entry point, as they would any plugin."""
+    result = deepseg("sbatch", path, "--stages", stages, "--submit", env=env, test_models=True)
+    assert result.returncode == 0, result.stderr
+    ids = dict(re.findall(r"submitted (\S+)\.sh as job (\d+)", result.stdout))
+    exp = load_experiment(path)
+    try:
+        states = cluster.wait(list(ids.values()), timeout=900)
+    except TimeoutError as exc:
+        pytest.fail(f"{exc}\n{job_logs(exp)}")
+    assert all(set(s) == {"COMPLETED"} for s in states.values()), f"{states}\n{job_logs(exp)}"
+    return ids, states
+
+
 def test_two_nodes_train_crossval_and_predict_as_one_node_does(two_nodes, tmp_path,
                                                                registry):
     env = {**os.environ, **ONE_THREAD}
     path = experiment(tmp_path / "two", {"train_nodes": 2, "train_tasks_per_node": 1},
                       batch_size=4, distribute="multiworker")
-    result = deepseg("sbatch", path, "--stages", STAGES, "--submit", env=env,
-                     test_models=True)  # the jobs find tinyfcn as they would any plugin
-    assert result.returncode == 0, result.stderr
-    ids = dict(re.findall(r"submitted (\S+)\.sh as job (\d+)", result.stdout))
-    assert list(ids) == ["dataprep", "train", "predict", "merge"], result.stdout
+    ids, states = submit(two_nodes, path, STAGES, env)
+    assert list(ids) == ["dataprep", "train", "predict", "merge"]
     exp = load_experiment(path)
-    try:
-        states = two_nodes.wait(list(ids.values()), timeout=900)
-    except TimeoutError as exc:
-        pytest.fail(f"{exc}\n{job_logs(exp)}")
-    assert all(set(s) == {"COMPLETED"} for s in states.values()), f"{states}\n{job_logs(exp)}"
     assert len(states[ids["predict"]]) == 2  # one array task per shard
     shown = subprocess.run(["scontrol", "-o", "show", "job", ids["train"]],
                            capture_output=True, text=True).stdout
@@ -121,3 +132,15 @@ def test_two_nodes_train_crossval_and_predict_as_one_node_does(two_nodes, tmp_pa
     for fold in (0, 1):
         assert np.array_equal(counts(exp, fold), counts(one, fold)), fold
     assert np.array_equal(band(predict.output_path(exp)), band(predict.output_path(one)))
+
+    # crossval as an array instead: each fold a two-node job of its own, then the report
+    settings = yaml.safe_load(path.read_text())
+    settings["hpc"]["crossval_array"] = True
+    path.write_text(yaml.safe_dump(settings))
+    shutil.rmtree(exp.outdir / "crossval")
+    ids, states = submit(two_nodes, path, "crossval", env)
+    assert list(ids) == ["crossval", "crossval-report"] and len(states[ids["crossval"]]) == 2
+    log = (exp.outdir / "slurm-logs" / f"{exp.name}-crossval-{ids['crossval']}_0.out")
+    assert "worker 1 of 2" in log.read_text()  # fold 0 trained on both nodes
+    for fold in (0, 1):
+        assert np.array_equal(counts(exp, fold), counts(one, fold)), fold
