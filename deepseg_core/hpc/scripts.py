@@ -136,12 +136,12 @@ def body(exp: Experiment, job: str, stages: Sequence[str],
         return head, [*notes, f'deepseg run "$EXPERIMENT" --stages {",".join(run)}']
     if job == "crossval":
         array = array_spec(",".join(str(f) for f in folds), hpc.array_throttle)
-        workers = train_tasks(exp) if exp.training.distribute == "multiworker" else None
+        on = train_tasks(exp) if exp.training.distribute == "multiworker" else None
         head = header(exp, job, "crossval folds (one array task each)", hpc.train_time,
-                      hpc.train_gpus or hpc.gpus, array=array, tasks=workers)
+                      hpc.train_gpus or hpc.gpus, array=array, tasks=on)
         return head, ["# The task id is the fold; each task runs a one-fold copy of the "
                       "experiment.", *tasks("FOLDS", f"FOLDS=({' '.join(map(str, folds))})"),
-                      'for fold in "${FOLDS[@]}"; do', *fold_yaml(exp, "$fold", "  ", workers),
+                      'for fold in "${FOLDS[@]}"; do', *fold_yaml(exp, "$fold", "  ", on),
                       "done"]
     if job == "crossval-report":
         head = header(exp, job, "crossval report over the finished folds", hpc.merge_time, None)
