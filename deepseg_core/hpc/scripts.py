@@ -20,7 +20,7 @@ from .arrays import array_spec
 from .paths import absolute, binds_word, experiment_path, logs_folder, venv_folder
 from .quoting import checked, log_folder, sbatch_word, shell_word, yaml_heredoc
 from .submit import submit_lines
-from .trainjob import gpu_count, multiworker_commands, resume_note, train_tasks
+from .trainjob import gpu_count, multiworker_commands, resume_note, train_tasks, worker_step
 
 __all__ = ["gpu_count", "jobs_for", "logs_folder", "write_scripts"]
 
@@ -120,7 +120,7 @@ def body(exp: Experiment, job: str, stages: Sequence[str],
         run = [s for s in ("train", "crossval") if s in stages and not (
             s == "crossval" and hpc.crossval_array)]
         gpus = hpc.train_gpus or hpc.gpus
-        if "train" in run and exp.training.distribute == "multiworker":
+        if exp.training.distribute == "multiworker":  # train and crossval on the workers
             workers = train_tasks(exp)
             head = header(exp, job, " + ".join(run), hpc.train_time, gpus, tasks=workers)
             return head, multiworker_commands(exp, run, workers, gpus)
@@ -136,11 +136,13 @@ def body(exp: Experiment, job: str, stages: Sequence[str],
         return head, [*notes, f'deepseg run "$EXPERIMENT" --stages {",".join(run)}']
     if job == "crossval":
         array = array_spec(",".join(str(f) for f in folds), hpc.array_throttle)
+        on = train_tasks(exp) if exp.training.distribute == "multiworker" else None
         head = header(exp, job, "crossval folds (one array task each)", hpc.train_time,
-                      hpc.train_gpus or hpc.gpus, array=array)
+                      hpc.train_gpus or hpc.gpus, array=array, tasks=on)
         return head, ["# The task id is the fold; each task runs a one-fold copy of the "
                       "experiment.", *tasks("FOLDS", f"FOLDS=({' '.join(map(str, folds))})"),
-                      'for fold in "${FOLDS[@]}"; do', *fold_yaml(exp, "$fold", "  "), "done"]
+                      'for fold in "${FOLDS[@]}"; do', *fold_yaml(exp, "$fold", "  ", on),
+                      "done"]
     if job == "crossval-report":
         head = header(exp, job, "crossval report over the finished folds", hpc.merge_time, None)
         return head, ["# crossval.folds: [] runs no fold, only the summary of finished folds",
@@ -160,9 +162,11 @@ def body(exp: Experiment, job: str, stages: Sequence[str],
     return head, ['deepseg merge "$EXPERIMENT"']
 
 
-def fold_yaml(exp: Experiment, fold: str | None, indent: str = "") -> list[str]:
+def fold_yaml(exp: Experiment, fold: str | None, indent: str = "",
+              workers: tuple[int, int] | None = None) -> list[str]:
     """Lines writing a copy of the experiment that runs crossval on ``fold`` (a checked shell
-    number; None: no fold, the report over finished folds) and running crossval on it.
+    number; None: no fold, the report over finished folds) and running crossval on it (with
+    ``workers``, (nodes, per node): ``srun``, as multiworker training runs).
 
     The copy extends the experiment, with its name and workdir, so its outputs and store are
     the experiment's. Its YAML is written now and goes into the script as a quoted heredoc;
@@ -175,7 +179,9 @@ def fold_yaml(exp: Experiment, fold: str | None, indent: str = "") -> list[str]:
     if fold is None:
         settings["crossval"] = {"folds": []}
     tail = f'echo "crossval: {{folds: [{fold}]}}"' if fold else ""
-    return [*yaml_heredoc(target, settings, indent, tail), f"{indent}deepseg crossval {target}"]
+    run = [f"deepseg crossval {target}"] if workers is None else worker_step(
+        exp, "crossval", workers, exp.hpc.train_gpus or exp.hpc.gpus, target)
+    return [*yaml_heredoc(target, settings, indent, tail), *(indent + line for line in run)]
 
 
 def write_scripts(exp: Experiment, stages: Sequence[str],

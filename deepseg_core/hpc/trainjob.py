@@ -1,4 +1,5 @@
-"""The training job's commands: one process, or one ``srun`` task per worker (multiworker)."""
+"""The training job's commands: one process, or one ``srun`` task per worker (multiworker),
+for training and for crossval, which trains its folds on the same workers."""
 
 from __future__ import annotations
 
@@ -52,23 +53,33 @@ def srun_options(exp: Experiment, tasks: tuple[int, int], gpus: str | None) -> l
     return options
 
 
-def multiworker_commands(exp: Experiment, run: Sequence[str], tasks: tuple[int, int],
-                         gpus: str | None) -> list[str]:
-    """``srun deepseg train`` (one task per worker), then crossval once."""
-    nodes, per_node = tasks
+def worker_step(exp: Experiment, stage: str, tasks: tuple[int, int], gpus: str | None,
+                target: str = '"$EXPERIMENT"') -> list[str]:
+    """``srun deepseg STAGE TARGET``, one task per worker (one process without Slurm)."""
     deepseg = "deepseg"
     if exp.hpc.container:  # srun starts a program, not the shell function of environment()
         deepseg = f'apptainer exec --nv --bind {binds_word(exp)} "$IMAGE" deepseg'
+    return ['if [[ -n "${SLURM_JOB_ID:-}" ]] && command -v srun >/dev/null; then',
+            f'  srun {" ".join(srun_options(exp, tasks, gpus))} {deepseg} {stage} {target}',
+            "else  # without Slurm: one process, which needs TF_CONFIG to find the others",
+            f"  deepseg {stage} {target}", "fi"]
+
+
+def multiworker_commands(exp: Experiment, run: Sequence[str], tasks: tuple[int, int],
+                         gpus: str | None) -> list[str]:
+    """``srun deepseg train`` (one task per worker), then ``srun deepseg crossval`` on the
+    same workers."""
+    nodes, per_node = tasks
     lines = [f"# training.distribute: multiworker: {nodes} node(s) x {per_node} worker(s), "
              f"each worker one share of the GPUs ({gpus or 'none: CPU'});",
              "# the global batch is training.batch_size x workers. The cluster comes from "
-             "srun (SlurmClusterResolver).", *resume_note(exp),
+             "srun (SlurmClusterResolver).", *(resume_note(exp) if "train" in run else []),
              "# srun does not inherit --cpus-per-task from sbatch (Slurm 22.05 on): both say it",
-             f"export SRUN_CPUS_PER_TASK={exp.hpc.cpus_per_task}",
-             'if [[ -n "${SLURM_JOB_ID:-}" ]] && command -v srun >/dev/null; then',
-             f'  srun {" ".join(srun_options(exp, tasks, gpus))} {deepseg} train "$EXPERIMENT"',
-             "else  # without Slurm: one process, which needs TF_CONFIG to find the others",
-             '  deepseg train "$EXPERIMENT"', "fi"]
+             f"export SRUN_CPUS_PER_TASK={exp.hpc.cpus_per_task}"]
+    if "train" in run:
+        lines += worker_step(exp, "train", tasks, gpus)
     if "crossval" in run:
-        lines.append('deepseg crossval "$EXPERIMENT"')
+        lines += ["# crossval trains each fold as train does (the same workers and global "
+                  "batch);", "# the chief alone evaluates the folds and writes the reports",
+                  *worker_step(exp, "crossval", tasks, gpus)]
     return lines

@@ -191,7 +191,7 @@ def test_multi_node_training_job_runs_one_worker_per_gpu_with_srun(tmp_path):
     hpc = {"gpus": "A100:1", "train_gpus": "A100:4", "train_nodes": 2, "container": "d.sif"}
     exp = load_experiment(tiny_experiment(tmp_path, size=40, hpc=hpc,
                                           training={"distribute": "multiworker"}))
-    scripts = write_scripts(exp, ["dataprep", "train", "predict"])
+    scripts = write_scripts(exp, ["dataprep", "train", "crossval", "predict"])
     text = scripts["train"].read_text()
     for line in ("--nodes=2", "--ntasks-per-node=4", "--gpus-per-node=A100:4", "--exclusive"):
         assert f"#SBATCH {line}\n" in text, line
@@ -201,6 +201,10 @@ def test_multi_node_training_job_runs_one_worker_per_gpu_with_srun(tmp_path):
     assert ("  srun --kill-on-bad-exit=1 --cpus-per-task=4 --cpu-bind=cores --gpus-per-task=1 "
             "--gpu-bind=none apptainer exec --nv --bind ") in text
     assert '"$IMAGE" deepseg train "$EXPERIMENT"' in text
+    # crossval trains its folds on the same workers: a step of its own, never the batch step
+    assert '"$IMAGE" deepseg crossval "$EXPERIMENT"' in text
+    assert text.count("  srun --kill-on-bad-exit=1 ") == 2
+    assert 'deepseg run "$EXPERIMENT"' not in text
     assert subprocess.run(["bash", "-n"], input=text, text=True).returncode == 0
     # more than one node needs the multi-worker strategy
     path = tiny_experiment(tmp_path, size=40, hpc={"train_nodes": 2})

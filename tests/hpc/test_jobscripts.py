@@ -5,6 +5,7 @@ exchange of multi-worker training."""
 from __future__ import annotations
 
 import os
+import subprocess
 
 import pytest
 
@@ -136,3 +137,21 @@ def test_an_unknown_communication_is_one_line(tmp_path):
     [line] = err.value.problems
     assert line.startswith(f"{path}: training.communication: Input should be 'auto', 'ring' "
                            "or 'nccl'"), line
+
+
+def test_multiworker_crossval_folds_run_on_the_workers_the_report_alone(tmp_path):
+    exp = load_experiment(tiny_experiment(tmp_path, size=40, folds=2, training={
+        "distribute": "multiworker"}, hpc={**HPC, "train_nodes": 2, "crossval_array": True}))
+    scripts = write_scripts(exp, ["train", "crossval"])
+    folds, report = scripts["crossval"].read_text(), scripts["crossval-report"].read_text()
+    for line in ("--nodes=2", "--ntasks-per-node=1", "--exclusive", "--array=0,1"):
+        assert f"#SBATCH {line}\n" in folds, line
+    folder = exp.outdir.resolve() / "slurm"
+    assert (f'    srun --kill-on-bad-exit=1 --cpus-per-task=1 --cpu-bind=cores deepseg crossval '
+            f'{folder}/"fold$fold.yaml"\n') in folds
+    assert "srun" not in report and "--nodes" not in report  # no fold: no workers
+    assert f"\ndeepseg crossval {folder}/crossval-report.yaml\n" in report
+    # without Slurm: one process per fold, which TF_CONFIG would join to the others
+    assert '  else  # without Slurm' in folds
+    assert f'\n    deepseg crossval {folder}/"fold$fold.yaml"\n  fi\ndone\n' in folds
+    assert subprocess.run(["bash", "-n"], input=folds, text=True).returncode == 0

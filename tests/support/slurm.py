@@ -1,8 +1,14 @@
-"""A real single-node Slurm for the tests (root on Debian): install, configure, start, stop.
+"""A real Slurm for the tests (root on Debian): install, configure, start, stop.
 
 Follows ../shared/docs/SLURM.md. Its configuration, state, logs and pid files live in a
 private folder and it listens on free ports, so it never touches /etc/slurm or another
 Slurm on the machine. Only the daemons started here are stopped, by their pid files.
+
+One node by default. With ``nodes=2`` or more, each node is a ``slurmd -N NAME`` of its own
+(Debian's slurm-wlm runs several slurmd per host) inside a network namespace of its own
+(netns.py): its own address, ports and host names, so that the workers of a job step on two
+nodes may listen on the same port, as SlurmClusterResolver has them do. Tasks are bound to
+their CPUs by task/affinity (sched_setaffinity; no cgroups).
 """
 
 from __future__ import annotations
@@ -14,6 +20,8 @@ import socket
 import subprocess
 import time
 from pathlib import Path
+
+from tests.support.netns import Nodes, alive
 
 PACKAGES = ["slurmctld", "slurmd", "slurm-client", "munge"]
 DAEMONS = ["/usr/sbin/slurmctld", "/usr/sbin/slurmd", "/usr/sbin/munged"]
@@ -58,14 +66,6 @@ def install() -> str | None:
     return None
 
 
-def alive(pid: int) -> bool:
-    """Whether a process runs (a zombie left for an absent reaper counts as ended)."""
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except (OSError, IndexError):
-        return False
-
-
 def free_port() -> int:
     """A TCP port nothing listens on now."""
     with socket.socket() as sock:
@@ -73,45 +73,64 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def slurm_conf(folder: Path, host: str) -> str:
-    """The settings of SLURM.md, with state, logs and pid files under ``folder``."""
+def slurm_conf(folder: Path, host: str, nodes: Nodes | None = None) -> str:
+    """The settings of SLURM.md, with state, logs and pid files under ``folder``; with
+    ``nodes``, one node per namespace (``%n`` in a path: the node's name)."""
     with open("/proc/meminfo") as handle:
         fields = dict(line.split(":", 1) for line in handle)
     memory = int(int(fields["MemAvailable"].split()[0]) / 1024 * 0.8)
+    if nodes is None:
+        controller, task, names = "127.0.0.1", "task/none", [host]
+        lines = [f"NodeName={host} NodeAddr=127.0.0.1 CPUs={os.cpu_count()} "
+                 f"RealMemory={memory} State=UNKNOWN"]
+    else:
+        controller, task, names = nodes.controller, "task/affinity", nodes.names
+        lines = [f"NodeName={name} NodeHostname={name} NodeAddr={nodes.address[name]} "
+                 f"CPUs={os.cpu_count()} RealMemory={memory // len(names)} State=UNKNOWN"
+                 for name in names]
+    node = "%n" if nodes else ""
     return "\n".join([
-        "ClusterName=deepsegtest", f"SlurmctldHost={host}(127.0.0.1)",
+        "ClusterName=deepsegtest", f"SlurmctldHost={host}({controller})",
         f"SlurmctldPort={free_port()}", f"SlurmdPort={free_port()}",
         "SlurmUser=root", "AuthType=auth/munge", "MpiDefault=none",
-        f"StateSaveLocation={folder}/slurmctld", f"SlurmdSpoolDir={folder}/slurmd",
-        f"SlurmctldPidFile={folder}/slurmctld.pid", f"SlurmdPidFile={folder}/slurmd.pid",
-        f"SlurmctldLogFile={folder}/slurmctld.log", f"SlurmdLogFile={folder}/slurmd.log",
-        "ProctrackType=proctrack/linuxproc", "TaskPlugin=task/none",
+        f"StateSaveLocation={folder}/slurmctld", f"SlurmdSpoolDir={folder}/slurmd{node}",
+        f"SlurmctldPidFile={folder}/slurmctld.pid", f"SlurmdPidFile={folder}/slurmd{node}.pid",
+        f"SlurmctldLogFile={folder}/slurmctld.log", f"SlurmdLogFile={folder}/slurmd{node}.log",
+        "ProctrackType=proctrack/linuxproc", f"TaskPlugin={task}",
         "SelectType=select/cons_tres", "SelectTypeParameters=CR_Core_Memory",
         "DefMemPerCPU=1024", "AccountingStorageType=accounting_storage/none",
         "JobAcctGatherType=jobacct_gather/none", "JobCompType=jobcomp/none",
         "MailProg=/bin/true", "SchedulerParameters=batch_sched_delay=0", "ReturnToService=2",
-        "MinJobAge=300",
-        f"NodeName={host} NodeAddr=127.0.0.1 CPUs={os.cpu_count()} RealMemory={memory} "
-        "State=UNKNOWN",
-        f"PartitionName=debug Nodes={host} Default=YES MaxTime=INFINITE State=UP", ""])
+        "MinJobAge=300", *lines,
+        f"PartitionName=debug Nodes={','.join(names)} Default=YES MaxTime=INFINITE State=UP",
+        ""])
 
 
 class Cluster:
-    """A running single-node Slurm; clients find it through ``SLURM_CONF``."""
+    """A running Slurm of ``nodes`` nodes; clients find it through ``SLURM_CONF``."""
 
-    def __init__(self, folder: Path):
+    def __init__(self, folder: Path, nodes: int = 1):
         self.folder, self.host = folder, socket.gethostname().split(".")[0]
         self.conf = folder / "slurm.conf"
         self.started: list[Path] = []  # pid files of the daemons started here
+        self.nodes = Nodes([f"node{i + 1}" for i in range(nodes)]) if nodes > 1 else None
+        self.names = self.nodes.names if self.nodes else [self.host]
+        self.before = os.environ.get("SLURM_CONF")  # another cluster's, given back at stop()
 
     def start(self) -> None:
-        for sub in ("slurmctld", "slurmd"):
+        node = "%n" if self.nodes else ""
+        for sub in ["slurmctld", *(f"slurmd{node.replace('%n', n)}" for n in self.names)]:
             (self.folder / sub).mkdir(parents=True, exist_ok=True)
-        self.conf.write_text(slurm_conf(self.folder, self.host))
+        if self.nodes:
+            self.nodes.create()
+        self.conf.write_text(slurm_conf(self.folder, self.host, self.nodes))
         os.environ["SLURM_CONF"] = str(self.conf)
         self._start_munge()
         self._daemon(["/usr/sbin/slurmctld", "-f", str(self.conf)], "slurmctld.pid")
-        self._daemon(["/usr/sbin/slurmd", "-f", str(self.conf), "-N", self.host], "slurmd.pid")
+        for name in self.names:
+            slurmd = ["/usr/sbin/slurmd", "-f", str(self.conf), "-N", name]
+            self._daemon(self.nodes.command(name, slurmd) if self.nodes else slurmd,
+                         f"slurmd{node.replace('%n', name)}.pid")
         deadline = time.monotonic() + 60
         while self.node_state() != "idle":
             if time.monotonic() > deadline:
@@ -133,10 +152,12 @@ class Cluster:
         self.started.append(self.folder / pidfile)
 
     def node_state(self) -> str:
-        """The node's state in sinfo: idle, mixed, allocated, down..."""
-        done = subprocess.run(["sinfo", "-h", "-n", self.host, "-o", "%T"],
+        """The nodes' state in sinfo (idle, mixed, allocated, down...), when they share one."""
+        done = subprocess.run(["sinfo", "-h", "-N", "-n", ",".join(self.names), "-o", "%T"],
                               capture_output=True, text=True)
-        return done.stdout.strip()
+        states = set(done.stdout.split())
+        return states.pop() if len(states) == 1 and len(done.stdout.split()) == len(
+            self.names) else " ".join(done.stdout.split())
 
     def job_states(self, job_id: str) -> list[str]:
         """States of a job, or of every task of an array job."""
@@ -173,4 +194,9 @@ class Cluster:
             deadline = time.monotonic() + 15
             while time.monotonic() < deadline and alive(pid):
                 time.sleep(0.2)
-        os.environ.pop("SLURM_CONF", None)
+        if self.nodes:  # job steps left behind end with their namespaces
+            self.nodes.remove()
+        if self.before is None:
+            os.environ.pop("SLURM_CONF", None)
+        else:
+            os.environ["SLURM_CONF"] = self.before

@@ -23,7 +23,7 @@ from deepseg_core.config import load_experiment
 from deepseg_core.errors import DeepSegError
 from deepseg_core.plugins import load_plugins
 from deepseg_core.store.identity import store_path
-from tests.support.cli import environment
+from tests.support.cli import command, environment
 from tests.support.synthetic import squares_scene, write_experiment
 from tests.support.workers import (
     WORKER,
@@ -100,6 +100,34 @@ def test_two_workers_equal_one_worker_with_the_same_global_batch(scene, tmp_path
                      "model/state.json"]
     assert len(list((two.outdir / "logs" / "tensorboard").rglob("events.*"))) == 2
     assert not list((tmp_path / "tmp-w-1").iterdir())
+
+
+def test_crossval_on_two_workers_equals_one_process(scene, tmp_path, registry):
+    """Every worker trains each fold; the chief alone evaluates it and writes the reports."""
+    from deepseg_core.models.folder import load_model
+
+    two_path, two = experiment(scene, "cv-two", batch_size=4, distribute="multiworker")
+    ports = free_ports(2)
+    procs = [subprocess.Popen(command("crossval", two_path), text=True, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, env=environment(
+                                  True, **ONE_THREAD, TF_CONFIG=tf_config(ports, i)))
+             for i in range(2)]
+    results = finish(procs)
+    assert [rc for rc, _ in results] == [0, 0], "\n".join(t[-3000:] for _, t in results)
+    assert "crossval over 2 fold(s)" in results[0][1]
+    assert "worker 1 of 2" in results[1][1] and "crossval over" not in results[1][1]
+    single_path, single = experiment(scene, "cv-single", batch_size=8)
+    done = subprocess.run(command("crossval", single_path), capture_output=True, text=True,
+                          env=environment(True, **ONE_THREAD), timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    for fold in (0, 1):
+        folder = f"crossval/fold{fold}"
+        records = [json.loads((e.outdir / folder / "metrics.json").read_text())
+                   for e in (two, single)]
+        assert records[0] == records[1], fold  # the same counts over the held-out tiles
+        mine, theirs = (load_model(registry, "tinyfcn", e.outdir / folder / "model" /
+                                   "last.keras")[1].get_weights() for e in (two, single))
+        assert all(np.allclose(a, b, rtol=0, atol=1e-6) for a, b in zip(mine, theirs))
 
 
 def test_each_worker_reads_its_own_share_with_its_own_augmentation(scene):

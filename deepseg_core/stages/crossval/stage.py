@@ -3,6 +3,10 @@
 Each fold writes ``crossval/fold<k>/`` (model, logs, metric states and reports, error map);
 every call then merges all finished folds into ``crossval/`` (all-fold reports and the
 mean ± std table), so folds may run in separate jobs.
+
+With ``training.distribute: multiworker`` crossval runs as the train stage does, one process
+per worker in a Slurm step (``srun deepseg crossval``): every worker trains each fold, at the
+train stage's global batch, and the chief alone evaluates it and writes every file.
 """
 
 from __future__ import annotations
@@ -58,31 +62,43 @@ def run(exp: Experiment, registry: Registry) -> dict[str, dict[str, Any]]:
     """Run the chosen folds, then summarize every finished fold; returns the summary table."""
     root = exp.outdir / "crossval"
     try:
-        save_resolved(exp, exp.outdir)
         with open_store(exp) as store:
-            for fold in chosen_folds(exp, store):
+            folds, chief = chosen_folds(exp, store), True
+            if folds and exp.training.distribute == "multiworker":
+                from ...training.fit import setup_runtime
+
+                chief = setup_runtime(exp).chief  # the other workers help train the folds
+            if chief:
+                save_resolved(exp, exp.outdir)
+            for fold in folds:
                 log.info(f"== crossval fold {fold}")
-                with writing(root / f"fold{fold}"):  # its one writer, training to reports
-                    run_fold(exp, registry, store, fold, root / f"fold{fold}")
-        return summarize(exp, registry, root)
+                with writing(root / f"fold{fold}", chief):  # its one writer, training to reports
+                    run_fold(exp, registry, store, fold, root / f"fold{fold}", chief)
+        return summarize(exp, registry, root) if chief else {}
     except OSError as exc:  # a folder that cannot be made; the writers name their files
         raise io_error(exc.filename or root, exc) from None
 
 
 def run_fold(exp: Experiment, registry: Registry, store: Store, fold: int,
-             folder: Path) -> None:
-    """Train without the fold, evaluate its tile cores, write its reports."""
+             folder: Path, chief: bool = True) -> None:
+    """Train without the fold, evaluate its tile cores, write its reports (the chief)."""
     from ...training.fit import fit
     from ...training.reuse import finished_run
 
     tiles = store.tiles
     train_idx, test_idx = split(tiles["fold"], tiles["row"], tiles["col"], exp.tilesize, [fold])
     plugin = registry.get("model", exp.model.name)
-    last = finished_run(exp, exp.outdir, train_idx)
+    last = finished_run(exp, exp.outdir, train_idx)  # every worker finds the same
     if last is not None:
+        if not chief:
+            return
         model = _take_train_run(exp, registry, last, folder, fold)
     else:
         model = fit(exp, registry, store, train_idx, [], folder)
+        if exp.training.distribute == "multiworker":
+            if not chief:
+                return
+            model = _committed_model(registry, exp, folder)
     grid = _grid_windows(exp, registry, store)
     metrics = {name: registry.get("metric", name)(exp.class_names, exp.ignore_label)
                for name in metric_names(exp)}
@@ -122,6 +138,20 @@ def _take_train_run(exp: Experiment, registry: Registry, last: Path, folder: Pat
         set_aside(folder)
         take_run(exp.outdir, last, folder)
     return load_model(registry, exp.model.name, folder / "model" / "last.keras")[1]
+
+
+def _committed_model(registry: Registry, exp: Experiment, folder: Path) -> KerasModel:
+    """The fold's final weights as a model of this process alone: the trained one lives in
+    the workers' strategy, whose every prediction would wait for all workers."""
+    from ...models.folder import load_model
+    from ...training import checkpoint
+
+    model_dir = folder / "model"
+    record = checkpoint.read_state(model_dir)
+    path = checkpoint.committed(model_dir, record, "last.keras") if record else None
+    if path is None:
+        raise DeepSegError(f"{model_dir}: no committed last.keras after the fold's training")
+    return load_model(registry, exp.model.name, path)[1]
 
 
 def _grid_windows(exp: Experiment, registry: Registry,
