@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from .paths import binds_word
+from .requeue import runner
 
 if TYPE_CHECKING:
     from ..config.schema import Experiment
@@ -66,9 +67,10 @@ def multiworker_commands(exp: Experiment, run: Sequence[str], tasks: tuple[int, 
              "# srun does not inherit --cpus-per-task from sbatch (Slurm 22.05 on): both say it",
              f"export SRUN_CPUS_PER_TASK={exp.hpc.cpus_per_task}",
              'if [[ -n "${SLURM_JOB_ID:-}" ]] && command -v srun >/dev/null; then',
-             f'  srun {" ".join(srun_options(exp, tasks, gpus))} {deepseg} train "$EXPERIMENT"',
+             f'  {runner(exp, "train")}srun {" ".join(srun_options(exp, tasks, gpus))} '
+             f'{deepseg} train "$EXPERIMENT"',
              "else  # without Slurm: one process, which needs TF_CONFIG to find the others",
              '  deepseg train "$EXPERIMENT"', "fi"]
     if "crossval" in run:
-        lines.append('deepseg crossval "$EXPERIMENT"')
+        lines.append(f'{runner(exp, "train")}deepseg crossval "$EXPERIMENT"')
     return lines
