@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from .safety import one_line
 
@@ -19,6 +19,18 @@ MEMORY = re.compile(r"\d+[KMGT]?")
 GPUS = re.compile(r"([A-Za-z0-9_.-]+:)?\d+")
 SLURM_NAME = re.compile(r"[A-Za-z0-9_.-]+")  # accounts and partitions (a list: comma-separated)
 SHELL_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")  # what bash takes as a variable name
+
+
+def seconds(time: str) -> int:
+    """The seconds of a Slurm time (TIME): 'M', 'M:S', 'H:M:S', 'D-H', 'D-H:M', 'D-H:M:S'."""
+    days, _, rest = time.rpartition("-")
+    parts = [int(p) for p in rest.split(":")]
+    if days:  # D-H[:M[:S]]
+        h, m, s = (parts + [0, 0])[:3]
+        return ((int(days) * 24 + h) * 60 + m) * 60 + s
+    if len(parts) == 3:
+        return (parts[0] * 60 + parts[1]) * 60 + parts[2]
+    return parts[0] * 60 + (parts[1] if len(parts) == 2 else 0)
 
 
 class HPC(BaseModel):
@@ -62,6 +74,10 @@ class HPC(BaseModel):
     logs: str | None = Field(None, description="log folder (default: <outdir>/slurm-logs)")
     crossval_array: bool = Field(False, description="one array task per crossval fold, then a "
                                                     "report job")
+    signal_seconds: int | None = Field(120, ge=1, le=65535, description="Slurm signals the "
+                                       "train, predict and merge jobs this long before their "
+                                       "time limit, and they requeue themselves (null: no "
+                                       "signal; they time out)")
 
     @field_validator("train_time", "predict_time", "merge_time", "dataprep_time", mode="before")
     @classmethod
@@ -128,6 +144,19 @@ class HPC(BaseModel):
                 raise ValueError(f"expected sbatch options such as '--qos=debug', got {line!r}")
             lines.append(option)
         return lines
+
+    @model_validator(mode="after")
+    def _signal_before_limit(self):
+        if self.signal_seconds is None:
+            return self
+        for key in ("train_time", "predict_time", "merge_time"):
+            limit = seconds(getattr(self, key))
+            if self.signal_seconds >= limit:
+                raise ValueError(f"signal_seconds ({self.signal_seconds}) must be shorter than "
+                                 f"{key} ({getattr(self, key)!r}: {limit} s): the job would "
+                                 "be signalled, and requeued, as it starts; lower it or set "
+                                 "it to null")
+        return self
 
     @field_validator("*", mode="before")
     @classmethod

@@ -73,9 +73,9 @@ def prediction_shards(exp, stages: list[str], shards: int) -> int:
 @click.command()
 @EXPERIMENT
 @click.option("--shards", type=click.IntRange(1), help="shards (default: hpc.shards)")
-@click.option("--workers", type=click.IntRange(1), default=2, show_default=True,
-              help="processes predicting at once")
-def shards(experiment: str | None, shards: int | None, workers: int) -> None:
+@click.option("--workers", type=click.IntRange(1), help="processes predicting at once "
+              "(default: one per GPU given, else 2)")
+def shards(experiment: str | None, shards: int | None, workers: int | None) -> None:
     """Predict in shards with a pool of processes, then merge (Slurm arrays without Slurm)."""
     from ..plugins.manager import get_registry
     from ..stages import load

@@ -48,25 +48,31 @@ def _predict_shard(experiment: str, shard: str) -> str:
     return shard
 
 
-def run_shards(exp: Experiment, registry: Registry, shards: int, workers: int) -> Path:
-    """Predict ``shards`` shards with ``workers`` processes, then merge; returns the output."""
+def run_shards(exp: Experiment, registry: Registry, shards: int,
+               workers: int | None = None) -> Path:
+    """Predict ``shards`` shards with ``workers`` processes (default: one per GPU given, else
+    2), then merge; returns the output. The workers share the CPU cores and GPUs that this
+    process was given (a Slurm job's), not the node's."""
     from ..stages import predict
+    from .cores import allotted_cores
+    from .gpus import visible_gpus
 
-    if shards < 1 or workers < 1:
+    if shards < 1 or (workers is not None and workers < 1):
         raise DeepSegError(f"--shards ({shards}) and --workers ({workers}) must be at least 1")
     if exp.source is None:
         raise DeepSegError("deepseg shards: the experiment must be loaded from a yaml file")
-    workers = min(workers, shards)
-    threads = max(1, (os.cpu_count() or 1) // workers)
+    gpus, cores = visible_gpus(), allotted_cores()
+    workers = min(workers or len(gpus) or 2, shards)
+    threads = max(1, cores // workers)
+    log.info(f"deepseg shards: {workers} worker(s) at once, each {threads} thread(s) of the "
+             f"{cores} CPU core(s) given; GPUs: {','.join(gpus) or 'none'}")
     failed = []
-    from .gpus import visible_gpus
-
     context = multiprocessing.get_context("spawn")
     slots = context.Queue()  # worker i of the pool takes slot i: its GPU share
     for i in range(workers):
         slots.put(i)
     with ProcessPoolExecutor(workers, mp_context=context, initializer=_limit_threads,
-                             initargs=(threads, visible_gpus(), slots, workers)) as pool:
+                             initargs=(threads, gpus, slots, workers)) as pool:
         futures = {pool.submit(_predict_shard, str(exp.source), f"{i}/{shards}"): i
                    for i in range(shards)}
         for future in as_completed(futures):

@@ -19,6 +19,7 @@ from ..io.atomic import write_text
 from .arrays import array_spec
 from .paths import absolute, binds_word, experiment_path, logs_folder, venv_folder
 from .quoting import checked, log_folder, sbatch_word, shell_word, yaml_heredoc
+from .requeue import requeue_lines, runner, signal_seconds
 from .submit import submit_lines
 from .trainjob import gpu_count, multiworker_commands, resume_note, train_tasks, worker_step
 
@@ -60,8 +61,11 @@ def header(exp: Experiment, job: str, what: str, time: str, gpus: str | None,
     lines.append(f"#SBATCH --output={sbatch_word('hpc.logs', f'{logs}/{pattern}')}")
     if tasks and tasks[0] > 1:  # whole nodes: no other job's traffic on the workers' links
         lines.append("#SBATCH --exclusive")
-    if requeue:  # a preempted or failed node puts the task back in the queue; logs append
-        lines += ["#SBATCH --requeue", "#SBATCH --open-mode=append"]
+    signal = signal_seconds(exp, job)
+    if requeue or signal:  # a preempted or failed node puts the task back in the queue;
+        lines += ["#SBATCH --requeue", "#SBATCH --open-mode=append"]  # logs append
+    if signal:  # USR1 to the batch shell only, which requeues the job (requeue.py)
+        lines.append(f"#SBATCH --signal=B:USR1@{signal}")
     lines += [f"#SBATCH {option}" for option in hpc.extra_sbatch]
     return lines
 
@@ -133,7 +137,8 @@ def body(exp: Experiment, job: str, stages: Sequence[str],
         elif "train" in run and gpu_count(gpus) > 1:
             notes = [f"# {gpus}: set training.distribute: mirrored to train on all of them."]
         notes += resume_note(exp) if "train" in run else []
-        return head, [*notes, f'deepseg run "$EXPERIMENT" --stages {",".join(run)}']
+        return head, [*notes, f'{runner(exp, job)}deepseg run "$EXPERIMENT" --stages '
+                             f'{",".join(run)}']
     if job == "crossval":
         array = array_spec(",".join(str(f) for f in folds), hpc.array_throttle)
         on = train_tasks(exp) if exp.training.distribute == "multiworker" else None
@@ -157,9 +162,10 @@ def body(exp: Experiment, job: str, stages: Sequence[str],
                       "resumes its shard where it stopped.", f"SHARDS={shards}",
                       *tasks("TASKS", "mapfile -t TASKS < <(seq 0 $((SHARDS - 1)))"),
                       'for shard in "${TASKS[@]}"; do',
-                      '  deepseg predict "$EXPERIMENT" --shard "$shard/$SHARDS"', "done"]
+                      f'  {runner(exp, job)}deepseg predict "$EXPERIMENT" --shard '
+                      '"$shard/$SHARDS"', "done"]
     head = header(exp, job, "merge of the prediction shards", hpc.merge_time, None)
-    return head, ['deepseg merge "$EXPERIMENT"']
+    return head, [f'{runner(exp, job)}deepseg merge "$EXPERIMENT"']
 
 
 def fold_yaml(exp: Experiment, fold: str | None, indent: str = "",
@@ -192,7 +198,8 @@ def write_scripts(exp: Experiment, stages: Sequence[str],
     texts = {}  # every script is composed (and every value checked) before one is written
     for job in jobs_for(exp, stages):
         head, commands = body(exp, job, stages, shards)
-        texts[folder / f"{job}.sh"] = "\n".join([*head, *environment(exp), *commands]) + "\n"
+        texts[folder / f"{job}.sh"] = "\n".join([*head, *environment(exp),
+                                                 *requeue_lines(exp, job), *commands]) + "\n"
     if not texts:
         raise DeepSegError(f"--stages: no job to write for {', '.join(stages) or 'no stage'}")
     scripts = {path.stem: path for path in texts}

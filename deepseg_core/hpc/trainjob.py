@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from .paths import binds_word
+from .requeue import runner
 
 if TYPE_CHECKING:
     from ..config.schema import Experiment
@@ -54,13 +55,15 @@ def srun_options(exp: Experiment, tasks: tuple[int, int], gpus: str | None) -> l
 
 
 def worker_step(exp: Experiment, stage: str, tasks: tuple[int, int], gpus: str | None,
-                target: str = '"$EXPERIMENT"') -> list[str]:
-    """``srun deepseg STAGE TARGET``, one task per worker (one process without Slurm)."""
+                target: str = '"$EXPERIMENT"', prefix: str = "") -> list[str]:
+    """``srun deepseg STAGE TARGET``, one task per worker (one process without Slurm);
+    ``prefix``: requeue.runner's, where the job requeues itself."""
     deepseg = "deepseg"
     if exp.hpc.container:  # srun starts a program, not the shell function of environment()
         deepseg = f'apptainer exec --nv --bind {binds_word(exp)} "$IMAGE" deepseg'
     return ['if [[ -n "${SLURM_JOB_ID:-}" ]] && command -v srun >/dev/null; then',
-            f'  srun {" ".join(srun_options(exp, tasks, gpus))} {deepseg} {stage} {target}',
+            f'  {prefix}srun {" ".join(srun_options(exp, tasks, gpus))} {deepseg} {stage} '
+            f'{target}',
             "else  # without Slurm: one process, which needs TF_CONFIG to find the others",
             f"  deepseg {stage} {target}", "fi"]
 
@@ -70,6 +73,7 @@ def multiworker_commands(exp: Experiment, run: Sequence[str], tasks: tuple[int, 
     """``srun deepseg train`` (one task per worker), then ``srun deepseg crossval`` on the
     same workers."""
     nodes, per_node = tasks
+    run_prefix = runner(exp, "train")  # the train job's steps, crossval's included
     lines = [f"# training.distribute: multiworker: {nodes} node(s) x {per_node} worker(s), "
              f"each worker one share of the GPUs ({gpus or 'none: CPU'});",
              "# the global batch is training.batch_size x workers. The cluster comes from "
@@ -77,9 +81,9 @@ def multiworker_commands(exp: Experiment, run: Sequence[str], tasks: tuple[int, 
              "# srun does not inherit --cpus-per-task from sbatch (Slurm 22.05 on): both say it",
              f"export SRUN_CPUS_PER_TASK={exp.hpc.cpus_per_task}"]
     if "train" in run:
-        lines += worker_step(exp, "train", tasks, gpus)
+        lines += worker_step(exp, "train", tasks, gpus, prefix=run_prefix)
     if "crossval" in run:
         lines += ["# crossval trains each fold as train does (the same workers and global "
                   "batch);", "# the chief alone evaluates the folds and writes the reports",
-                  *worker_step(exp, "crossval", tasks, gpus)]
+                  *worker_step(exp, "crossval", tasks, gpus, prefix=run_prefix)]
     return lines

@@ -260,9 +260,10 @@ def test_sbatch_reads_the_hostile_sbatch_lines_as_written(tmp_path):
 @pytest.mark.skipif(shutil.which("shellcheck") is None, reason="shellcheck not installed "
                     "(Debian: apt-get install shellcheck; .ci/run installs it as root)")
 @pytest.mark.parametrize("hpc, training", [
-    ({"container": "deepseg.sif", "modules": ["Apptainer/1.3.1"], "account": "nesi12345"}, {}),
+    ({"container": "deepseg.sif", "modules": ["Apptainer/1.3.1"], "account": "nesi12345"},
+     {"resume": "auto"}),  # train.sh requeues itself too
     ({"container": "deepseg.sif", "train_nodes": 2, "train_gpus": "A100:2"},
-     {"distribute": "multiworker"}),
+     {"distribute": "multiworker", "resume": "auto"}),
     ({"train_gpus": "A100:2"}, {"distribute": "mirrored"}),
     ({"train_nodes": 2, "train_gpus": "A100:4", "gpus": "A100:1", "array_throttle": 4,
       "env": ["HDF5_USE_FILE_LOCKING=FALSE", "NCCL_SOCKET_IFNAME=^docker0,lo",

@@ -1,8 +1,8 @@
 """``deepseg sbatch --submit`` on a real single-node Slurm: train, prediction array, merge.
 
-Needs root on Debian: the session fixture installs the Slurm packages if they are missing
-(apt-get), starts munged, slurmctld and slurmd, and stops them at the end. Elsewhere the
-tests skip and say why. No Slurm command is mocked.
+Needs root on Debian: the session fixture (conftest.py) installs the Slurm packages if they
+are missing (apt-get), starts munged, slurmctld and slurmd, and stops them at the end.
+Elsewhere the tests skip and say why. No Slurm command is mocked.
 """
 
 from __future__ import annotations
@@ -24,30 +24,10 @@ from deepseg_core.stages import predict
 from tests.support.cli import deepseg, environment
 from tests.support.hpc import HPC, band, tiny_experiment
 from tests.support.models import save_untrained
-from tests.support.slurm import Cluster, install
 from tests.support.synthetic import squares_scene
 
 # under pytest-xdist, one worker runs this module: its fixtures are made once
 pytestmark = [pytest.mark.interop, pytest.mark.slurm, pytest.mark.xdist_group("slurm")]
-
-
-@pytest.fixture(scope="session")
-def slurm(tmp_path_factory):
-    """A running single-node Slurm cluster (installed first if missing)."""
-    if os.geteuid() != 0:
-        pytest.skip("the Slurm daemons of this test need root")
-    reason = install()
-    if reason:
-        pytest.skip(reason)
-    cluster = Cluster(tmp_path_factory.mktemp("slurm"))
-    try:
-        cluster.start()
-    except (RuntimeError, OSError, subprocess.SubprocessError) as exc:
-        logs = cluster.logs()
-        cluster.stop()
-        pytest.fail(f"Slurm did not start: {exc}\n{logs}")
-    yield cluster
-    cluster.stop()
 
 
 def job_logs(exp) -> str:
@@ -144,6 +124,9 @@ def release_requeue_hold(cluster, job: str, timeout: float = 60) -> None:
     while cluster.job_states(job) != ["PENDING"]:  # first it completes its old run
         assert time.monotonic() < deadline, cluster.job_states(job)
         time.sleep(0.1)
+    # slurmd refuses a run whose credential dates from the second in which the last run's
+    # was revoked ('Job credential revoked': the job fails): release it two seconds later
+    time.sleep(2)
     done = subprocess.run(["scontrol", "update", f"JobId={job}", "StartTime=now"],
                           capture_output=True, text=True)
     assert done.returncode == 0, done.stderr

@@ -1,4 +1,5 @@
-"""Test-only model plugins, and an untrained model saved as the train stage would save it.
+"""Test-only model plugins (and the ``slow`` augmenter), and an untrained model saved as the
+train stage would save it.
 
 ``tinyfcn`` and ``tinyblobs`` are Keras models (trainable). ``numpyfcn`` and ``numpyblobs``
 predict the same way with NumPy alone and load their own saved file (the contract's optional
@@ -11,6 +12,7 @@ subprocesses find it through the entry point in ``site/`` (``cli.environment(tes
 
 from __future__ import annotations
 
+import time
 import warnings
 
 import numpy as np
@@ -170,6 +172,23 @@ class NumpyBlobs(NumpyModel):
 
     def predict_tiles(self, model, images):
         return blobs(images.astype("float32") @ model.arrays["weights"].astype("float32"))
+
+
+class Slow:
+    """A test-only augmenter that changes nothing and takes ``seconds`` per tile: an epoch of
+    many tiny steps lasts about as long on an idle machine as on a busy one (time limits)."""
+
+    def __init__(self, seconds: float = 0.1) -> None:
+        self.seconds = float(seconds)
+
+    def __call__(self, image, label, rng):
+        time.sleep(self.seconds)
+        return image, label
+
+
+@hookimpl
+def deepseg_register_augmenters(registry):
+    registry.add_augmenter("slow", Slow)
 
 
 @hookimpl
