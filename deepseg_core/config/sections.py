@@ -106,6 +106,10 @@ class Predict(Strict):
                          "own file handles (more feed a GPU faster)")
     commit_seconds: float = Field(5.0, ge=0, description="commit finished tiles to disk at "
                                   "least this often: a killed run loses at most this much work")
+    merge_workers: int | None = Field(None, gt=0, description="threads assembling the output "
+                                      "(deepseg merge; the end of an unsharded run): default "
+                                      "the CPUs the process was given (its CPU affinity, at "
+                                      "most SLURM_CPUS_PER_TASK); the same output for any")
     vectorize: Vectorize = Field(default_factory=Vectorize, description="polygon output")
     score_threshold: float = Field(0.5, ge=0, le=1, description="instances: minimum score")
     merge_iou: float = Field(0.5, ge=0, le=1, description="instances: IoU duplicate threshold")

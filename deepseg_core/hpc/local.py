@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..errors import DeepSegError
+from ..io.threads import available_cpus
 
 if TYPE_CHECKING:
     from ..config.schema import Experiment
@@ -57,7 +58,7 @@ def run_shards(exp: Experiment, registry: Registry, shards: int, workers: int) -
     if exp.source is None:
         raise DeepSegError("deepseg shards: the experiment must be loaded from a yaml file")
     workers = min(workers, shards)
-    threads = max(1, (os.cpu_count() or 1) // workers)
+    threads = max(1, available_cpus() // workers)
     failed = []
     from .gpus import visible_gpus
 
