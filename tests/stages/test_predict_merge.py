@@ -61,6 +61,7 @@ def test_a_damaged_shard_stops_the_merge_with_nothing_written(tmp_path, registry
         truncate(log, 0.5)
     done = deepseg("merge", tmp_path / "exp.yaml", "--workers", "2", test_models=True)
     assert_one_line_error(done, str(log), "damaged block", "rerun that shard's prediction")
+    assert "from 3 shard(s) in 2 thread(s)" in done.stdout  # --workers 2
     assert sorted(out.parent.iterdir()) == before  # no output, nothing half-written
     assert not out.exists()
 

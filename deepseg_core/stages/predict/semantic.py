@@ -59,6 +59,7 @@ def assemble_outputs(plan: Plan, registry: Registry, n: int) -> list[Path]:
     parts = [Part(plan.partial_base(i, n), plan.shard_key(i, n), f"{i}/{n}",
                   plan.shard(i, n).rows) for i in range(n)]
     threads = s.merge_workers
+    log.info(f"assembling {out.name} from {n} shard(s) in {threads} thread(s)")
     written = [assemble(parts, "classes", writer, reader_for, out, plan.info, threads=threads)]
     try:
         if s.probabilities != "none":
