@@ -11,7 +11,7 @@ import os
 import threading
 from collections import deque
 from collections.abc import Callable, Generator, Iterable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from typing import TypeVar
 
 A = TypeVar("A")
@@ -32,14 +32,15 @@ def available_cpus() -> int:
 
 
 def map_in_order(fn: Callable[[A], B], items: Iterable[A], threads: int,
-                 stop: threading.Event | None = None,
-                 name: str = "deepseg") -> Generator[B, None, None]:
+                 stop: threading.Event | None = None, name: str = "deepseg",
+                 pool: Executor | None = None) -> Generator[B, None, None]:
     """Yield ``fn(item)`` for each item, in order, computed by ``threads`` threads (in the
     calling thread for 1) with at most two items per thread in flight. ``stop`` set: no
     further item is started or handed on. An error of ``fn`` is raised where its result would
     have been yielded; closing the iterator early cancels what has not started and waits for
-    what has."""
-    if threads <= 1:
+    what has. ``pool``: the caller's executor of ``threads`` workers (processes, say) instead
+    of threads of its own; it stays open, and what it started is left to finish there."""
+    if threads <= 1 and pool is None:
         for item in items:
             if stop is not None and stop.is_set():
                 return
@@ -47,14 +48,15 @@ def map_in_order(fn: Callable[[A], B], items: Iterable[A], threads: int,
         return
     source = iter(items)
     pending: deque[Future[B]] = deque()
-    pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix=name)
+    own = pool is None
+    executor = ThreadPoolExecutor(threads, thread_name_prefix=name) if pool is None else pool
     try:
         more = True
         while more or pending:
             # two items per thread in flight: a thread never idles while its result waits
             while more and len(pending) < 2 * threads and not (stop and stop.is_set()):
                 try:
-                    pending.append(pool.submit(fn, next(source)))
+                    pending.append(executor.submit(fn, next(source)))
                 except StopIteration:
                     more = False
             if stop is not None and stop.is_set():
@@ -64,5 +66,6 @@ def map_in_order(fn: Callable[[A], B], items: Iterable[A], threads: int,
     finally:
         for future in pending:
             future.cancel()
-        pool.shutdown(wait=True)  # no thread still works once the caller goes on
+        if own:
+            executor.shutdown(wait=True)  # no thread still works once the caller goes on
 
