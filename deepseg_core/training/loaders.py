@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import logging
 import multiprocessing
 import os
 import signal
@@ -29,6 +30,7 @@ if TYPE_CHECKING:
 
 #: (epoch, step, part, parts): one batch of a dataset (StoreDataset.batch)
 Key = tuple[int, int, int, int]
+log = logging.getLogger(__name__)
 _DATASET: StoreDataset | None = None  # a loader process's dataset
 PR_SET_PDEATHSIG = 1
 
@@ -60,6 +62,7 @@ class Loader:
                 workers, mp_context=multiprocessing.get_context("fork"), initializer=_adopt,
                 initargs=(dataset, os.getpid()))
             self._pool.submit(int).result()  # forks them all now, from this thread
+            log.info(f"training: {workers} loader process(es) make the batches ahead")
 
     def batches(self, keys: Iterable[Key]) -> Iterator[tuple[Any, Any]]:
         """The batches of ``keys``, in order."""
