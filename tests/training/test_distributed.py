@@ -159,8 +159,9 @@ def test_a_killed_worker_and_a_rerun_resume_both_to_the_uninterrupted_run(scene,
     whole_path, whole = experiment(scene, "whole", batch_size=4, distribute="multiworker",
                                    reduce_lr=1)
     assert [rc for rc, _ in finish(start_workers(whole_path, tmp_path / "whole"))] == [0, 0]
+    # through loader processes (training.workers): the same bits as the run without them
     path, exp = experiment(scene, "killed", batch_size=4, distribute="multiworker",
-                           reduce_lr=1)
+                           reduce_lr=1, workers=1)
     procs = start_workers(path, tmp_path)
     kill_second_after_an_epoch(exp, procs)
     try:  # the chief notices its lost peer and stops with one line
