@@ -59,7 +59,8 @@ class Training(Strict):
         "(gRPC ring all-reduce) or nccl (NVIDIA's NCCL, GPUs only); JAX picks its own")
     scale_learning_rate: bool = Field(False, description="multiply learning_rate by the "
                                       "replicas (the global batch is batch_size x replicas)")
-    workers: int = Field(0, ge=0, description="data-loading workers (0: in the main thread)")
+    workers: int = Field(0, ge=0, description="data-loading processes of each training process, "
+                         "in every distribute mode (0: in the main thread)")
     steps_per_epoch: int | None = Field(None, gt=0, description="limit batches per epoch")
 
     @model_validator(mode="after")
