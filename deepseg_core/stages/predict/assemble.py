@@ -1,10 +1,10 @@
 """Assemble finished shard partials into an output raster through a writer plugin.
 
-Blocks are copied one at a time, so nothing is loaded whole. The output is written under a
-temporary name; after the writer closed it, every block is read back through the reader
-plugin and compared with what was written (CRC-32), so a disk that filled up or a GDAL error
-that raised nothing can never pass for a finished raster. Only then is it fsync'ed and
-renamed into place.
+Blocks are copied one at a time (with N threads, at most 2N decompressed ahead), so nothing
+is loaded whole. The output is written under a temporary name; after the writer closed it,
+every block is read back through the reader plugin and compared with what was written
+(CRC-32), so a disk that filled up or a GDAL error that raised nothing can never pass for a
+finished raster. Only then is it fsync'ed and renamed into place.
 """
 
 from __future__ import annotations
