@@ -10,9 +10,10 @@ loader processes and once with ``training.workers: 1`` each. Each setting runs f
 two epoch counts; the difference of the wall times over the difference of the epochs is the
 time of an epoch without start-up, from which the training tiles per second follow.
 
-Feeding alone (no model): one worker's share of 64 global batches (half of each, with the
-experiment's augmentation: flips and rotations, jitter) made by 0 (in the calling thread), 1
-or 2 loader processes (``--loaders``), as backend_tf's input stream asks for them.
+Feeding alone (no model): one worker's share of 64 global batches of 8 (half of each) of a
+second store, ``--feed-tilesize`` px tiles (256) of a 1024 px scene, with flips and
+rotations and radiometric jitter, made by 0 (in the calling thread), 1 or 2 loader processes
+(``--loaders``) in the order backend_tf's input stream asks for them.
 """
 
 from __future__ import annotations
@@ -31,17 +32,17 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # tests.support
 
 
-def experiment(folder: Path, size: int, name: str, **training) -> Path:
+def experiment(folder: Path, size: int, name: str, tilesize: int = 64, **training) -> Path:
     from tests.support.synthetic import squares_scene, write_experiment
 
     img, gpkg = folder / "scene.tif", folder / "scene.gpkg"
     if not img.exists():
         squares_scene(folder, size=size, nsquares=size // 8)
-    return write_experiment(folder, img, gpkg, name=name, tilesize=64, overlap=0, folds=2,
+    extra = {"augmentation": [{"name": "flips"}, {"name": "jitter", "brightness": 0.1}]} \
+        if tilesize != 64 else {}
+    return write_experiment(folder, img, gpkg, name=name, tilesize=tilesize, overlap=0, folds=2,
                             model={"name": "unet64", "filters": 8, "depth": 2},
-                            augmentation=[{"name": "flips"},
-                                          {"name": "jitter", "brightness": 0.1}],
-                            training={"seed": 1, **training})
+                            training={"seed": 1, **training}, **extra)
 
 
 def set_epochs(path: Path, epochs: int) -> None:
@@ -121,6 +122,7 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=384)
     parser.add_argument("--epochs", type=int, nargs=2, default=[1, 4])
     parser.add_argument("--loaders", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--feed-tilesize", type=int, default=256)
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/deepseg-bench-workers"))
     args = parser.parse_args()
     args.workdir.mkdir(parents=True, exist_ok=True)
@@ -133,9 +135,13 @@ def main() -> None:
     fed = experiment(args.workdir, args.size, "fed", batch_size=4, distribute="multiworker",
                      workers=1)
     dataprep.run(load_experiment(one), get_registry())
+    fast = experiment(args.workdir / "feed", 1024, "feed", args.feed_tilesize, batch_size=4,
+                      distribute="multiworker")
+    dataprep.run(load_experiment(fast), get_registry())
     for loaders in args.loaders:
-        print(f"feeding, {loaders} loader process(es): {feed_rate(two, loaders):.1f} batches/s "
-              "(one worker's half of a global batch of 8)", flush=True)
+        print(f"feeding {args.feed_tilesize} px tiles, {loaders} loader process(es): "
+              f"{feed_rate(fast, loaders):.1f} batches/s (one worker's half of a global batch "
+              "of 8)", flush=True)
     first, last = args.epochs
     for name, path, workers in (("1 process", one, 1), ("2 workers", two, 2),
                                 ("2 workers, 1 loader process each", fed, 2)):
