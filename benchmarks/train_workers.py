@@ -8,7 +8,8 @@ with the same global batch (8) as one process (all cores) and as two workers of
 MultiWorkerMirroredStrategy (batch_size 4 each, one thread each), the latter once without
 loader processes and once with ``training.workers: 1`` each. Each setting runs for the
 two epoch counts; the difference of the wall times over the difference of the epochs is the
-time of an epoch without start-up, from which the training tiles per second follow.
+time of an epoch without start-up, from which the training tiles per second follow; the same
+for the CPU seconds of all the processes (workers and their loaders).
 
 Feeding alone (no model): one worker's share of 64 global batches of 8 (half of each) of a
 second store, ``--feed-tilesize`` px tiles (256) of a 1024 px scene, with flips and
@@ -22,6 +23,7 @@ import argparse
 import json
 import os
 import re
+import resource
 import socket
 import subprocess
 import sys
@@ -145,16 +147,21 @@ def main() -> None:
     first, last = args.epochs
     for name, path, workers in (("1 process", one, 1), ("2 workers", two, 2),
                                 ("2 workers, 1 loader process each", fed, 2)):
-        walls = []
+        walls, cpus = [], []
         for epochs in (first, last):
             set_epochs(path, epochs)
+            cpu = resource.getrusage(resource.RUSAGE_CHILDREN)
             wall, out = timed(path, workers)
+            after = resource.getrusage(resource.RUSAGE_CHILDREN)  # loader processes included
             walls.append(wall)
+            cpus.append(after.ru_utime + after.ru_stime - cpu.ru_utime - cpu.ru_stime)
         ntrain = int(re.search(r"training \S+ on (\d+) tiles", out).group(1))
         print(next(line for line in out.splitlines() if "global batch" in line))
         epoch = (walls[1] - walls[0]) / (last - first)
+        cpu_epoch = (cpus[1] - cpus[0]) / (last - first)
         print(f"{name}: {walls[0]:.1f} s for {first} epoch(s), {walls[1]:.1f} s for {last}: "
-              f"{epoch:.2f} s per epoch, {ntrain / epoch:.1f} training tiles/s")
+              f"{epoch:.2f} s per epoch, {ntrain / epoch:.1f} training tiles/s; CPU (all "
+              f"processes) {cpus[0]:.1f} and {cpus[1]:.1f} s: {cpu_epoch:.2f} CPU s per epoch")
 
 
 if __name__ == "__main__":
