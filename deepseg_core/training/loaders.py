@@ -21,21 +21,27 @@ import os
 import signal
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from ..io.threads import map_in_order
-
-if TYPE_CHECKING:
-    from .dataset import StoreDataset
 
 #: (epoch, step, part, parts): one batch of a dataset (StoreDataset.batch)
 Key = tuple[int, int, int, int]
 log = logging.getLogger(__name__)
-_DATASET: StoreDataset | None = None  # a loader process's dataset
+
+
+class Batches(Protocol):
+    """What a loader needs of a dataset (dataset.StoreDataset)."""
+
+    def batch(self, epoch: int, step: int, part: int = 0, parts: int = 1) -> tuple[Any, Any]:
+        ...
+
+
+_DATASET: Batches | None = None  # a loader process's dataset
 PR_SET_PDEATHSIG = 1
 
 
-def _adopt(dataset: StoreDataset, parent: int) -> None:
+def _adopt(dataset: Batches, parent: int) -> None:
     """A loader process starts: it holds ``dataset`` and dies with ``parent``."""
     global _DATASET
     with contextlib.suppress(OSError, AttributeError):  # not Linux: ends with its pipe
@@ -54,7 +60,7 @@ class Loader:
     """``batches(keys)``: ``dataset.batch(*key)`` for each key, in order, made by ``workers``
     forked processes (0: in the calling thread). ``close()`` ends the processes."""
 
-    def __init__(self, dataset: StoreDataset, workers: int) -> None:
+    def __init__(self, dataset: Batches, workers: int) -> None:
         self.dataset, self.workers = dataset, workers
         self._pool: ProcessPoolExecutor | None = None
         if workers > 0:
