@@ -11,7 +11,7 @@ import rasterio
 
 from deepseg_core.errors import DeepSegError
 from deepseg_core.stages import predict
-from tests.support.cli import assert_one_line_error, deepseg
+from tests.support.cli import assert_one_line_error, deepseg, invoke
 from tests.support.damage import flip_bit, truncate
 from tests.support.models import save_untrained
 from tests.support.synthetic import predict_experiment, squares_scene
@@ -70,3 +70,9 @@ def test_merge_workers_must_be_positive(tmp_path):
     img, _, _ = squares_scene(tmp_path, size=64)
     with pytest.raises(DeepSegError, match="predict.merge_workers"):
         predict_experiment(tmp_path, img, predict={"merge_workers": 0})
+
+
+def test_workers_of_the_command_must_be_positive(tmp_path):
+    for command in (["merge"], ["predict", "--merge"]):
+        done = invoke(*command, tmp_path / "exp.yaml", "--workers", "0")
+        assert done.exit_code == 2 and "'--workers': 0 is not in the range" in done.output
