@@ -5,13 +5,16 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
 from . import __version__
 from .errors import DeepSegError
 from .stages import load, parse_stages, run_stage
+
+if TYPE_CHECKING:
+    from .config.schema import Experiment
 
 EXPERIMENT = click.argument("experiment", required=False, type=click.Path(dir_okay=False))
 
@@ -155,13 +158,26 @@ for _stage, _doc in (("dataprep", "Rasterize labels and write the tiles to the H
     _stage_command(_stage, _doc)
 
 
+WORKERS = click.option("--workers", type=click.IntRange(1), help="threads assembling the "
+                       "output (default: predict.merge_workers, else the CPUs given)")
+
+
+def _with_workers(experiment: str | None, workers: int | None) -> Experiment:
+    exp = load(experiment)
+    if workers is not None:
+        exp.predict.merge_workers = workers
+    return exp
+
+
 @main.command()
 @EXPERIMENT
 @click.option("--shard", help="predict shard i of N ('i/N', 0-based)")
 @click.option("--merge", "merge_only", is_flag=True, help="merge finished shards")
-def predict(experiment: str | None, shard: str | None, merge_only: bool) -> None:
+@WORKERS
+def predict(experiment: str | None, shard: str | None, merge_only: bool,
+            workers: int | None) -> None:
     """Predict the experiment's rasters tile by tile."""
-    exp = load(experiment)
+    exp = _with_workers(experiment, workers)
     if merge_only:
         run_stage("predict", exp, merge=True)
     else:
@@ -170,9 +186,10 @@ def predict(experiment: str | None, shard: str | None, merge_only: bool) -> None
 
 @main.command()
 @EXPERIMENT
-def merge(experiment: str | None) -> None:
+@WORKERS
+def merge(experiment: str | None, workers: int | None) -> None:
     """Assemble the prediction shards into one output."""
-    run_stage("predict", load(experiment), merge=True)
+    run_stage("predict", _with_workers(experiment, workers), merge=True)
 
 
 if __name__ == "__main__":

@@ -1,10 +1,9 @@
-"""GeoTIFF and COG writers of the built-in rasterio I/O plugin: window by window.
-
-Options of ``create(path, info, **options)``: ``compress`` ('deflate'; None for none),
-``tiled`` (True), ``blocksize`` (256, a multiple of 16), ``bigtiff`` ('IF_SAFER'),
-``predictor`` (None, 1, 2 or 3), ``overviews`` (None, 'auto' or factors such as [2, 4, 8];
-'auto' for COG) and ``resampling`` of overviews (nearest for thematic rasters, else average).
-Any other option goes to GDAL as a creation option (``num_threads='ALL_CPUS'``).
+"""GeoTIFF and COG writers of the built-in rasterio I/O plugin: window by window. Options of
+``create(path, info, **options)``: ``compress`` ('deflate'; None for none), ``tiled`` (True),
+``blocksize`` (256, a multiple of 16), ``bigtiff`` ('IF_SAFER'), ``predictor`` (None, 1, 2 or
+3), ``overviews`` (None, 'auto' or factors such as [2, 4, 8]; 'auto' for COG) and
+``resampling`` of overviews (nearest for thematic rasters, else average). Any other option
+goes to GDAL as a creation option (``num_threads='ALL_CPUS'``).
 """
 
 from __future__ import annotations
@@ -193,8 +192,8 @@ class CogSink(GTiffSink):
         self._extra = extra
         temp = Path(path).with_name(f".{Path(path).name}.partial.tif")
         quick = {**settings, "compress": "deflate", "predictor": None, "tiled": True}
-        super().__init__(path, info, str(temp), {**_profile(info, quick, {}), "zlevel": 1},
-                         settings)
+        fast = {**_profile(info, quick, {"num_threads": extra.get("num_threads", 1)}), "zlevel": 1}
+        super().__init__(path, info, str(temp), fast, settings)
 
     def _finish(self) -> None:
         try:
@@ -220,6 +219,7 @@ class CogSink(GTiffSink):
 
 
 class _Tables:
+    threads_option = "num_threads"  # GDAL compresses in this many threads (a COG: both steps)
     def add_attribute_table(self, path: StrPath, columns: dict[str, np.ndarray]) -> None:
         """Give a finished raster band 1's attribute table ``{name: values}`` (in .aux.xml)."""
         try:

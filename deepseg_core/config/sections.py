@@ -59,7 +59,8 @@ class Training(Strict):
         "(gRPC ring all-reduce) or nccl (NVIDIA's NCCL, GPUs only); JAX picks its own")
     scale_learning_rate: bool = Field(False, description="multiply learning_rate by the "
                                       "replicas (the global batch is batch_size x replicas)")
-    workers: int = Field(0, ge=0, description="data-loading workers (0: in the main thread)")
+    workers: int = Field(0, ge=0, description="data-loading processes of each training process, "
+                         "in every distribute mode (0: in the main thread)")
     steps_per_epoch: int | None = Field(None, gt=0, description="limit batches per epoch")
 
     @model_validator(mode="after")
@@ -106,6 +107,10 @@ class Predict(Strict):
                          "own file handles (more feed a GPU faster)")
     commit_seconds: float = Field(5.0, ge=0, description="commit finished tiles to disk at "
                                   "least this often: a killed run loses at most this much work")
+    merge_workers: int | None = Field(None, gt=0, description="threads assembling the output "
+                                      "(deepseg merge; the end of an unsharded run): default "
+                                      "the CPUs the process was given (its CPU affinity, at "
+                                      "most SLURM_CPUS_PER_TASK); the same output for any")
     vectorize: Vectorize = Field(default_factory=Vectorize, description="polygon output")
     score_threshold: float = Field(0.5, ge=0, le=1, description="instances: minimum score")
     merge_iou: float = Field(0.5, ge=0, le=1, description="instances: IoU duplicate threshold")

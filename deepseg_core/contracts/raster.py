@@ -148,7 +148,9 @@ class RasterReader(Protocol):
 
 class RasterWriter(Protocol):
     """What ``registry.add_writer(name, writer)`` expects of ``writer`` (module docstring);
-    it may also offer ``add_attribute_table(path, columns)``."""
+    it may also offer ``add_attribute_table(path, columns)``, and ``threads_option``: the name
+    of its ``create`` option that lets it compress with that many threads (the GeoTIFF and
+    COG writers': ``num_threads``); a merge with several threads passes it."""
 
     extensions: tuple[str, ...]
 

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..errors import DeepSegError
+from ..io.threads import available_cpus
 
 if TYPE_CHECKING:
     from ..config.schema import Experiment
@@ -54,14 +55,13 @@ def run_shards(exp: Experiment, registry: Registry, shards: int,
     2), then merge; returns the output. The workers share the CPU cores and GPUs that this
     process was given (a Slurm job's), not the node's."""
     from ..stages import predict
-    from .cores import allotted_cores
     from .gpus import visible_gpus
 
     if shards < 1 or (workers is not None and workers < 1):
         raise DeepSegError(f"--shards ({shards}) and --workers ({workers}) must be at least 1")
     if exp.source is None:
         raise DeepSegError("deepseg shards: the experiment must be loaded from a yaml file")
-    gpus, cores = visible_gpus(), allotted_cores()
+    gpus, cores = visible_gpus(), available_cpus()
     workers = min(workers or len(gpus) or 2, shards)
     threads = max(1, cores // workers)
     log.info(f"deepseg shards: {workers} worker(s) at once, each {threads} thread(s) of the "

@@ -9,14 +9,13 @@ handed on strictly in window order, which the partials' commit logic relies on.
 from __future__ import annotations
 
 import threading
-from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, TypeVar
 
 import numpy as np
 
 from ..data.bandstats import normalizer
+from ..io.threads import map_in_order
 
 if TYPE_CHECKING:
     from numpy.typing import ArrayLike
@@ -68,26 +67,8 @@ class TileReader:
 def read_in_order(read: Callable[[Window], T], windows: Sequence[Window], readers: int,
                   stop: threading.Event) -> Iterator[tuple[int, T]]:
     """Yield ``(index, read(windows[index]))`` in order, ``readers`` reads in flight at once."""
-    if readers <= 1:
-        for i, window in enumerate(windows):
-            if stop.is_set():
-                return
-            yield i, read(window)
-        return
-    pending: deque[tuple[int, Future[T]]] = deque()
-    pool = ThreadPoolExecutor(max_workers=readers, thread_name_prefix="deepseg-reader")
+    results = map_in_order(read, windows, readers, stop, "deepseg-reader")
     try:
-        nxt = 0
-        while nxt < len(windows) or pending:
-            # two reads per thread in flight: a thread never idles while its result waits
-            while nxt < len(windows) and len(pending) < 2 * readers and not stop.is_set():
-                pending.append((nxt, pool.submit(read, windows[nxt])))
-                nxt += 1
-            if stop.is_set():
-                return
-            i, future = pending.popleft()
-            yield i, future.result()
+        yield from enumerate(results)
     finally:
-        for _, future in pending:
-            future.cancel()
-        pool.shutdown(wait=True)  # no thread may still read once the caller closes the stacks
+        results.close()  # no thread may still read once the caller closes the stacks

@@ -56,7 +56,9 @@ def deepseg_register_writers(registry: Registry) -> None:
     Since plugin API 1.
 
     ``writer`` has ``extensions`` and ``create(path, info, **options) -> RasterSink``
-    (windowed writes; colour table and class names come from ``info``).
+    (windowed writes; colour table and class names come from ``info``); optionally
+    ``threads_option``, the name of the ``create`` option that lets it compress in N threads
+    (the assembly of predictions passes ``{threads_option: N}``; without it, nothing).
     """
 
 

@@ -155,11 +155,12 @@ def fit_input(cluster: Cluster, dataset: StoreDataset, first_epoch: int) -> tupl
     """Each worker's replicas' parts of every global batch, epoch after epoch, for ``fit``.
 
     The stream has no end: ``fit`` takes ``dataset.steps`` batches per epoch from one
-    iterator, so epoch ``e`` always gets the batches of epoch ``e``.
+    iterator, so epoch ``e`` always gets the batches of epoch ``e``. The dataset's
+    ``training.workers`` processes make them ahead (loaders.py; ``dataset.close()`` ends them).
     """
     import tensorflow as tf
 
-    replicas = cluster.replicas
+    replicas, loader = cluster.replicas, dataset.loader()
     sample = dataset.batch(first_epoch, 0, 0, replicas)
     spec = tf.nest.map_structure(
         lambda a: tf.TensorSpec((None, *a.shape[1:]), tf.as_dtype(a.dtype)), sample)
@@ -169,10 +170,10 @@ def fit_input(cluster: Cluster, dataset: StoreDataset, first_epoch: int) -> tupl
         first = context.input_pipeline_id * local
 
         def generate() -> Iterator[tuple[Any, Any]]:
-            for epoch in itertools.count(first_epoch):
-                for step in range(dataset.steps):
-                    for k in range(local):  # replicas of a worker take elements in turn
-                        yield dataset.batch(epoch, step, first + k, replicas)
+            keys = ((epoch, step, first + k, replicas) for epoch in itertools.count(first_epoch)
+                    for step in range(dataset.steps)
+                    for k in range(local))  # replicas of a worker take elements in turn
+            yield from loader.batches(keys)  # made ahead by training.workers processes
 
         return tf.data.Dataset.from_generator(generate, output_signature=spec).prefetch(2)
 

@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from numpy.typing import ArrayLike
 
     from ..contracts.model import ModelPlugin, Params
+    from .loaders import Loader
 
 #: ``augment(image (rows, cols, bands), label (rows, cols), rng) -> (image, label)``
 Augmenter = Callable[[np.ndarray, np.ndarray, np.random.Generator], tuple[np.ndarray, np.ndarray]]
@@ -71,6 +72,7 @@ class StoreDataset(keras.utils.PyDataset):
         self.steps = min(whole, int(steps)) if steps else whole
         self._store: Store | None = None
         self._pid: int | None = None  # the process that opened _store
+        self._loader: Loader | None = None
         with Store(self.path) as store:
             self.normalize = normalizer(store.stats())
             self.instance = store.instance
@@ -88,6 +90,21 @@ class StoreDataset(keras.utils.PyDataset):
         size = self.batch_size // parts
         start = step * self.batch_size + part * size
         return self.order(epoch)[start:start + size]
+
+    def loader(self) -> Loader:
+        """The batches made ahead by this dataset's ``workers`` processes, for an input that
+        Keras does not feed from them (loaders.py); started once, ended by ``close()``."""
+        if self._loader is None:
+            from .loaders import Loader
+
+            self._loader = Loader(self, self.workers if self.use_multiprocessing else 0)
+        return self._loader
+
+    def close(self) -> None:
+        """End the loader's processes, if any were started."""
+        if self._loader is not None:
+            self._loader.close()
+            self._loader = None
 
     def _handle(self) -> Store:
         if self._store is None or self._pid != os.getpid():

@@ -180,4 +180,6 @@ def _fit(exp: Experiment, registry: Registry, store: Store, tiles: tuple[Indices
                                f"the cluster ({type(exc).__name__}: {reason}); rerun the job "
                                "with training.resume: true") from None
         raise
+    finally:
+        train.close()  # the loader processes of a distributed input (training.workers)
     return model

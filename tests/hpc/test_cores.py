@@ -1,48 +1,18 @@
 """``deepseg shards`` on what its job was given: the cores of its affinity and Slurm share
-(SLURM_CPUS_PER_TASK), the GPUs of CUDA_VISIBLE_DEVICES; not the node's (os.cpu_count)."""
+(SLURM_CPUS_PER_TASK, counted by io.threads.available_cpus: tests/io/test_threads.py), the
+GPUs of CUDA_VISIBLE_DEVICES; not the node's (os.cpu_count)."""
 
 from __future__ import annotations
 
-import os
-import shutil
 import subprocess
-import sys
 
 import numpy as np
-import pytest
 
 from deepseg_core.config import load_experiment
 from deepseg_core.stages import predict
 from tests.support.cli import command, environment
 from tests.support.hpc import band, tiny_experiment
 from tests.support.models import save_untrained
-
-NODE = len(os.sched_getaffinity(0))
-
-
-def cores(*prefix: str, **env: str) -> int:
-    """allotted_cores() in a child started by ``prefix`` (taskset), with ``env`` set."""
-    base = {k: v for k, v in environment().items() if not k.startswith("SLURM_")}
-    code = "from deepseg_core.hpc.cores import allotted_cores; print(allotted_cores())"
-    done = subprocess.run([*prefix, sys.executable, "-c", code], env={**base, **env},
-                          capture_output=True, text=True, timeout=60)
-    assert done.returncode == 0, done.stderr
-    return int(done.stdout)
-
-
-def test_the_cores_are_the_affinity_at_most_slurms_share():
-    assert cores() == NODE
-    assert cores(SLURM_CPUS_PER_TASK="1") == 1
-    assert cores(SLURM_CPUS_PER_TASK=str(NODE + 8)) == NODE  # never more than it may run on
-    for junk in ("", "0", "two"):
-        assert cores(SLURM_CPUS_PER_TASK=junk) == NODE
-
-
-@pytest.mark.skipif(shutil.which("taskset") is None or NODE < 2,
-                    reason="needs taskset and two cores")
-def test_a_process_bound_to_one_core_counts_one():
-    assert cores("taskset", "-c", "0") == 1
-    assert cores("taskset", "-c", "0", SLURM_CPUS_PER_TASK="4") == 1
 
 
 def test_shards_share_out_the_jobs_cores_and_gpus(tmp_path, registry):

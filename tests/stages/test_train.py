@@ -119,6 +119,27 @@ def test_two_workers_serve_the_same_batches_as_none(scene, registry):
         assert np.array_equal(x, px) and np.array_equal(y, py)
 
 
+def test_loader_processes_serve_each_replicas_part_as_the_dataset_makes_it(scene, registry):
+    """The distributed input's loaders (training.workers): the same parts, in order."""
+    from deepseg_core.training.dataset import Feed, StoreDataset
+
+    folder, img, gpkg = scene
+    exp = prepared(folder, img, gpkg, registry, name="ds")
+    feed = Feed(registry.get("model", "unet64"), 4, ignore_label=255,
+                augmenters=(registry.get("augmenter", "flips")(),), seed=3)
+    plain = StoreDataset(store_path(exp), np.arange(10), feed, shuffle=True, workers=0)
+    pooled = StoreDataset(store_path(exp), np.arange(10), feed, shuffle=True, workers=2)
+    keys = [(e, s, p, 2) for e in range(2) for s in range(len(plain)) for p in range(2)]
+    try:
+        served = list(pooled.loader().batches(keys))
+    finally:
+        pooled.close()
+    assert len(served) == len(keys) == 12
+    for key, (x, y) in zip(keys, served):
+        px, py = plain.batch(*key)
+        assert np.array_equal(x, px) and np.array_equal(y, py), key
+
+
 def test_batches_are_prepared_with_the_experiments_model_parameters(scene, registry):
     from deepseg_core.training.dataset import Feed, StoreDataset
 

@@ -75,11 +75,13 @@ def test_two_workers_equal_one_worker_with_the_same_global_batch(scene, tmp_path
                           env=environment(**ONE_THREAD),
                           capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
-    two_path, two = experiment(scene, "two", batch_size=4, distribute="multiworker")
+    # each worker's batches made by its own loader process (training.workers: 1)
+    two_path, two = experiment(scene, "two", batch_size=4, distribute="multiworker", workers=1)
     results = finish(start_workers(two_path, tmp_path))
     assert [rc for rc, _ in results] == [0, 0], "\n".join(t[-3000:] for _, t in results)
     assert "global batch 8 = batch_size 4 x 2 replica(s)" in results[1][1]
     assert "worker 1 of 2" in results[1][1]
+    assert "1 loader process(es) make the batches ahead" in results[1][1]
 
     log = rows(two)
     losses = [float(r["loss"]) for r in log]
@@ -185,8 +187,9 @@ def test_a_killed_worker_and_a_rerun_resume_both_to_the_uninterrupted_run(scene,
     whole_path, whole = experiment(scene, "whole", batch_size=4, distribute="multiworker",
                                    reduce_lr=1)
     assert [rc for rc, _ in finish(start_workers(whole_path, tmp_path / "whole"))] == [0, 0]
+    # through loader processes (training.workers): the same bits as the run without them
     path, exp = experiment(scene, "killed", batch_size=4, distribute="multiworker",
-                           reduce_lr=1)
+                           reduce_lr=1, workers=1)
     procs = start_workers(path, tmp_path)
     kill_second_after_an_epoch(exp, procs)
     try:  # the chief notices its lost peer and stops with one line

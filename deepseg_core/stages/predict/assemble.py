@@ -1,16 +1,17 @@
 """Assemble finished shard partials into an output raster through a writer plugin.
 
-Blocks are copied one at a time, so nothing is loaded whole. The output is written under a
-temporary name; after the writer closed it, every block is read back through the reader
-plugin and compared with what was written (CRC-32), so a disk that filled up or a GDAL error
-that raised nothing can never pass for a finished raster. Only then is it fsync'ed and
-renamed into place.
+Blocks are copied one at a time (with N threads, at most 2N decompressed ahead), so nothing
+is loaded whole. The output is written under a temporary name; after the writer closed it,
+every block is read back through the reader plugin and compared with what was written
+(CRC-32), so a disk that filled up or a GDAL error that raised nothing can never pass for a
+finished raster. Only then is it fsync'ed and renamed into place.
 """
 
 from __future__ import annotations
 
+import functools
 import zlib
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -21,6 +22,7 @@ from ...contracts.raster import RasterInfo, Window
 from ...errors import DeepSegError, io_error
 from ...io.atomic import full_disk_hint, replace_durably
 from ...io.sidecars import remove_output
+from ...io.threads import map_in_order
 from ...styles.raster import write_raster_style
 from .cover import Cover
 from .partials import blocks, check_complete
@@ -56,8 +58,18 @@ def _crc(array: np.ndarray) -> int:
 
 
 def verify(path: Path, reader_for: ReaderFor, info: RasterInfo,
-           blocks: Iterable[tuple[Window, int]]) -> None:
-    """Every block of ``blocks`` reads back from ``path`` as it was written."""
+           blocks: Sequence[tuple[Window, int]], threads: int = 1) -> None:
+    """Every block of ``blocks`` reads back from ``path`` as it was written; ``threads``
+    threads read a run of consecutive blocks each, every one through its own handle."""
+    step = -(-len(blocks) // max(1, threads)) or 1
+    runs = [blocks[i:i + step] for i in range(0, len(blocks), step)]
+    for _ in map_in_order(functools.partial(_verify_run, path, reader_for, info), runs,
+                          threads, name="deepseg-verify"):
+        pass
+
+
+def _verify_run(path: Path, reader_for: ReaderFor, info: RasterInfo,
+                blocks: Sequence[tuple[Window, int]]) -> None:
     try:
         with reader_for(path).open(path) as src:
             for window, crc in blocks:
@@ -73,17 +85,23 @@ def verify(path: Path, reader_for: ReaderFor, info: RasterInfo,
 
 
 def write_output(out: Path, writer: RasterWriter, reader_for: ReaderFor, info: RasterInfo,
-                 fill: Callable[[Write], None], options: dict[str, Any] | None = None) -> Path:
+                 fill: Callable[[Write], None], options: dict[str, Any] | None = None,
+                 threads: int = 1) -> Path:
     """``fill(write)`` writes the blocks of ``out`` under its temporary name, which is then
     verified (read back through ``reader_for(path)``, a registry's), given its QGIS style (a
-    class raster) and returned; ``publish`` renames it into place with its sidecars."""
+    class raster) and returned; ``publish`` renames it into place with its sidecars.
+    ``threads``: CPU threads the writer (where it says it can use them, its
+    ``threads_option``) and the check may use."""
+    option = getattr(writer, "threads_option", None)
+    if option and threads > 1:
+        options = {option: threads, **(options or {})}
     tmp = incomplete(out)
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
         with writer.create(tmp, info, **(options or {})) as sink:
             checked = Checked(sink.write)
             fill(checked)
-        verify(tmp, reader_for, info, checked.blocks)
+        verify(tmp, reader_for, info, checked.blocks, threads)
         write_raster_style(tmp, info)
     except BaseException as exc:  # nothing half-written stays behind
         remove_output(tmp)
@@ -120,19 +138,22 @@ class Part:
 
 
 def assemble(parts: list[Part], layer: str, writer: RasterWriter, reader_for: ReaderFor,
-             out: Path, info: RasterInfo, options: dict[str, Any] | None = None) -> Path:
+             out: Path, info: RasterInfo, options: dict[str, Any] | None = None,
+             threads: int = 1) -> Path:
     """Copy ``layer`` of every partial (row bands of one raster) into the verified temporary
     of ``out``, each shard's blocks checked to cover its rows exactly; returns the temporary
-    (see ``publish``)."""
+    (see ``publish``). ``threads`` threads decompress the partials' blocks ahead of the
+    writer (which gets them in the one order a single thread would write), compress (a
+    writer that can) and check the written raster: the pixels are the same for any number."""
     for part in parts:
         check_complete(part.base, part.key, part.shard)
 
     def fill(write: Write) -> None:
         for part in parts:
             cover = Cover(*part.rows, info.width, part.shard)
-            for window, array in blocks(part.base, part.key, layer, part.shard):
+            for window, array in blocks(part.base, part.key, layer, part.shard, threads):
                 cover.add(window)
                 write(array, window)
             cover.finish()
 
-    return write_output(out, writer, reader_for, info, fill, options)
+    return write_output(out, writer, reader_for, info, fill, options, threads)

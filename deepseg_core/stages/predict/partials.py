@@ -22,6 +22,7 @@ shared folder cannot redirect the write).
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -37,6 +38,7 @@ import numpy as np
 from ...contracts.raster import Window
 from ...errors import DeepSegError, io_error
 from ...io.atomic import fsync_dir, temporaries, write_text
+from ...io.threads import map_in_order
 from .key import mismatch
 
 log = logging.getLogger(__name__)
@@ -167,20 +169,28 @@ def check_complete(base: Path, key: dict[str, Any], shard: str) -> dict[str, Any
     return _state(found)
 
 
-def blocks(base: Path, key: dict[str, Any], layer: str,
-           shard: str) -> Iterator[tuple[Window, np.ndarray]]:
-    """Yield ``(window, array)`` of ``layer`` from a complete partial, checksums verified."""
+def blocks(base: Path, key: dict[str, Any], layer: str, shard: str,
+           threads: int = 1) -> Iterator[tuple[Window, np.ndarray]]:
+    """Yield ``(window, array)`` of ``layer`` from a complete partial, checksums verified, in
+    the log's order; ``threads`` threads read, check and decompress the blocks ahead."""
     log = base.with_name(base.name + ".blocks")
     state = check_complete(base, key, shard)
     try:
         with open(log, "rb") as handle:
-            yield from _read_blocks(handle, log, state["bytes"], layer)
+            decode = functools.partial(_decode, handle.fileno(), log)
+            found = map_in_order(decode, _headers(handle, log, state["bytes"], layer), threads,
+                                 name="deepseg-merge")
+            try:
+                yield from found
+            finally:
+                found.close()
     except OSError as exc:
         raise io_error(log, exc, "cannot read the prediction shard") from None
 
 
-def _read_blocks(handle: IO[bytes], log: Path, end: int,
-                 layer: str) -> Iterator[tuple[Window, np.ndarray]]:
+def _headers(handle: IO[bytes], log: Path, end: int,
+             layer: str) -> Iterator[tuple[int, dict[str, Any]]]:
+    """``(offset of the payload, header)`` of each block of ``layer`` (the others skipped)."""
     offset = 0
     while offset < end:
         magic, size, crc = PREFIX.unpack(_exact(handle, PREFIX.size, log, offset))
@@ -188,15 +198,21 @@ def _read_blocks(handle: IO[bytes], log: Path, end: int,
         if magic != MAGIC or zlib.crc32(raw) != crc:
             raise _damaged(log, offset)
         header = json.loads(raw)
-        offset += PREFIX.size + size + header["size"]
-        if header["layer"] != layer:
-            handle.seek(header["size"], os.SEEK_CUR)
-            continue
-        payload = _exact(handle, header["size"], log, offset)
-        if zlib.crc32(payload) != header["crc"]:
-            raise _damaged(log, offset)
-        array = np.frombuffer(zlib.decompress(payload), header["dtype"])
-        yield Window(*header["window"]), array.reshape(header["shape"])
+        offset += PREFIX.size + size
+        handle.seek(header["size"], os.SEEK_CUR)
+        if header["layer"] == layer:
+            yield offset, header
+        offset += header["size"]
+
+
+def _decode(fd: int, log: Path, block: tuple[int, dict[str, Any]]) -> tuple[Window, np.ndarray]:
+    """The pixels of a block found by ``_headers`` (any thread: a positioned read)."""
+    offset, header = block
+    payload = os.pread(fd, header["size"], offset)
+    if len(payload) != header["size"] or zlib.crc32(payload) != header["crc"]:
+        raise _damaged(log, offset)
+    array = np.frombuffer(zlib.decompress(payload), header["dtype"])
+    return Window(*header["window"]), array.reshape(header["shape"])
 
 
 def _exact(handle: IO[bytes], size: int, log: Path, offset: int) -> bytes:

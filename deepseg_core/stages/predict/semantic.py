@@ -58,12 +58,14 @@ def assemble_outputs(plan: Plan, registry: Registry, n: int) -> list[Path]:
     writer, reader_for = registry.writer_for(out, s.format), registry.reader_for
     parts = [Part(plan.partial_base(i, n), plan.shard_key(i, n), f"{i}/{n}",
                   plan.shard(i, n).rows) for i in range(n)]
-    written = [assemble(parts, "classes", writer, reader_for, out, plan.info)]
+    threads = s.merge_workers
+    log.info(f"assembling {out.name} from {n} shard(s) in {threads} thread(s)")
+    written = [assemble(parts, "classes", writer, reader_for, out, plan.info, threads=threads)]
     try:
         if s.probabilities != "none":
             prob_out = out.with_name(f"{out.stem}_probabilities{out.suffix}")
             written.append(assemble(parts, "probabilities", writer, reader_for, prob_out,
-                                    plan.probabilities_info()))
+                                    plan.probabilities_info(), threads=threads))
         if s.vectorize is not None and s.vectorize.enabled:
             from .vectors import vectorize_output
 

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 from ...contracts.raster import parse_colour
 from ...inference.pipeline import Flow
+from ...io.threads import available_cpus
 from .instances.options import StitchOptions
 
 if TYPE_CHECKING:
@@ -41,6 +42,7 @@ class Settings:
     jit_compile: bool | str = "auto"
     format: str | None = None
     commit_seconds: float = 5.0
+    merge_workers: int = 1  # threads assembling the outputs
     stripe_width: int = 8192  # blending: px of a vertical stripe (writers.BlendWriter)
     score_threshold: float = 0.5
     stitch: StitchOptions = StitchOptions()  # instances: iou, ios
@@ -68,6 +70,7 @@ class Settings:
                    queue_depth=p.queue_depth, readers=p.readers, jit_compile=p.jit_compile,
                    format=p.format,
                    commit_seconds=p.commit_seconds, stripe_width=p.stripe_width,
+                   merge_workers=p.merge_workers or available_cpus(),
                    score_threshold=p.score_threshold,
                    stitch=StitchOptions(iou=p.merge_iou, ios=p.merge_ios),
                    vectorize=p.vectorize)
