@@ -262,6 +262,9 @@ def main(argv=None) -> None:
                         help="training images (several: one training scene each)")
     parser.add_argument("--epochs", type=int, help="epochs instead of the schedule's")
     parser.add_argument("--steps", type=int, help="steps per epoch instead of the schedule's")
+    parser.add_argument("--evaluate-only", action="store_true",
+                        help="predict and score with the models trained before (their "
+                             "training times stay as recorded, if they were)")
     parser.add_argument("--set", action="append", default=[], metavar="KIND.KEY=VALUE",
                         help="override an experiment key (YAML value), e.g. "
                              "instance.model.rpn_positive_iou=0.5 or semantic.learning_rate=0.01")
@@ -295,11 +298,15 @@ def main(argv=None) -> None:
             keys = encoder_overrides(kind, encoder, folder / "wheel") + overrides[kind]
             exp = load_experiment(experiment(folder, kind, data, chosen, keys, args.train,
                                              encoder))
+            before = results.get(kind, {}).get(encoder, {})
             cpu, wall = time.process_time(), time.time()
-            dataprep.run(exp, registry)
-            train.run(exp, registry)
-            run = {"cpu_s": time.process_time() - cpu,  # dataprep + training
-                   "wall_s": time.time() - wall, "schedule": chosen,
+            if not args.evaluate_only:
+                dataprep.run(exp, registry)
+                train.run(exp, registry)
+            run = {"cpu_s": before.get("cpu_s") if args.evaluate_only
+                   else time.process_time() - cpu,  # dataprep + training
+                   "wall_s": before.get("wall_s") if args.evaluate_only
+                   else time.time() - wall, "schedule": chosen,
                    "overrides": dict(overrides[kind]), "train": args.train,
                    "curve": curve(exp)}
             for name in (*VALIDATE, SAME_SITE):
@@ -335,8 +342,9 @@ def table(results: dict) -> str:
             lines.append(f"| {label} | {encoder} | {i['precision']:.3f} | {i['recall']:.3f} | "
                          f"{i['F1']:.3f} | {i['mask_AP50']:.3f} | {s['canopy_IoU']:.3f} |")
     names = {"instance": "Mask R-CNN", "semantic": "U-Net"}
+    seconds = lambda s: "not recorded" if s is None else f"{s:.0f} s"  # noqa: E731
     lines.append("\ndataprep + training CPU time: " + ", ".join(
-        f"{names[kind]} {encoder} {run['cpu_s']:.0f} s ({run['wall_s']:.0f} s wall)"
+        f"{names[kind]} {encoder} {seconds(run['cpu_s'])} ({seconds(run['wall_s'])} wall)"
         for kind, models in results.items() for encoder, run in models.items()))
     return "\n".join(lines)
 

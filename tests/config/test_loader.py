@@ -10,6 +10,7 @@ import yaml
 
 from deepseg_core.config import check_registry, load_experiment
 from deepseg_core.errors import ConfigError
+from deepseg_core.testing.encoder_files import write_lite0_pth
 from tests.support.cli import invoke
 
 MINIMAL = {
@@ -157,7 +158,8 @@ def test_missing_files_can_be_left_unchecked(project):
 
 def test_the_init_template_validates_with_its_files(tmp_path, registry):
     assert invoke("init", str(tmp_path / "experiment.yaml")).exit_code == 0
-    write_scene(tmp_path)  # image.tif and labels.gpkg: the files the template names
+    write_scene(tmp_path)  # image.tif and labels.gpkg: the files the template names ...
+    write_lite0_pth(tmp_path / "efficientnet-lite0-57934424.pth")  # ... and its encoder's
     exp = load_experiment(tmp_path / "experiment.yaml")
     check_registry(exp, registry)
     assert exp.labels.path == str(tmp_path / "labels.gpkg") and exp.nbands == 3
