@@ -21,7 +21,7 @@ class MaskRCNNPlugin(InstanceModel):
     for any number of bands."""
 
     segmentation_type = "instance"
-    backends = ("tensorflow",)  # its layers call TensorFlow ops (tf.image, tf.gather ...)
+    backends = ("tensorflow", "jax")  # keras.ops throughout, static shapes
 
     def validate(self, nbands, nclasses, tilesize, params):
         """Raise DeepSegError naming the first parameter the model cannot take."""
@@ -60,7 +60,8 @@ class MaskRCNNPlugin(InstanceModel):
         else:
             raise DeepSegError(f"optimizer {settings.optimizer!r} unknown to maskrcnn; "
                                f"expected adam, adamw or sgd")
-        model.compile(optimizer=optimizer, jit_compile=False)
+        # TensorFlow: no XLA on CPU (op determinism); JAX: one compiled step (eager is op by op)
+        model.compile(optimizer=optimizer, jit_compile=keras.backend.backend() == "jax")
 
     def prepare_batch(self, images, labels, instance_classes=None, params=None):
         """``(images, targets)``: boxes, classes and slot maps derived from the instance maps,

@@ -131,14 +131,21 @@ def test_prepare_batch_pads_to_the_max_instances_it_is_given():
 
 
 def test_roialign_samples_bin_centres():
-    import tensorflow as tf
     from deepseg_maskrcnn.roialign import crop_regions
+    from keras import ops
 
     rows = np.broadcast_to(np.arange(16, dtype=np.float32)[:, None], (16, 16))
-    image = tf.constant(rows[None, :, :, None])
-    box = tf.constant([[2 / 16, 0.0, 6 / 16, 1.0]])  # pixel rows 2..5
-    crop = crop_regions(image, box, tf.constant([0]), 4)
-    np.testing.assert_allclose(crop[0, :, 0, 0], [2, 3, 4, 5], atol=1e-5)
+    image = np.ascontiguousarray(rows[None, :, :, None])
+    box = np.array([[[2 / 16, 0.0, 6 / 16, 1.0]]], np.float32)  # pixel rows 2..5
+    crop = ops.convert_to_numpy(crop_regions(image, box, 4))
+    np.testing.assert_allclose(crop[0, 0, :, 0, 0], [2, 3, 4, 5], atol=1e-5)
+    # between pixel centres: bilinear; beyond the outer centres: 0 (crop_and_resize's rule)
+    box = np.array([[[0.0, 0.0, 2 / 16, 1.0], [15 / 16, 0.0, 17 / 16, 1.0]]], np.float32)
+    crop = ops.convert_to_numpy(crop_regions(image, box, 2))
+    np.testing.assert_allclose(crop[0, :, :, 0, 0], [[0.0, 1.0], [15.0, 0.0]], atol=1e-5)
+    half = np.array([[[0.0, 0.0, 4 / 16, 1.0]]], np.float32)  # samples at rows 0.5 and 2.5
+    nearest = ops.convert_to_numpy(crop_regions(image, half, 2, "nearest"))
+    np.testing.assert_array_equal(nearest[0, 0, :, 0, 0], [1.0, 3.0])  # half rounds up
 
 
 def test_paste_mask_fills_the_box_at_tile_scale():
@@ -185,7 +192,7 @@ def test_octave_anchors_cover_every_box_size_between_two_levels():
         anchor = np.array([s for s, _ in anchor_shapes(16, [1.0], octaves)] + [32.0])
         best = [np.max(np.minimum(s, anchor) ** 2 / np.maximum(s, anchor) ** 2) for s in sides]
         assert min(best) == pytest.approx(floor, abs=0.01)
-    boxes = level_anchors(2, 3, 8, 12, 4, shapes).numpy()
+    boxes = level_anchors(2, 3, 8, 12, 4, shapes)
     assert boxes.shape == (2 * 3 * 6, 4)
     first = boxes[0] * [8, 12, 8, 12]  # row 0, col 0, octave 0, ratio 0.5: centred at (2, 2)
     height, width = 16 / 0.5**0.5, 16 * 0.5**0.5
@@ -193,19 +200,20 @@ def test_octave_anchors_cover_every_box_size_between_two_levels():
 
 
 def test_rpn_iou_thresholds_decide_positive_and_negative_anchors():
-    import tensorflow as tf
     from deepseg_maskrcnn.targets import rpn_targets
+    from keras import ops
 
     # anchors of IoU 1, 0.64, 0.36 and 0 with the one box (10 x 10 at the origin, on 100 px)
-    anchors = tf.constant([[0, 0, 10, 10], [0, 0, 8, 8], [0, 0, 6, 6], [50, 50, 60, 60]],
-                          tf.float32) / 100
-    box = tf.constant([[[0, 0, 10, 10], [0, 0, 0, 0]]], tf.float32) / 100
-    valid = tf.constant([[True, False]])
+    anchors = np.array([[0, 0, 10, 10], [0, 0, 8, 8], [0, 0, 6, 6], [50, 50, 60, 60]],
+                       np.float32) / 100
+    box = np.array([[[0, 0, 10, 10], [0, 0, 0, 0]]], np.float32) / 100
+    valid = np.array([[True, False]])
     for positive, negative, expected in ((0.7, 0.3, [1, -1, -1, 0]), (0.5, 0.3, [1, 1, -1, 0]),
                                          (0.3, 0.3, [1, 1, 1, 0]), (0.7, 0.5, [1, -1, 0, 0])):
         labels, deltas = rpn_targets(anchors, box, valid, 4, 1.0, positive, negative)
-        assert labels.numpy()[0].tolist() == expected
-        assert np.all(deltas.numpy()[0][np.array(expected) < 1] == 0)
+        labels, deltas = ops.convert_to_numpy(labels), ops.convert_to_numpy(deltas)
+        assert labels[0].tolist() == expected
+        assert np.all(deltas[0][np.array(expected) < 1] == 0)
 
 
 def test_tiny_model_with_octave_anchors_trains_a_step():
