@@ -1,6 +1,7 @@
 """Hook implementations of the deepseg_maskrcnn plugin: registers the ``maskrcnn`` model.
 
-Keras and TensorFlow are imported inside the methods only.
+Keras is imported inside the methods only; the model is keras.ops throughout (TensorFlow and
+JAX), with static shapes.
 """
 
 from __future__ import annotations
@@ -21,7 +22,6 @@ class MaskRCNNPlugin(InstanceModel):
     for any number of bands."""
 
     segmentation_type = "instance"
-    backends = ("tensorflow", "jax")  # keras.ops throughout, static shapes
 
     def validate(self, nbands, nclasses, tilesize, params):
         """Raise DeepSegError naming the first parameter the model cannot take."""

@@ -1,5 +1,9 @@
 """ROIAlign by bilinear sampling in ``keras.ops``: regions of one map, or of the pyramid level
-of each region's size, with static shapes (every region samples the flattened pyramid)."""
+of each region's size, with static shapes (every region samples the flattened pyramid).
+
+On TensorFlow the same samples come from its ``crop_and_resize`` (:mod:`.roialign_tf`, several
+times faster on CPU); ``PORTABLE = True`` makes TensorFlow run the ``keras.ops`` path too.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +11,13 @@ import math
 
 import keras
 from keras import ops
+
+#: run the keras.ops sampling on TensorFlow too (the equivalence tests set it)
+PORTABLE = False
+
+
+def _native() -> bool:
+    return keras.backend.backend() == "tensorflow" and not PORTABLE
 
 
 def _grid(low, high, size, crop: int):
@@ -17,58 +28,64 @@ def _grid(low, high, size, crop: int):
     return low * size - 0.5 + steps * (high - low) * size
 
 
-def sample(flat, base, rows, cols, boxes, crop: int, method: str = "bilinear"):
-    """``crop x crop`` samples ``(B, R, crop, crop, C)`` at the bin centres of ``boxes (B, R, 4)``.
+def _taps(coords, size, pool: int, method: str):
+    """Per output bin of one axis: the pixels ``(..., n, k)`` it reads and their weights, for
+    sample ``coords (..., n * pool)`` on an axis of ``size (...)`` pixels: bilinear (2 pixels
+    a sample) or nearest (half rounds up), 0 outside ``[0, size - 1]``, the ``pool`` samples
+    of a bin averaged."""
+    last = ops.expand_dims(size, -1) - 1.0
+    inside = ops.cast((coords >= 0) & (coords <= last), "float32") / pool
+    if method == "nearest":
+        index, weight = ops.floor(coords + 0.5), inside
+        index, weight = ops.expand_dims(index, -1), ops.expand_dims(weight, -1)
+    else:
+        low = ops.floor(coords)
+        frac = coords - low
+        index = ops.stack([low, ops.minimum(low + 1.0, last)], axis=-1)
+        weight = ops.stack([(1.0 - frac) * inside, frac * inside], axis=-1)
+    index = ops.cast(ops.clip(index, 0.0, ops.expand_dims(last, -1)), "int32")
+    shape = (-1, *coords.shape[1:-1], coords.shape[-1] // pool, pool * index.shape[-1])
+    return ops.reshape(index, shape), ops.reshape(weight, shape)
+
+
+def sample(flat, base, rows, cols, boxes, crop: int, pool: int = 1, method: str = "bilinear"):
+    """``(crop / pool)``-square bins ``(B, R, n, n, C)`` of ``boxes (B, R, 4)``, each the mean of
+    its ``pool x pool`` samples (``crop`` a side, at the bin centres of the box).
 
     ``flat (B * T, C)``: the maps, each batch item's ``T`` rows in a block; ``base (B, R)``: the
     row of pixel (0, 0) of each region's map; ``rows``/``cols (B, R)``: that map's size. As
-    TensorFlow's ``crop_and_resize``: samples outside the map are 0, ``nearest`` rounds half up.
+    TensorFlow's ``crop_and_resize``: samples outside the map are 0. Every bin reads its pixels
+    in one gather and sums them weighted (no per-corner tensors).
     """
     rows, cols = ops.cast(rows, "float32"), ops.cast(cols, "float32")
-    ys = _grid(boxes[..., 0], boxes[..., 2], rows, crop)
-    xs = _grid(boxes[..., 1], boxes[..., 3], cols, crop)
-    inside = ((ops.expand_dims((ys >= 0) & (ys <= ops.expand_dims(rows, -1) - 1), -1))
-              & ops.expand_dims((xs >= 0) & (xs <= ops.expand_dims(cols, -1) - 1), -2))
-    base, width = ops.expand_dims(ops.expand_dims(base, -1), -1), ops.cast(cols, "int32")
-    width = ops.expand_dims(ops.expand_dims(width, -1), -1)
-    last_y = ops.expand_dims(ops.cast(rows, "int32") - 1, -1)
-    last_x = ops.expand_dims(ops.cast(cols, "int32") - 1, -1)
-    channels = flat.shape[-1]
-
-    def pick(yi, xi):
-        index = base + ops.expand_dims(yi, -1) * width + ops.expand_dims(xi, -2)
-        return ops.reshape(ops.take(flat, ops.reshape(index, (-1,)), axis=0),
-                           (-1, boxes.shape[1], crop, crop, channels))
-
-    if method == "nearest":
-        yi = ops.clip(ops.cast(ops.floor(ys + 0.5), "int32"), 0, last_y)
-        xi = ops.clip(ops.cast(ops.floor(xs + 0.5), "int32"), 0, last_x)
-        out = pick(yi, xi)
-    else:
-        y0, x0 = ops.floor(ys), ops.floor(xs)
-        wy = ops.expand_dims(ops.expand_dims(ys - y0, -1), -1)
-        wx = ops.expand_dims(ops.expand_dims(xs - x0, -2), -1)
-        top_i = ops.clip(ops.cast(y0, "int32"), 0, last_y)
-        left_i = ops.clip(ops.cast(x0, "int32"), 0, last_x)
-        bottom_i, right_i = ops.minimum(top_i + 1, last_y), ops.minimum(left_i + 1, last_x)
-        top_left, top_right = pick(top_i, left_i), pick(top_i, right_i)
-        bottom_left, bottom_right = pick(bottom_i, left_i), pick(bottom_i, right_i)
-        top = top_left + (top_right - top_left) * wx
-        bottom = bottom_left + (bottom_right - bottom_left) * wx
-        out = top + (bottom - top) * wy
-    return out * ops.cast(ops.expand_dims(inside, -1), out.dtype)
+    y_index, y_weight = _taps(_grid(boxes[..., 0], boxes[..., 2], rows, crop), rows, pool,
+                              method)
+    x_index, x_weight = _taps(_grid(boxes[..., 1], boxes[..., 3], cols, crop), cols, pool,
+                              method)
+    width = ops.cast(ops.reshape(cols, (-1, boxes.shape[1], 1, 1, 1, 1)), "int32")
+    base = ops.reshape(base, (-1, boxes.shape[1], 1, 1, 1, 1))
+    index = (base + y_index[:, :, :, None, :, None] * width + x_index[:, :, None, :, None, :])
+    weight = y_weight[:, :, :, None, :, None] * x_weight[:, :, None, :, None, :]
+    n, taps, channels = crop // pool, y_index.shape[-1] * x_index.shape[-1], flat.shape[-1]
+    picked = ops.reshape(ops.take(flat, ops.reshape(index, (-1,)), axis=0), (-1, taps, channels))
+    out = ops.sum(picked * ops.reshape(weight, (-1, taps, 1)), axis=1)
+    return ops.reshape(out, (-1, boxes.shape[1], n, n, channels))
 
 
 def crop_regions(image, boxes, crop: int, method: str = "bilinear"):
     """``crop x crop`` samples ``(B, R, crop, crop, C)`` of ``image (B, H, W, C)`` at the bin
     centres of its normalized ``boxes (B, R, 4)`` (ROIAlign without the half-pixel shift)."""
+    if _native():
+        from .roialign_tf import batch_crops
+
+        return batch_crops(image, boxes, crop, method)
     height, width, channels = image.shape[1], image.shape[2], image.shape[3]
     batch = ops.shape(image)[0]
     base = ops.expand_dims(ops.arange(batch, dtype="int32") * (height * width), 1)
     base = base + ops.zeros_like(boxes[..., 0], dtype="int32")
     size = ops.ones_like(boxes[..., 0])
     return sample(ops.reshape(image, (-1, channels)), base, size * height, size * width, boxes,
-                  crop, method)
+                  crop, method=method)
 
 
 def roi_levels(rois, height: int, width: int, canonical_size: float):
@@ -95,6 +112,10 @@ class PyramidROIAlign(keras.layers.Layer):
         """Pooled features ``(B, R, size, size, C)`` of the ROIs, in ROI order."""
         rois = ops.cast(rois, "float32")
         level = roi_levels(rois, image.shape[1], image.shape[2], self.canonical_size) - 2
+        if _native():
+            from .roialign_tf import pyramid_crops
+
+            return pyramid_crops(rois, level, pyramid, self.pool_size)
         shapes = [(p.shape[1], p.shape[2]) for p in pyramid]
         starts, total = [], 0
         for h, w in shapes:
@@ -109,9 +130,7 @@ class PyramidROIAlign(keras.layers.Layer):
         rows = ops.take(ops.convert_to_tensor([h for h, _ in shapes], "int32"), level)
         cols = ops.take(ops.convert_to_tensor([w for _, w in shapes], "int32"), level)
         size = self.pool_size
-        crops = sample(ops.reshape(flat, (-1, channels)), base, rows, cols, rois, 2 * size)
-        crops = ops.reshape(crops, (-1, rois.shape[1], size, 2, size, 2, channels))
-        return ops.mean(crops, axis=(3, 5))
+        return sample(ops.reshape(flat, (-1, channels)), base, rows, cols, rois, 2 * size, 2)
 
     def compute_output_shape(self, rois_shape, image_shape=None, pyramid_shapes=None):
         channels = pyramid_shapes[0][-1] if pyramid_shapes else None
