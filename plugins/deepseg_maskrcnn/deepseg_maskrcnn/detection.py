@@ -8,7 +8,7 @@ import keras
 from keras import ops
 
 from . import boxes as bx
-from .nms import first_kept, suppress
+from .nms import first_kept, native_nms, suppress
 
 
 @keras.saving.register_keras_serializable(package="deepseg_maskrcnn")
@@ -43,6 +43,11 @@ class DetectionLayer(keras.layers.Layer):
                                   ops.expand_dims(rois, 2)))
         real = ops.cast(bx.area(rois) > 0, "float32")  # zero boxes pad the proposals
         scores = ops.cast(probs, "float32")[:, :, 1:] * ops.expand_dims(real, -1)
+        if native_nms():  # scores equal to the threshold pass (the op keeps those above it)
+            from .nms_tf import detections
+
+            return detections(boxes, scores, self.max_instances, self.nms_threshold,
+                              self.min_confidence - 1e-6)
         scores = ops.reshape(scores, (-1, nrois * nclasses))
         boxes = ops.reshape(boxes, (-1, nrois * nclasses, 4))
         top, index = ops.top_k(scores, k=self.candidates(nrois, nclasses))

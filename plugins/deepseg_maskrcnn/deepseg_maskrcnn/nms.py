@@ -1,4 +1,5 @@
-"""Batched greedy non-maximum suppression with static shapes (``keras.ops``, any backend).
+"""Batched greedy non-maximum suppression with static shapes (``keras.ops``, any backend; on
+TensorFlow its own kernel, :mod:`.nms_tf`, makes the same choices faster).
 
 Candidates come sorted best first, a fixed number per row with a validity mask; the result is
 a fixed number of slots per row, the kept candidates best first and a mask of the filled ones.
@@ -6,9 +7,18 @@ a fixed number of slots per row, the kept candidates best first and a mask of th
 
 from __future__ import annotations
 
+import keras
 from keras import ops
 
 from . import boxes as bx
+
+#: run the keras.ops pass on TensorFlow too, instead of its combined_non_max_suppression
+PORTABLE = False
+
+
+def native_nms() -> bool:
+    """Whether NMS runs TensorFlow's kernel (:mod:`.nms_tf`): on TensorFlow, unless PORTABLE."""
+    return keras.backend.backend() == "tensorflow" and not PORTABLE
 
 
 def suppress(boxes, valid, threshold: float, classes=None):

@@ -6,7 +6,7 @@ import keras
 from keras import ops
 
 from . import boxes as bx
-from .nms import first_kept, suppress
+from .nms import first_kept, native_nms, suppress
 
 
 @keras.saving.register_keras_serializable(package="deepseg_maskrcnn")
@@ -29,6 +29,10 @@ class ProposalLayer(keras.layers.Layer):
         anchors = ops.convert_to_tensor(anchors, "float32")
         top, index = ops.top_k(ops.sigmoid(logits), k=min(self.pre_nms_limit, anchors.shape[0]))
         boxes = bx.clip(bx.decode(bx.batch_gather(deltas, index), ops.take(anchors, index, 0)))
+        if native_nms():
+            from .nms_tf import proposals
+
+            return ops.stop_gradient(proposals(boxes, top, self.count, self.nms_threshold))
         kept = suppress(boxes, ops.ones_like(top, dtype="bool"), self.nms_threshold)
         slot, filled = first_kept(kept, self.count)
         proposals = bx.batch_gather(boxes, slot) * ops.cast(ops.expand_dims(filled, -1),

@@ -310,3 +310,35 @@ def test_weights_file_without_a_matching_layer_is_an_error(tmp_path):
         f["dense_99/k"] = np.zeros((2, 2), np.float32)
     with pytest.raises(DeepSegError, match="no layer of .* matches"):
         MaskRCNNPlugin().build(4, 3, 64, {**TINY, "weights": str(path)})
+
+
+def test_tensorflow_kernels_make_the_portable_choices(monkeypatch):
+    """crop_and_resize and combined NMS (TensorFlow's kernels) against the keras.ops gather
+    and greedy pass on the same inputs (on JAX both runs are the portable ones)."""
+    from deepseg_maskrcnn import nms, roialign
+    from deepseg_maskrcnn.detection import DetectionLayer
+    from deepseg_maskrcnn.proposals import ProposalLayer
+    from keras import ops
+
+    rng = np.random.default_rng(3)
+    anchors = np.sort(rng.uniform(0, 1, (400, 4)), -1)[:, [0, 2, 1, 3]].astype(np.float32)
+    logits = (rng.permutation(800)[:400].reshape(1, 400) * 1e-2 - 2).astype(np.float32)
+    deltas = rng.normal(0, 0.3, (1, 400, 4)).astype(np.float32)
+    probs = rng.dirichlet([1, 1, 1], (1, 50)).astype(np.float32)
+    box_deltas = rng.normal(0, 0.3, (1, 50, 3, 4)).astype(np.float32)
+    pyramid = [rng.normal(size=(1, 64 // s, 64 // s, 4)).astype(np.float32) for s in (4, 8, 16, 32)]
+    image = np.zeros((1, 64, 64, 3), np.float32)
+
+    def run():
+        rois = ProposalLayer(50, 300, 0.5)(logits, deltas, anchors)
+        found = DetectionLayer(20, 0.3, 0.3)(rois, probs, box_deltas)
+        pooled = roialign.PyramidROIAlign(7, 24.0)(rois, image, pyramid)
+        return [ops.convert_to_numpy(v) for v in (rois, *found, pooled)]
+
+    native = run()
+    monkeypatch.setattr(nms, "PORTABLE", True)
+    monkeypatch.setattr(roialign, "PORTABLE", True)
+    portable = run()
+    assert native[4].sum() > 3  # detections made
+    for a, b in zip(native, portable):
+        np.testing.assert_allclose(a, b, atol=1e-5)
