@@ -9,9 +9,10 @@ On a GPU (about 8 minutes): UNet64 and ResUNet at 1024 px, float32 and mixed pre
 (TensorFlow: float16; JAX: bfloat16), batch 4-32: bare ``predict`` tiles/s; end-to-end
 ``deepseg predict`` tiles/s on a generated 20,480 x 20,480 px raster (pipeline cost = bare /
 end to end, the time the model waited on the readers, GPU utilisation and memory sampled
-with nvidia-smi); Mask R-CNN (resnet50, 1024 px; TensorFlow only) prediction including
-stitching; one training epoch with and without mixed precision; what that implies for the
-59,210-tile tree job on 1 and 16 GPUs, in Gpx/h per GPU beside published peer figures.
+with nvidia-smi); Mask R-CNN (resnet50, 1024 px, float32 and mixed bfloat16, on either
+backend) prediction including stitching; one training epoch with and without mixed
+precision; what that implies for the 59,210-tile tree job (Mask R-CNN's included) on 1 and
+16 GPUs, in Gpx/h per GPU beside published peer figures.
 Without a GPU (or with --small) the same steps run at tiny sizes, so the script never rots.
 Writes ``results.json`` and ``results.md`` to --out after every step (a run stopped by its
 time limit leaves what it measured); ``--budget`` skips the steps that no longer fit.
@@ -148,16 +149,17 @@ def end_to_end(folder, registry, size, sampler, bare, policies, clock) -> list[d
     return rows
 
 
-def maskrcnn(folder, registry, size, sampler) -> dict:
-    from deepseg_core.backend import current
+#: Mask R-CNN's precisions: float32 and bfloat16 on both backends (issue 26)
+MASKRCNN_PRECISIONS = ("float32", "mixed_bfloat16")
 
-    runs_on = getattr(registry.get("model", "maskrcnn"), "backends", None)
-    if runs_on and current() not in runs_on:
-        return {"model": "maskrcnn", "backbone": size["maskrcnn"]["backbone"],
-                "skipped": f"runs on {' and '.join(runs_on)} only, not on {current()}"}
-    exp = instance_experiment(folder, registry, size)
+
+def maskrcnn(folder, registry, size, sampler, policy: str) -> dict:
+    """``deepseg predict`` of Mask R-CNN (stitching included) at ``policy``: tiles/s."""
+    exp = instance_experiment(folder, registry, size, policy)
     r = predict_run(exp, registry, sampler)
-    return {"model": "maskrcnn", "backbone": size["maskrcnn"]["backbone"], **r}
+    print(f"predict maskrcnn {policy}: {r['tiles_per_s']:.2f} tiles/s", flush=True)
+    return {"model": "maskrcnn", "backbone": size["maskrcnn"]["backbone"], "precision": policy,
+            "readers": size["readers"][0], **r}
 
 
 def train_epoch(folder, registry, size, policy) -> dict:
@@ -224,12 +226,12 @@ def main() -> None:
     args.workdir.mkdir(parents=True, exist_ok=True)
     results = {"mode": "full" if size is SIZES["full"] else "small", **info, "sizes": size,
                "precisions": list(policies), "bare_predict": [], "end_to_end": [],
-               "maskrcnn": {"model": "maskrcnn", "skipped": "not reached"}, "train": [],
+               "maskrcnn": [], "train": [],
                "tree_job": [], "peers_gpx_per_h": PEERS, "skipped": clock.skipped}
 
     def save() -> None:
         results["seconds"] = clock.seconds()
-        results["tree_job"] = tree_job(results["end_to_end"], size)
+        results["tree_job"] = tree_job(results["end_to_end"] + results["maskrcnn"], size)
         args.out.mkdir(parents=True, exist_ok=True)
         (args.out / "results.json").write_text(json.dumps(results, indent=1, default=str))
         (args.out / "results.md").write_text(markdown(results))
@@ -244,9 +246,10 @@ def main() -> None:
     results["end_to_end"] = end_to_end(args.workdir, registry, size, sampler,
                                        results["bare_predict"], policies, clock)
     save()
-    if clock.left("maskrcnn"):
-        results["maskrcnn"] = maskrcnn(args.workdir, registry, size, sampler)
-        save()
+    for policy in MASKRCNN_PRECISIONS:
+        if clock.left(f"maskrcnn {policy}"):
+            results["maskrcnn"].append(maskrcnn(args.workdir, registry, size, sampler, policy))
+            save()
     for policy in policies:
         if clock.left(f"train {policy}"):
             results["train"].append(train_epoch(args.workdir, registry, size, policy))

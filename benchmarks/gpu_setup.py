@@ -138,13 +138,13 @@ def semantic_experiment(folder, registry, model: str, params: dict, size: dict, 
         "predict": {"batch_size": size["e2e_batch"], "readers": readers}}, policy)
 
 
-def instance_experiment(folder, registry, size: dict):
-    return _experiment(folder, registry, "maskrcnn", size["mrcnn_raster"], {
+def instance_experiment(folder, registry, size: dict, policy: str = "float32"):
+    return _experiment(folder, registry, f"maskrcnn_{policy}", size["mrcnn_raster"], {
         "segmentation_type": "instance", "tilesize": size["tilesize"],
         "overlap": size["overlap"], "classes": [{"name": "background"}, {"name": "tree"}],
         "model": {"name": "maskrcnn", **size["maskrcnn"]},
         "predict": {"batch_size": 2, "readers": size["readers"][0], "score_threshold": 0.05}},
-        "float32")
+        policy)
 
 
 def train_store(folder, registry, size: int, tilesize: int, params: dict):

@@ -39,15 +39,13 @@ def markdown(r: dict) -> str:
                       e["bare_tiles_per_s"], e["pipeline_cost"], e.get("steady_pipeline_cost"),
                       e["model_waited_s"], e["gpu_util_mean"], e["gpu_util_max"],
                       e["gpu_mem_max_mib"]] for e in r["end_to_end"]])
-    m = r["maskrcnn"]
-    lines += [f"## Mask R-CNN ({m.get('backbone', '?')}), prediction with stitching", ""]
-    if "skipped" in m:
-        lines += [f"Skipped: {m['skipped']}.", ""]
-    else:
-        lines += _table(["tiles", "tiles/s", "model waited on readers (s)", "GPU util mean %",
-                         "GPU memory max MiB"],
-                        [[m["tiles"], m["tiles_per_s"], m["model_waited_s"],
-                          m["gpu_util_mean"], m["gpu_mem_max_mib"]]])
+    backbone = r["sizes"]["maskrcnn"]["backbone"]
+    lines += [f"## Mask R-CNN ({backbone}), `deepseg predict` with stitching", ""]
+    lines += _table(["precision", "tiles", "tiles/s", "first batch s", "steady tiles/s",
+                     "model waited on readers (s)", "GPU util mean %", "GPU memory max MiB"],
+                    [[m["precision"], m["tiles"], m["tiles_per_s"], m.get("first_batch_s"),
+                      m.get("steady_tiles_per_s"), m["model_waited_s"], m["gpu_util_mean"],
+                      m["gpu_mem_max_mib"]] for m in r["maskrcnn"]])
     lines += ["## One training epoch (UNet64 from the HDF5 store)", ""]
     lines += _table(["precision", "tiles", "batch", "seconds", "tiles/s"],
                     [[t["precision"], t["tiles"], t["batch"], t["seconds"], t["tiles_per_s"]]

@@ -30,7 +30,13 @@ def test_the_gpu_benchmark_runs_small_and_reports_every_figure(tmp_path):
     # 256 px raster, 64 px tiles, 16 px overlap: a 5 x 5 grid, every tile predicted
     assert all(e["tiles"] == 25 and e["pipeline_cost"] > 0 and e["model_waited_s"] >= 0
                for e in e2e.values())
-    assert r["maskrcnn"]["tiles"] == 9 and r["maskrcnn"]["tiles_per_s"] > 0
+    # Mask R-CNN in float32 and bfloat16 (issue 26), stitching included, and its tree job
+    assert [m["precision"] for m in r["maskrcnn"]] == ["float32", "mixed_bfloat16"]
+    assert all(m["tiles"] == 9 and m["tiles_per_s"] > 0 for m in r["maskrcnn"])
+    jobs = {(t["model"], t["precision"]): t for t in r["tree_job"]}
+    for m in r["maskrcnn"]:
+        assert math.isclose(jobs[("maskrcnn", m["precision"])]["hours_1_gpu"],
+                            59_210 / m["tiles_per_s"] / 3600)
     assert [t["precision"] for t in r["train"]] == ["float32", "mixed_float16"]
     assert all(t["tiles"] > 0 and t["tiles_per_s"] > 0 for t in r["train"])
     job = r["tree_job"][0]

@@ -89,6 +89,13 @@ class TinyBlobs(InstanceModel):
         return {}
 
 
+class TensorFlowBlobs(TinyBlobs):
+    """TinyBlobs declared to run on TensorFlow only: the backend checks' model (every shipped
+    model runs on both backends)."""
+
+    backends = ("tensorflow",)
+
+
 class NumpyNet:
     """A saved-and-loaded model of the NumPy plugins: named arrays, saved as an .npz archive
     (a zip, so the core's check of a weights file applies to it as to a .keras file)."""
@@ -195,6 +202,7 @@ def deepseg_register_augmenters(registry):
 def deepseg_register_models(registry):
     registry.add_model("tinyfcn", TinyFCN())
     registry.add_model("tinyblobs", TinyBlobs())
+    registry.add_model("tfblobs", TensorFlowBlobs())
     registry.add_model("numpyfcn", NumpyFCN())
     registry.add_model("numpyblobs", NumpyBlobs())
 

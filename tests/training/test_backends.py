@@ -25,6 +25,9 @@ from deepseg_core.config import load_experiment
 from deepseg_core.errors import DeepSegError
 from deepseg_core.plugins.manager import load_plugins
 from deepseg_core.stages import dataprep, predict, train
+from tests.support import ROOT
+from tests.support.cli import SITE
+from tests.support.models import TensorFlowBlobs
 from tests.support.synthetic import squares_scene, write_experiment
 
 OTHER = {"tensorflow": "jax", "jax": "tensorflow"}
@@ -41,7 +44,11 @@ def python(code: str, tmp_path: Path, **env: str) -> subprocess.CompletedProcess
 
 
 def cli(*args: str, tmp_path: Path, **env: str) -> subprocess.CompletedProcess:
-    return python(f"from deepseg_core.cli import main; main({list(args)!r})", tmp_path, **env)
+    """``deepseg ARGS`` with the test model plugins installed (``tfblobs`` runs on TensorFlow
+    only: every shipped model runs on both backends)."""
+    paths = os.pathsep.join([str(SITE), str(ROOT), os.environ.get("PYTHONPATH", "")])
+    return python(f"from deepseg_core.cli import main; main({list(args)!r})", tmp_path,
+                  **{"PYTHONPATH": paths, **env})
 
 
 CHOSEN = ("import sys, json; from deepseg_core.backend import configured; "
@@ -65,7 +72,8 @@ def test_version_and_plugins_name_the_backend_and_the_tensorflow_only_model(tmp_
     assert lines[1].endswith("; from KERAS_BACKEND)")
     listed = cli("plugins", tmp_path=tmp_path, KERAS_BACKEND="tensorflow").stdout.splitlines()
     assert listed[0].startswith("Keras backend: tensorflow (tensorflow ")
-    assert "  models: maskrcnn [tensorflow only]" in listed
+    assert "  models: numpyblobs, numpyfcn, tfblobs [tensorflow only], tinyblobs, tinyfcn" in listed
+    assert "  models: maskrcnn" in listed  # TensorFlow and JAX (issue 26)
 
 
 @pytest.fixture(scope="module")
@@ -85,15 +93,16 @@ def test_an_unsupported_backend_and_a_tensorflow_only_model_are_one_line(scene, 
         "to tensorflow or jax"]
     instance = write_experiment(folder, img, gpkg, name="crowns", segmentation_type="instance")
     settings = yaml.safe_load(instance.read_text())
-    instance.write_text(yaml.safe_dump({**settings, "model": {"name": "maskrcnn"}}))
+    instance.write_text(yaml.safe_dump({**settings, "model": {"name": "tfblobs"}}))
     done = cli("validate", str(instance), tmp_path=tmp_path, KERAS_BACKEND="jax")
     assert done.returncode == 2 and "Traceback" not in done.stderr
     assert done.stderr.splitlines() == [
-        f"error: {instance}: model.name: model maskrcnn: runs on the tensorflow backend only, "
+        f"error: {instance}: model.name: model tfblobs: runs on the tensorflow backend only, "
         "not on jax (from KERAS_BACKEND); set KERAS_BACKEND (or the experiment's backend) to "
         "tensorflow"]
     with pytest.raises(DeepSegError, match="runs on the tensorflow backend only, not on jax"):
-        check_model(load_plugins().registry.get("model", "maskrcnn"), "maskrcnn", "jax")
+        check_model(TensorFlowBlobs(), "tfblobs", "jax")
+    check_model(load_plugins().registry.get("model", "maskrcnn"), "maskrcnn", "jax")  # both
 
 
 def test_the_experiment_s_backend_key_sets_keras_backend_before_keras_starts(scene, tmp_path):

@@ -1,8 +1,11 @@
-"""Anchors over the pyramid levels P2..P6, in the order the RPN head emits its outputs."""
+"""Anchors over the pyramid levels P2..P6, in the order the RPN head emits its outputs.
+
+The anchors are constants of the tile size (numpy), the same arrays on every backend.
+"""
 
 from __future__ import annotations
 
-import tensorflow as tf
+import numpy as np
 
 from .config import STRIDES
 
@@ -18,32 +21,29 @@ def anchor_shapes(scale: float, ratios, octaves: int = 1) -> list[tuple[float, f
     return [(side / ratio ** 0.5, side * ratio ** 0.5) for side in sides for ratio in ratios]
 
 
-def level_anchors(rows, cols, height, width, stride: int, shapes) -> tf.Tensor:
+def level_anchors(rows: int, cols: int, height: int, width: int, stride: int,
+                  shapes) -> np.ndarray:
     """Normalized anchors ``(rows * cols * len(shapes), 4)`` of one level (row, col, shape order).
 
     ``rows``/``cols``: the level's feature map size; ``height``/``width``: the tile's in pixels;
     ``shapes``: the anchors' (height, width) in pixels, each centred on its feature cell.
     """
-    shapes = tf.constant(shapes, tf.float32)
-    half_h, half_w = 0.5 * shapes[:, 0], 0.5 * shapes[:, 1]
-    cy = (tf.cast(tf.range(rows), tf.float32) + 0.5) * stride
-    cx = (tf.cast(tf.range(cols), tf.float32) + 0.5) * stride
-    cy = tf.reshape(cy, (-1, 1, 1))
-    cx = tf.reshape(cx, (1, -1, 1))
-    shape = (rows, cols, tf.shape(shapes)[0])
-    boxes = tf.stack([tf.broadcast_to(cy - half_h, shape), tf.broadcast_to(cx - half_w, shape),
-                      tf.broadcast_to(cy + half_h, shape), tf.broadcast_to(cx + half_w, shape)],
+    shapes = np.asarray(shapes, np.float32)
+    half_h, half_w = np.float32(0.5) * shapes[:, 0], np.float32(0.5) * shapes[:, 1]
+    cy = ((np.arange(rows, dtype=np.float32) + 0.5) * stride).reshape(-1, 1, 1)
+    cx = ((np.arange(cols, dtype=np.float32) + 0.5) * stride).reshape(1, -1, 1)
+    shape = (rows, cols, len(shapes))
+    boxes = np.stack([np.broadcast_to(cy - half_h, shape), np.broadcast_to(cx - half_w, shape),
+                      np.broadcast_to(cy + half_h, shape), np.broadcast_to(cx + half_w, shape)],
                      axis=-1)
-    scale_to_tile = tf.stack([height, width, height, width])
-    return tf.reshape(boxes, (-1, 4)) / tf.cast(scale_to_tile, tf.float32)
+    scale_to_tile = np.array([height, width, height, width], np.float32)
+    return (boxes.reshape(-1, 4) / scale_to_tile).astype(np.float32)
 
 
-def pyramid_anchors(image, pyramid, scales, ratios, octaves: int = 1) -> tf.Tensor:
-    """All anchors ``(A, 4)`` for ``image (B, H, W, b)`` and feature maps ``pyramid`` (P2..P6)."""
-    height, width = tf.shape(image)[1], tf.shape(image)[2]
-    out = []
-    for feature, stride, scale in zip(pyramid, STRIDES, scales):
-        shape = tf.shape(feature)
-        out.append(level_anchors(shape[1], shape[2], height, width, stride,
-                                 anchor_shapes(scale, ratios, octaves)))
-    return tf.concat(out, axis=0)
+def pyramid_anchors(height: int, width: int, scales, ratios, octaves: int = 1) -> np.ndarray:
+    """All anchors ``(A, 4)`` of a ``height`` x ``width`` tile over P2..P6 (strides 4..64;
+    each level's map is the tile size over its stride, rounded up, as the FPN makes it)."""
+    out = [level_anchors(-(-height // stride), -(-width // stride), height, width, stride,
+                         anchor_shapes(scale, ratios, octaves))
+           for stride, scale in zip(STRIDES, scales)]
+    return np.concatenate(out, axis=0)

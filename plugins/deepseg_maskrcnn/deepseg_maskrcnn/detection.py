@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import math
+
 import keras
-import tensorflow as tf
+from keras import ops
 
 from . import boxes as bx
+from .nms import first_kept, native_nms, suppress
 
 
 @keras.saving.register_keras_serializable(package="deepseg_maskrcnn")
@@ -23,23 +26,42 @@ class DetectionLayer(keras.layers.Layer):
         super().__init__(**kwargs)
         self.max_instances, self.min_confidence = max_instances, min_confidence
         self.nms_threshold = nms_threshold
-        self.supports_jit = False  # NMS has data-dependent shapes
         self.built = True
+
+    def candidates(self, rois: int, classes: int) -> int:
+        """How many (ROI, class) pairs can pass: the probabilities of a ROI sum to 1, so at
+        most ``1 / min_confidence`` of its classes reach the threshold."""
+        threshold = self.min_confidence - 1e-6
+        per_roi = classes if threshold <= 0 else min(classes, math.floor(1.0 / threshold))
+        return rois * per_roi
 
     def call(self, rois, probs, deltas):
         """(boxes, scores, class_ids, count) of the kept detections."""
-        rois = tf.cast(rois, tf.float32)
-        boxes = bx.clip(bx.decode(tf.cast(deltas, tf.float32)[:, :, 1:], rois[:, :, None, :]))
-        real = tf.cast(bx.area(rois) > 0, tf.float32)[..., None]  # zero boxes pad the proposals
-        scores = tf.cast(probs, tf.float32)[:, :, 1:] * real
-        # Scores equal to the threshold pass (the op keeps only scores above its threshold).
-        threshold = self.min_confidence - 1e-6
-        kept, kept_scores, kept_classes, count = tf.image.combined_non_max_suppression(
-            boxes, scores, self.max_instances, self.max_instances,
-            iou_threshold=self.nms_threshold, score_threshold=threshold, clip_boxes=False)
-        filled = tf.range(self.max_instances)[None, :] < count[:, None]
-        class_ids = tf.where(filled, tf.cast(kept_classes, tf.int32) + 1, 0)
-        return kept, kept_scores, class_ids, count
+        rois = ops.cast(rois, "float32")
+        nrois, nclasses = rois.shape[1], probs.shape[-1] - 1
+        boxes = bx.clip(bx.decode(ops.cast(deltas, "float32")[:, :, 1:],
+                                  ops.expand_dims(rois, 2)))
+        real = ops.cast(bx.area(rois) > 0, "float32")  # zero boxes pad the proposals
+        scores = ops.cast(probs, "float32")[:, :, 1:] * ops.expand_dims(real, -1)
+        if native_nms():  # scores equal to the threshold pass (the op keeps those above it)
+            from .nms_tf import detections
+
+            return detections(boxes, scores, self.max_instances, self.nms_threshold,
+                              self.min_confidence - 1e-6)
+        scores = ops.reshape(scores, (-1, nrois * nclasses))
+        boxes = ops.reshape(boxes, (-1, nrois * nclasses, 4))
+        top, index = ops.top_k(scores, k=self.candidates(nrois, nclasses))
+        classes = index % nclasses
+        # Scores equal to the threshold pass.
+        kept = suppress(bx.batch_gather(boxes, index), top > self.min_confidence - 1e-6,
+                        self.nms_threshold, classes)
+        slot, filled = first_kept(kept, self.max_instances)
+        index = bx.batch_gather(index, slot)
+        fill = ops.cast(filled, "float32")
+        kept_boxes = bx.batch_gather(boxes, index) * ops.expand_dims(fill, -1)
+        class_ids = ops.where(filled, bx.batch_gather(classes, slot) + 1, 0)
+        count = ops.sum(ops.cast(filled, "int32"), axis=1)
+        return kept_boxes, bx.batch_gather(top, slot) * fill, class_ids, count
 
     def compute_output_shape(self, rois_shape, probs_shape=None, deltas_shape=None):
         batch, d = rois_shape[0], self.max_instances

@@ -2,44 +2,62 @@
 
 from __future__ import annotations
 
-import tensorflow as tf
+from keras import ops
 
 
 def smooth_l1(x):
     """Elementwise smooth L1 (Huber with delta 1)."""
-    absolute = tf.abs(x)
-    return tf.where(absolute < 1.0, 0.5 * tf.square(x), absolute - 0.5)
+    absolute = ops.abs(x)
+    return ops.where(absolute < 1.0, 0.5 * ops.square(x), absolute - 0.5)
+
+
+def sigmoid_cross_entropy(labels, logits):
+    """Elementwise binary cross-entropy of ``logits`` against 0/1 ``labels`` (stable form)."""
+    return (ops.maximum(logits, 0.0) - logits * labels
+            + ops.log1p(ops.exp(-ops.abs(logits))))
 
 
 def _mean(values, weights):
-    return tf.math.divide_no_nan(tf.reduce_sum(values * weights), tf.reduce_sum(weights))
+    """Weighted mean of ``values`` (0/1 ``weights``; 0 when no weight is 1)."""
+    return ops.sum(values * weights) / ops.maximum(ops.sum(weights), 1.0)
+
+
+def own_class(values, classes, axis: int):
+    """``values`` at each item's class ``classes`` along ``axis`` (the axis after ``classes``'
+    dimensions; a one-hot sum rather than a gather, the same on every backend)."""
+    hot = ops.one_hot(classes, values.shape[axis], dtype=values.dtype)
+    for _ in range(axis - classes.ndim):
+        hot = ops.expand_dims(hot, -2)
+    for _ in range(values.ndim - 1 - axis):
+        hot = ops.expand_dims(hot, -1)
+    return ops.sum(values * hot, axis=axis)
 
 
 def rpn_class_loss(labels, logits):
     """Binary cross-entropy of objectness over the sampled anchors (label 1/0; -1 is ignored)."""
-    weights = tf.cast(labels >= 0, tf.float32)
-    bce = tf.nn.sigmoid_cross_entropy_with_logits(tf.cast(labels > 0, tf.float32),
-                                                  tf.cast(logits, tf.float32))
+    weights = ops.cast(labels >= 0, "float32")
+    bce = sigmoid_cross_entropy(ops.cast(labels > 0, "float32"), ops.cast(logits, "float32"))
     return _mean(bce, weights)
 
 
 def rpn_box_loss(labels, targets, deltas):
     """Smooth L1 of the anchor deltas, averaged over the positive anchors."""
-    per_anchor = tf.reduce_sum(smooth_l1(targets - tf.cast(deltas, tf.float32)), axis=-1)
-    return _mean(per_anchor, tf.cast(labels > 0, tf.float32))
+    per_anchor = ops.sum(smooth_l1(targets - ops.cast(deltas, "float32")), axis=-1)
+    return _mean(per_anchor, ops.cast(labels > 0, "float32"))
 
 
 def class_loss(classes, valid, logits):
     """Softmax cross-entropy of the head over the sampled ROIs (``valid`` marks them)."""
-    ce = tf.nn.sparse_softmax_cross_entropy_with_logits(classes, tf.cast(logits, tf.float32))
+    logits = ops.cast(logits, "float32")
+    ce = ops.logsumexp(logits, axis=-1) - own_class(logits, classes, 2)
     return _mean(ce, valid)
 
 
 def box_loss(classes, targets, deltas):
     """Smooth L1 of the deltas predicted for each positive ROI's own class."""
-    own = tf.gather(tf.cast(deltas, tf.float32), classes, batch_dims=2)
-    per_roi = tf.reduce_sum(smooth_l1(targets - own), axis=-1)
-    return _mean(per_roi, tf.cast(classes > 0, tf.float32))
+    own = own_class(ops.cast(deltas, "float32"), classes, 2)
+    per_roi = ops.sum(smooth_l1(targets - own), axis=-1)
+    return _mean(per_roi, ops.cast(classes > 0, "float32"))
 
 
 def mask_loss(classes, targets, logits):
@@ -47,7 +65,6 @@ def mask_loss(classes, targets, logits):
 
     ``classes (B, P)``, ``targets (B, P, m, m)``, ``logits (B, P, m, m, K)``.
     """
-    own = tf.gather(tf.transpose(tf.cast(logits, tf.float32), (0, 1, 4, 2, 3)), classes,
-                    batch_dims=2)
-    bce = tf.nn.sigmoid_cross_entropy_with_logits(targets, own)
-    return _mean(tf.reduce_mean(bce, axis=(2, 3)), tf.cast(classes > 0, tf.float32))
+    own = own_class(ops.cast(logits, "float32"), classes, 4)
+    bce = sigmoid_cross_entropy(targets, own)
+    return _mean(ops.mean(bce, axis=(2, 3)), ops.cast(classes > 0, "float32"))

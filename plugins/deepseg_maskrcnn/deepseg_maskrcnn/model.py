@@ -6,9 +6,10 @@ import json
 
 import h5py
 import keras
-import tensorflow as tf
+from keras import ops
 
 from . import losses as ls
+from . import steps
 from .anchors import pyramid_anchors
 from .config import DEFAULTS
 from .detection import DetectionLayer
@@ -50,9 +51,8 @@ class MaskRCNN(keras.Model):
         self.detection = DetectionLayer(p["max_instances"], p["detection_min_confidence"],
                                         p["detection_nms_threshold"], name="detection")
         self.trackers = [keras.metrics.Mean(name=n) for n in ("loss", *LOSSES)]
-        self.supports_jit = False  # NMS and sampling have data-dependent shapes
         self.built = True
-        self._detect_fn = None
+        self._detect_fns: dict = {}
 
     @property
     def metrics(self):
@@ -61,69 +61,64 @@ class MaskRCNN(keras.Model):
 
     def _pyramid(self, images, training):
         outputs = self.feature_net(images, training=training)
-        pyramid = outputs[:5]
         p = self.config_params
-        anchors = pyramid_anchors(images, pyramid, p["anchor_scales"], p["anchor_ratios"],
+        height, width = steps.tile_size(images)
+        anchors = pyramid_anchors(height, width, p["anchor_scales"], p["anchor_ratios"],
                                   p["anchor_octaves"])
-        return pyramid, outputs[5], outputs[6], anchors
+        return outputs[:5], outputs[5], outputs[6], anchors
 
     def _heads(self, rois, images, pyramid, training):
         pooled = self.roi_align(rois, images, pyramid[:4])
         size, channels = self.config_params["pool_size"], self.config_params["fpn_channels"]
-        logits, deltas = self.box_head(tf.reshape(pooled, (-1, size, size, channels)),
+        logits, deltas = self.box_head(ops.reshape(pooled, (-1, size, size, channels)),
                                        training=training)
-        shape = tf.shape(rois)[:2]
-        return (tf.reshape(logits, tf.concat([shape, [self.nclasses]], 0)),
-                tf.reshape(deltas, tf.concat([shape, [self.nclasses, 4]], 0)))
+        count = rois.shape[1]
+        return (ops.reshape(logits, (-1, count, self.nclasses)),
+                ops.reshape(deltas, (-1, count, self.nclasses, 4)))
 
     def _masks(self, rois, images, pyramid, training):
         pooled = self.mask_align(rois, images, pyramid[:4])
         size, channels = self.config_params["mask_pool_size"], self.config_params["fpn_channels"]
-        logits = self.mask_head(tf.reshape(pooled, (-1, size, size, channels)), training=training)
+        logits = self.mask_head(ops.reshape(pooled, (-1, size, size, channels)), training=training)
         m = 2 * size
-        return tf.reshape(logits, tf.concat([tf.shape(rois)[:2], [m, m, self.nclasses]], 0))
+        return ops.reshape(logits, (-1, rois.shape[1], m, m, self.nclasses))
 
     def call(self, images, training=False):
         """Detections of a batch of tiles (inference, whatever ``training`` says)."""
-        images = tf.cast(images, tf.float32)
+        images = ops.cast(images, "float32")
         pyramid, rpn_logits, rpn_deltas, anchors = self._pyramid(images, False)
         proposals = self.infer_proposals(rpn_logits, rpn_deltas, anchors)
         logits, deltas = self._heads(proposals, images, pyramid, False)
-        boxes, scores, class_ids, count = self.detection(proposals, tf.nn.softmax(logits), deltas)
+        boxes, scores, class_ids, count = self.detection(proposals, ops.softmax(logits), deltas)
         mask_logits = self._masks(boxes, images, pyramid, False)
-        own = tf.gather(tf.transpose(mask_logits, (0, 1, 4, 2, 3)), class_ids, batch_dims=2)
-        size = tf.cast(tf.shape(images)[1:3], tf.float32)
-        return {"boxes": boxes * tf.tile(size, [2]), "scores": scores, "class_ids": class_ids,
-                "masks": tf.sigmoid(own), "count": count}
+        own = ls.own_class(ops.cast(mask_logits, "float32"), class_ids, 4)
+        height, width = steps.tile_size(images)
+        size = ops.convert_to_tensor([height, width, height, width], "float32")
+        return {"boxes": boxes * size, "scores": scores, "class_ids": class_ids,
+                "masks": ops.sigmoid(own), "count": count}
 
     def detect(self, images) -> dict:
-        """``call`` on a batch of tiles as numpy arrays, through one graph for all batch shapes.
-
-        The fixed input signature keeps the computation (hence the float rounding) the same
-        whichever batch shapes came before, so a saved and reloaded model predicts identically.
-        """
-        if self._detect_fn is None:
-            spec = tf.TensorSpec((None, None, None, self.nbands), tf.float32)
-            self._detect_fn = tf.function(lambda x: self.call(x, training=False),
-                                          input_signature=[spec], jit_compile=False,
-                                          autograph=False)
-        outputs = self._detect_fn(tf.convert_to_tensor(images, tf.float32))
-        return {key: value.numpy() for key, value in outputs.items()}
+        """``call`` on a batch of tiles as numpy arrays, through one compiled function per tile
+        size (TensorFlow: a graph whatever the batch size, so the float rounding does not depend
+        on the batches seen before and a saved and reloaded model predicts identically)."""
+        return steps.detect(self, images)
 
     def compute_losses(self, images, targets, training=True):
         """The five losses (dict of scalars) of a batch of images and their targets."""
-        images = tf.cast(images, tf.float32)
+        images = ops.cast(images, "float32")
         p = self.config_params
         pyramid, rpn_logits, rpn_deltas, anchors = self._pyramid(images, training)
-        size = tf.tile(tf.cast(tf.shape(images)[1:3], tf.float32), [2])
-        gt_boxes = tf.cast(targets["gt_boxes"], tf.float32) / size
-        gt_classes = tf.cast(targets["gt_class_ids"], tf.int32)
+        height, width = steps.tile_size(images)
+        size = ops.convert_to_tensor([height, width, height, width], "float32")
+        gt_boxes = ops.cast(targets["gt_boxes"], "float32") / size
+        gt_classes = ops.cast(targets["gt_class_ids"], "int32")
+        step = steps.sampling_step(self)
         labels, anchor_deltas = rpn_targets(anchors, gt_boxes, gt_classes > 0,
                                             p["rpn_train_anchors"], p["rpn_positive_fraction"],
-                                            p["rpn_positive_iou"], p["rpn_negative_iou"])
+                                            p["rpn_positive_iou"], p["rpn_negative_iou"], step)
         proposals = self.train_proposals(rpn_logits, rpn_deltas, anchors)
         rois, classes, roi_deltas, sampled, masks = self.target_layer(
-            proposals, gt_boxes, gt_classes, targets["gt_instances"])
+            proposals, gt_boxes, gt_classes, targets["gt_instances"], step=step)
         logits, deltas = self._heads(rois, images, pyramid, training)
         npos = self.target_layer.positives
         mask_logits = self._masks(rois[:, :npos], images, pyramid, training)
@@ -133,28 +128,22 @@ class MaskRCNN(keras.Model):
                 "box_loss": ls.box_loss(classes, roi_deltas, deltas),
                 "mask_loss": ls.mask_loss(classes[:, :npos], masks, mask_logits)}
 
-    def _record(self, losses):
-        total = tf.add_n(list(losses.values()))
+    def record(self, losses):
+        """Update the loss trackers; their running means by name."""
+        total = sum(losses.values())
         self.trackers[0].update_state(total)
         for tracker, name in zip(self.trackers[1:], LOSSES):
             tracker.update_state(losses[name])
         return {t.name: t.result() for t in self.trackers}
 
-    def train_step(self, data):
-        """One optimizer step on ``(images, targets)``; the running mean losses."""
-        images, targets = data[0], data[1]
-        with tf.GradientTape() as tape:
-            losses = self.compute_losses(images, targets, training=True)
-            total = tf.add_n(list(losses.values()))
-        variables = self.trainable_variables
-        grads = tape.gradient(total, variables)
-        pairs = [(g, v) for g, v in zip(grads, variables) if g is not None]
-        self.optimizer.apply([g for g, _ in pairs], [v for _, v in pairs])
-        return self._record(losses)
+    def train_step(self, *args):
+        """One optimizer step on ``(images, targets)``; the running mean losses (TensorFlow:
+        ``(data)``; JAX: ``(state, data)`` -> ``(logs, state)``, as each Keras trainer calls)."""
+        return steps.train_step(self, *args)
 
-    def test_step(self, data):
+    def test_step(self, *args):
         """The losses of ``(images, targets)`` with batch normalization in inference mode."""
-        return self._record(self.compute_losses(data[0], data[1], training=False))
+        return steps.test_step(self, *args)
 
     def save_weights(self, filepath, overwrite=True, **kwargs):
         """Keras' weights file, plus this model's config so it can be loaded by layer name."""

@@ -1,6 +1,7 @@
 """Hook implementations of the deepseg_maskrcnn plugin: registers the ``maskrcnn`` model.
 
-Keras and TensorFlow are imported inside the methods only.
+Keras is imported inside the methods only; the model is keras.ops throughout (TensorFlow and
+JAX), with static shapes.
 """
 
 from __future__ import annotations
@@ -21,7 +22,6 @@ class MaskRCNNPlugin(InstanceModel):
     for any number of bands."""
 
     segmentation_type = "instance"
-    backends = ("tensorflow",)  # its layers call TensorFlow ops (tf.image, tf.gather ...)
 
     def validate(self, nbands, nclasses, tilesize, params):
         """Raise DeepSegError naming the first parameter the model cannot take."""
@@ -60,7 +60,8 @@ class MaskRCNNPlugin(InstanceModel):
         else:
             raise DeepSegError(f"optimizer {settings.optimizer!r} unknown to maskrcnn; "
                                f"expected adam, adamw or sgd")
-        model.compile(optimizer=optimizer, jit_compile=False)
+        # TensorFlow: no XLA on CPU (op determinism); JAX: one compiled step (eager is op by op)
+        model.compile(optimizer=optimizer, jit_compile=keras.backend.backend() == "jax")
 
     def prepare_batch(self, images, labels, instance_classes=None, params=None):
         """``(images, targets)``: boxes, classes and slot maps derived from the instance maps,

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import keras
-import tensorflow as tf
+from keras import ops
 
 from . import boxes as bx
+from .nms import first_kept, native_nms, suppress
 
 
 @keras.saving.register_keras_serializable(package="deepseg_maskrcnn")
@@ -19,20 +20,24 @@ class ProposalLayer(keras.layers.Layer):
     def __init__(self, count: int, pre_nms_limit: int, nms_threshold: float, **kwargs):
         super().__init__(**kwargs)
         self.count, self.pre_nms_limit, self.nms_threshold = count, pre_nms_limit, nms_threshold
-        self.supports_jit = False  # NMS has data-dependent shapes
         self.built = True
 
     def call(self, logits, deltas, anchors):
         """Proposals ``(B, count, 4)``, best first (no gradient flows through them)."""
-        scores = tf.sigmoid(tf.cast(logits, tf.float32))
-        k = tf.minimum(self.pre_nms_limit, tf.shape(scores)[1])
-        top, index = tf.math.top_k(scores, k=k, sorted=True)
-        chosen = tf.gather(tf.cast(deltas, tf.float32), index, batch_dims=1)
-        boxes = bx.clip(bx.decode(chosen, tf.gather(anchors, index)))
-        proposals, _, _, _ = tf.image.combined_non_max_suppression(
-            boxes[:, :, None, :], top[:, :, None], self.count, self.count,
-            iou_threshold=self.nms_threshold, clip_boxes=False)
-        return tf.stop_gradient(proposals)
+        logits = ops.stop_gradient(ops.cast(logits, "float32"))
+        deltas = ops.stop_gradient(ops.cast(deltas, "float32"))
+        anchors = ops.convert_to_tensor(anchors, "float32")
+        top, index = ops.top_k(ops.sigmoid(logits), k=min(self.pre_nms_limit, anchors.shape[0]))
+        boxes = bx.clip(bx.decode(bx.batch_gather(deltas, index), ops.take(anchors, index, 0)))
+        if native_nms():
+            from .nms_tf import proposals
+
+            return ops.stop_gradient(proposals(boxes, top, self.count, self.nms_threshold))
+        kept = suppress(boxes, ops.ones_like(top, dtype="bool"), self.nms_threshold)
+        slot, filled = first_kept(kept, self.count)
+        proposals = bx.batch_gather(boxes, slot) * ops.cast(ops.expand_dims(filled, -1),
+                                                             "float32")
+        return ops.stop_gradient(proposals)
 
     def compute_output_shape(self, logits_shape, deltas_shape=None, anchors_shape=None):
         return (logits_shape[0], self.count, 4)

@@ -131,14 +131,21 @@ def test_prepare_batch_pads_to_the_max_instances_it_is_given():
 
 
 def test_roialign_samples_bin_centres():
-    import tensorflow as tf
     from deepseg_maskrcnn.roialign import crop_regions
+    from keras import ops
 
     rows = np.broadcast_to(np.arange(16, dtype=np.float32)[:, None], (16, 16))
-    image = tf.constant(rows[None, :, :, None])
-    box = tf.constant([[2 / 16, 0.0, 6 / 16, 1.0]])  # pixel rows 2..5
-    crop = crop_regions(image, box, tf.constant([0]), 4)
-    np.testing.assert_allclose(crop[0, :, 0, 0], [2, 3, 4, 5], atol=1e-5)
+    image = np.ascontiguousarray(rows[None, :, :, None])
+    box = np.array([[[2 / 16, 0.0, 6 / 16, 1.0]]], np.float32)  # pixel rows 2..5
+    crop = ops.convert_to_numpy(crop_regions(image, box, 4))
+    np.testing.assert_allclose(crop[0, 0, :, 0, 0], [2, 3, 4, 5], atol=1e-5)
+    # between pixel centres: bilinear; beyond the outer centres: 0 (crop_and_resize's rule)
+    box = np.array([[[0.0, 0.0, 2 / 16, 1.0], [15 / 16, 0.0, 17 / 16, 1.0]]], np.float32)
+    crop = ops.convert_to_numpy(crop_regions(image, box, 2))
+    np.testing.assert_allclose(crop[0, :, :, 0, 0], [[0.0, 1.0], [15.0, 0.0]], atol=1e-5)
+    half = np.array([[[0.0, 0.0, 4 / 16, 1.0]]], np.float32)  # samples at rows 0.5 and 2.5
+    nearest = ops.convert_to_numpy(crop_regions(image, half, 2, "nearest"))
+    np.testing.assert_array_equal(nearest[0, 0, :, 0, 0], [1.0, 3.0])  # half rounds up
 
 
 def test_paste_mask_fills_the_box_at_tile_scale():
@@ -185,7 +192,7 @@ def test_octave_anchors_cover_every_box_size_between_two_levels():
         anchor = np.array([s for s, _ in anchor_shapes(16, [1.0], octaves)] + [32.0])
         best = [np.max(np.minimum(s, anchor) ** 2 / np.maximum(s, anchor) ** 2) for s in sides]
         assert min(best) == pytest.approx(floor, abs=0.01)
-    boxes = level_anchors(2, 3, 8, 12, 4, shapes).numpy()
+    boxes = level_anchors(2, 3, 8, 12, 4, shapes)
     assert boxes.shape == (2 * 3 * 6, 4)
     first = boxes[0] * [8, 12, 8, 12]  # row 0, col 0, octave 0, ratio 0.5: centred at (2, 2)
     height, width = 16 / 0.5**0.5, 16 * 0.5**0.5
@@ -193,19 +200,20 @@ def test_octave_anchors_cover_every_box_size_between_two_levels():
 
 
 def test_rpn_iou_thresholds_decide_positive_and_negative_anchors():
-    import tensorflow as tf
     from deepseg_maskrcnn.targets import rpn_targets
+    from keras import ops
 
     # anchors of IoU 1, 0.64, 0.36 and 0 with the one box (10 x 10 at the origin, on 100 px)
-    anchors = tf.constant([[0, 0, 10, 10], [0, 0, 8, 8], [0, 0, 6, 6], [50, 50, 60, 60]],
-                          tf.float32) / 100
-    box = tf.constant([[[0, 0, 10, 10], [0, 0, 0, 0]]], tf.float32) / 100
-    valid = tf.constant([[True, False]])
+    anchors = np.array([[0, 0, 10, 10], [0, 0, 8, 8], [0, 0, 6, 6], [50, 50, 60, 60]],
+                       np.float32) / 100
+    box = np.array([[[0, 0, 10, 10], [0, 0, 0, 0]]], np.float32) / 100
+    valid = np.array([[True, False]])
     for positive, negative, expected in ((0.7, 0.3, [1, -1, -1, 0]), (0.5, 0.3, [1, 1, -1, 0]),
                                          (0.3, 0.3, [1, 1, 1, 0]), (0.7, 0.5, [1, -1, 0, 0])):
         labels, deltas = rpn_targets(anchors, box, valid, 4, 1.0, positive, negative)
-        assert labels.numpy()[0].tolist() == expected
-        assert np.all(deltas.numpy()[0][np.array(expected) < 1] == 0)
+        labels, deltas = ops.convert_to_numpy(labels), ops.convert_to_numpy(deltas)
+        assert labels[0].tolist() == expected
+        assert np.all(deltas[0][np.array(expected) < 1] == 0)
 
 
 def test_tiny_model_with_octave_anchors_trains_a_step():
@@ -302,3 +310,35 @@ def test_weights_file_without_a_matching_layer_is_an_error(tmp_path):
         f["dense_99/k"] = np.zeros((2, 2), np.float32)
     with pytest.raises(DeepSegError, match="no layer of .* matches"):
         MaskRCNNPlugin().build(4, 3, 64, {**TINY, "weights": str(path)})
+
+
+def test_tensorflow_kernels_make_the_portable_choices(monkeypatch):
+    """crop_and_resize and combined NMS (TensorFlow's kernels) against the keras.ops gather
+    and greedy pass on the same inputs (on JAX both runs are the portable ones)."""
+    from deepseg_maskrcnn import nms, roialign
+    from deepseg_maskrcnn.detection import DetectionLayer
+    from deepseg_maskrcnn.proposals import ProposalLayer
+    from keras import ops
+
+    rng = np.random.default_rng(3)
+    anchors = np.sort(rng.uniform(0, 1, (400, 4)), -1)[:, [0, 2, 1, 3]].astype(np.float32)
+    logits = (rng.permutation(800)[:400].reshape(1, 400) * 1e-2 - 2).astype(np.float32)
+    deltas = rng.normal(0, 0.3, (1, 400, 4)).astype(np.float32)
+    probs = rng.dirichlet([1, 1, 1], (1, 50)).astype(np.float32)
+    box_deltas = rng.normal(0, 0.3, (1, 50, 3, 4)).astype(np.float32)
+    pyramid = [rng.normal(size=(1, 64 // s, 64 // s, 4)).astype(np.float32) for s in (4, 8, 16, 32)]
+    image = np.zeros((1, 64, 64, 3), np.float32)
+
+    def run():
+        rois = ProposalLayer(50, 300, 0.5)(logits, deltas, anchors)
+        found = DetectionLayer(20, 0.3, 0.3)(rois, probs, box_deltas)
+        pooled = roialign.PyramidROIAlign(7, 24.0)(rois, image, pyramid)
+        return [ops.convert_to_numpy(v) for v in (rois, *found, pooled)]
+
+    native = run()
+    monkeypatch.setattr(nms, "PORTABLE", True)
+    monkeypatch.setattr(roialign, "PORTABLE", True)
+    portable = run()
+    assert native[4].sum() > 3  # detections made
+    for a, b in zip(native, portable):
+        np.testing.assert_allclose(a, b, atol=1e-5)
