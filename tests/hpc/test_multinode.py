@@ -33,34 +33,12 @@ from deepseg_core.models.folder import load_model
 from deepseg_core.stages import predict
 from tests.support.cli import deepseg
 from tests.support.hpc import HPC, band, tiny_experiment
-from tests.support.netns import unavailable
-from tests.support.slurm import Cluster, install
 
 pytestmark = [pytest.mark.interop, pytest.mark.slurm, pytest.mark.xdist_group("slurm")]
 
 ONE_THREAD = {"TF_NUM_INTRAOP_THREADS": "1", "TF_NUM_INTEROP_THREADS": "1",
               "OMP_NUM_THREADS": "1"}
 STAGES = "dataprep,train,crossval,predict"
-
-
-@pytest.fixture(scope="module")
-def two_nodes(tmp_path_factory):
-    """A running two-node Slurm (installed first if missing), stopped at the end."""
-    if os.geteuid() != 0:
-        pytest.skip("the Slurm daemons and network namespaces of this test need root")
-    reason = install() or unavailable()
-    if reason:
-        pytest.skip(reason)
-    cluster = Cluster(tmp_path_factory.mktemp("slurm2"), nodes=2)
-    try:
-        cluster.start()
-    except (RuntimeError, OSError, subprocess.SubprocessError) as exc:
-        logs = cluster.logs()
-        cluster.stop()
-        pytest.fail(f"Slurm did not start: {exc}\n{logs}")
-    yield cluster
-    cluster.stop()
-    assert not cluster.nodes.made  # namespaces, links and hosts files removed
 
 
 def experiment(folder, hpc: dict | None = None, **training):
