@@ -40,3 +40,15 @@ def run_child(script: str, *args: str) -> dict:
     out = subprocess.run([sys.executable, script, "--child", *args], check=True,
                          capture_output=True, text=True).stdout
     return json.loads(out.strip().splitlines()[-1])
+
+
+def backend_child(script: str, args: list[str], backend: str) -> dict | str:
+    """Run ``script ARGS`` in a fresh process on Keras ``backend``: the JSON of its last stdout
+    line, or the last line of its error output when it failed."""
+    import os
+
+    done = subprocess.run([sys.executable, script, *args], capture_output=True, text=True,
+                          env={**os.environ, "KERAS_BACKEND": backend})
+    if done.returncode:
+        return (done.stderr.strip().splitlines() or ["(no output)"])[-1]
+    return json.loads(done.stdout.strip().splitlines()[-1])

@@ -14,12 +14,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import subprocess
 import sys
 import time
 
 import numpy as np
+from common import backend_child
 
 import deepseg_core  # noqa: F401  (its TensorFlow defaults apply before TensorFlow starts)
 
@@ -77,13 +76,10 @@ def main() -> None:
           "predict tiles/s |\n|---|---|---|---|---|---|")
     for backend in args.backends:
         for jit in ("false", "true"):
-            done = subprocess.run([sys.executable, __file__, *sys.argv[1:], "--jit", jit],
-                                  capture_output=True, text=True,
-                                  env={**os.environ, "KERAS_BACKEND": backend})
-            if done.returncode:
-                print(f"| {backend} | {jit} | failed: {done.stderr.strip().splitlines()[-1]} |")
+            r = backend_child(__file__, [*sys.argv[1:], "--jit", jit], backend)
+            if isinstance(r, str):
+                print(f"| {backend} | {jit} | failed: {r} |")
                 continue
-            r = json.loads(done.stdout.strip().splitlines()[-1])
             print(f"| {r['backend']} | {r['jit_compile']} | {r['train_cpu_s_per_tile']:.3f} | "
                   f"{r['train_tiles_per_s']:.2f} | {r['predict_cpu_s_per_tile']:.4f} | "
                   f"{r['predict_tiles_per_s']:.2f} |", flush=True)

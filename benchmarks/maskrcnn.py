@@ -17,8 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -29,6 +27,7 @@ import deepseg_core  # noqa: F401  (its TensorFlow defaults apply before TensorF
 
 HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE), str(HERE.parent / "plugins" / "deepseg_maskrcnn" / "tests")]
+from common import backend_child  # noqa: E402  (beside this file)
 
 
 def tiles(n: int, size: int, seed: int):
@@ -90,13 +89,10 @@ def main() -> None:
     print("| backend | train steps/s | train CPU s/step | predict tiles/s | predict CPU s/tile |"
           "\n|---|---|---|---|---|")
     for backend in args.backends:
-        done = subprocess.run([sys.executable, __file__, *sys.argv[1:], "--child"],
-                              capture_output=True, text=True,
-                              env={**os.environ, "KERAS_BACKEND": backend})
-        if done.returncode:
-            print(f"| {backend} | failed: {done.stderr.strip().splitlines()[-1:]} |")
+        r = backend_child(__file__, [*sys.argv[1:], "--child"], backend)
+        if isinstance(r, str):
+            print(f"| {backend} | failed: {r} |")
             continue
-        r = json.loads(done.stdout.strip().splitlines()[-1])
         print(f"| {r['backend']} | {r['train_steps_per_s']:.3f} | "
               f"{r['train_cpu_s_per_step']:.2f} | {r['predict_tiles_per_s']:.2f} | "
               f"{r['predict_cpu_s_per_tile']:.3f} |", flush=True)
