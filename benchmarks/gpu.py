@@ -153,13 +153,34 @@ def end_to_end(folder, registry, size, sampler, bare, policies, clock) -> list[d
 MASKRCNN_PRECISIONS = ("float32", "mixed_bfloat16")
 
 
+def vector_libraries_missing() -> str | None:
+    """Why the instance route cannot run here (it writes GeoPackage polygons with pyogrio and
+    shapely, which the GPU kit does not carry: their wheels would not fit), or None."""
+    try:
+        import pyogrio  # noqa: F401
+        import shapely  # noqa: F401
+    except ImportError as exc:
+        return str(exc)
+    return None
+
+
 def maskrcnn(folder, registry, size, sampler, policy: str) -> dict:
-    """``deepseg predict`` of Mask R-CNN (stitching included) at ``policy``: tiles/s."""
+    """``deepseg predict`` of Mask R-CNN (stitching included) at ``policy``: tiles/s. Without
+    the vector libraries: the model's own ``predict_tiles`` (detection, masks, unmolding) on
+    tiles on the host, stitching and writing excluded, and said so in the row."""
+    missing = vector_libraries_missing()
+    if missing:
+        row = bare_predict(registry, "maskrcnn", size["maskrcnn"],
+                           {**size, "batches": [size["e2e_batch"]]}, policy)[0]
+        print(f"predict maskrcnn {policy}: {row['tiles_per_s']:.2f} tiles/s (bare: no "
+              f"stitching; {missing})", flush=True)
+        return {**row, "backbone": size["maskrcnn"]["backbone"], "readers": 0,
+                "stitching": False, "why": missing}
     exp = instance_experiment(folder, registry, size, policy)
     r = predict_run(exp, registry, sampler)
     print(f"predict maskrcnn {policy}: {r['tiles_per_s']:.2f} tiles/s", flush=True)
     return {"model": "maskrcnn", "backbone": size["maskrcnn"]["backbone"], "precision": policy,
-            "readers": size["readers"][0], **r}
+            "readers": size["readers"][0], "stitching": True, **r}
 
 
 def train_epoch(folder, registry, size, policy) -> dict:
